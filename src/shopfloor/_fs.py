@@ -1,0 +1,102 @@
+"""Crash-safe file primitives: atomic replace, durable rename, exclusive create."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import fcntl
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a directory entry change (create, rename) durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Replace `path` so that a reader sees the old or the new file, never a torn one."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(raw)
+            fh.flush()
+            os.fsync(fh.fileno())
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(tmp, os.stat(path).st_mode & 0o777)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)
+
+
+def create_exclusive(path: Path, data: str) -> None:
+    """Create a new file durably; FileExistsError if the name is taken (never clobbers)."""
+    tmp = path.parent / f".{path.name}.new.tmp"
+    with open(tmp, "wb") as fh:
+        fh.write(data.encode("utf-8"))
+        fh.flush()
+        os.fsync(fh.fileno())
+    try:
+        # link(2) fails if the target exists, so a concurrent writer can never be overwritten.
+        os.link(tmp, path)
+    finally:
+        os.unlink(tmp)
+    fsync_dir(path.parent)
+
+
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+_libc = ctypes.CDLL(None, use_errno=True)
+_renameat2 = getattr(_libc, "renameat2", None)
+
+
+def _rename_noreplace(src: Path, dst: Path) -> None:
+    """rename(2) that fails with FileExistsError instead of replacing `dst` (renameat2)."""
+    if _renameat2 is not None:
+        rc = _renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE)
+        if rc == 0:
+            return
+        err = ctypes.get_errno()
+        if err not in (errno.ENOSYS, errno.EINVAL):
+            raise OSError(err, os.strerror(err), str(src), None, str(dst))
+    # Filesystems without RENAME_NOREPLACE: check, then rename (a narrow race, documented).
+    if dst.exists() or dst.is_symlink():
+        raise FileExistsError(errno.EEXIST, "file exists", str(dst))
+    os.rename(src, dst)
+
+
+def durable_rename(src: Path, dst: Path) -> None:
+    """rename(2) within one filesystem, never replacing an existing file, then fsync both dirs."""
+    if not src.is_symlink():
+        fd = os.open(src, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    _rename_noreplace(src, dst)
+    fsync_dir(dst.parent)
+    if src.parent != dst.parent:
+        fsync_dir(src.parent)
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock held for the duration of the block (flock, released on crash)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

@@ -1,0 +1,180 @@
+"""What a person can do to the board, in one place for the CLI, chat and web front ends."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shopfloor import defaults, task
+from shopfloor.board import Board, Entry, Lane
+from shopfloor.errors import ShopfloorError
+
+#: Version of the JSON documents `status --json` and `show --json` print (docs/cli.md).
+JSON_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class NewTask:
+    title: str
+    body: str = ""
+    backlog: bool = False
+    priority: str = defaults.DEFAULT_PRIORITY
+    type: str = "feature"
+    agent: str | None = None
+    source: str = "cli"
+
+
+def _check_title(title: str) -> str:
+    clean = " ".join(title.split())
+    if not clean:
+        raise ShopfloorError('a task needs a title, e.g. shopfloor new "Retry Telegram sends"')
+    if len(clean) > 200:
+        raise ShopfloorError("the title is over 200 characters; put the details in --body")
+    return clean
+
+
+def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ShopfloorError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def create_task(board: Board, spec: NewTask) -> Entry:
+    """A request in inbox/ (or a ready spec in backlog/) with a fresh, unique id."""
+    title = _check_title(spec.title)
+    _check_choice("priority", spec.priority, defaults.PRIORITIES)
+    _check_choice("type", spec.type, defaults.TYPES)
+    now = task.utc_now()
+    header = task.Header(
+        id=board.allocate_id(),
+        title=title,
+        type=spec.type,
+        priority=spec.priority,
+        agent=spec.agent,
+        created=now,
+        updated=now,
+    )
+    section = "Spec" if spec.backlog else "Request"
+    text = task.render_new(
+        header,
+        sections={section: spec.body or title},
+        tracker=f"{now} {spec.source} created in {'backlog' if spec.backlog else 'inbox'}",
+    )
+    lane = Lane.BACKLOG if spec.backlog else Lane.INBOX
+    path = board.create(lane, f"{header.id}-{task.slugify(title)}.md", text)
+    return Entry(header, lane, path)
+
+
+def _fenced(text: str, info: str = "text") -> str:
+    """A code fence longer than any backtick run inside `text`."""
+    ticks = "`" * max(3, _longest_backticks(text) + 1)
+    return f"{ticks}{info}\n{text.rstrip()}\n{ticks}"
+
+
+def _longest_backticks(text: str) -> int:
+    best = run = 0
+    for char in text:
+        run = run + 1 if char == "`" else 0
+        best = max(best, run)
+    return best
+
+
+def log_tail(path: Path) -> str:
+    """The last lines of a log or stack trace, bounded in lines and bytes."""
+    if str(path) == "-":
+        raise ShopfloorError("read the log from a file: --log FILE")
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            fh.seek(max(0, size - defaults.HOTFIX_LOG_TAIL_BYTES))
+            raw = fh.read()
+    except OSError as exc:
+        raise ShopfloorError(f"cannot read log {path}: {exc.strerror or exc}") from None
+    text = raw.replace(b"\x00", b"").decode("utf-8", "replace")
+    lines = text.splitlines()[-defaults.HOTFIX_LOG_TAIL_LINES :]
+    if size > len(raw) and lines:
+        lines = lines[1:]  # the first line was cut in the middle
+    return "\n".join(lines)
+
+
+def create_hotfix(
+    board: Board, title: str, body: str = "", log: Path | None = None, source: str = "cli"
+) -> Entry:
+    """A HOTFIX-<slug>.md in hotfix/: the daemon starts its agent the moment it appears."""
+    clean = _check_title(title)
+    sections = {"Request": body or clean}
+    if log is not None:
+        tail = log_tail(log)
+        sections["Evidence"] = f"Tail of `{log.name}`:\n\n{_fenced(tail)}"
+    now = task.utc_now()
+    for _ in range(100):  # a parallel hotfix with the same title takes the next suffix
+        task_id, name = board.hotfix_name(task.slugify(clean))
+        header = task.Header(
+            id=task_id,
+            title=clean,
+            type="hotfix",
+            priority="P0",
+            max_attempts=1,
+            created=now,
+            updated=now,
+        )
+        text = task.render_new(header, sections=sections, tracker=f"{now} {source} hotfix filed")
+        try:
+            return Entry(header, Lane.HOTFIX, board.create(Lane.HOTFIX, name, text))
+        except FileExistsError:
+            continue
+    raise ShopfloorError("could not find a free HOTFIX file name; clean up tasks/hotfix/")
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def entry_json(board: Board, entry: Entry) -> dict[str, Any]:
+    return {**entry.header.to_json(), "lane": entry.lane.value, "path": board.relative(entry.path)}
+
+
+def status_report(board: Board, sweep: bool = True) -> dict[str, Any]:
+    """The board at a glance, as the documented JSON document (schema 1)."""
+    scan = board.sweep() if sweep else board.scan()
+    counts = {lane.value: 0 for lane in Lane}
+    for entry in scan.entries:
+        counts[entry.lane.value] += 1
+    counts[Lane.INVALID.value] = len(scan.invalid)
+    return {
+        "schema": JSON_SCHEMA_VERSION,
+        "root": str(board.root),
+        "counts": counts,
+        "tasks": [entry_json(board, e) for e in scan.entries],
+        "invalid": [{"path": board.relative(q.path), "reason": q.reason} for q in scan.invalid],
+        "unreadable": [{"path": board.relative(p.path), "reason": p.reason} for p in scan.problems],
+        "conflicts": [
+            {"id": task_id, "paths": [board.relative(e.path) for e in entries]}
+            for task_id, entries in sorted(scan.conflicts.items())
+        ],
+        "unknown_folders": scan.unknown,
+    }
+
+
+def show_report(board: Board, task_id: str) -> dict[str, Any]:
+    entry = board.find(task_id)
+    text = board.read_text(entry)
+    tracker = task.get_section(text, "Tracker") or ""
+    return {
+        "schema": JSON_SCHEMA_VERSION,
+        **entry_json(board, entry),
+        "sections": {
+            name: task.get_section(text, name)
+            for name in ("Request", "Spec", "Verification", "QA notes")
+            if task.get_section(text, name) is not None
+        },
+        "tracker": [line[2:] for line in tracker.splitlines() if line.startswith("- ")],
+        "text": text,
+    }
+
+
+def cwd_relative(path: Path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)

@@ -1,0 +1,407 @@
+"""The board: lane folders whose contents are the state, read fast and moved atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from shopfloor import _fs, defaults, task
+from shopfloor.errors import (
+    ConflictError,
+    NotAProjectError,
+    TaskFormatError,
+    TaskNotFoundError,
+    UnsafePathError,
+)
+
+
+class Lane(StrEnum):
+    INBOX = "inbox"
+    BACKLOG = "backlog"
+    ACTIVE = "active"
+    REVIEW = "review"
+    DONE = "done"
+    FAILED = "failed"
+    HOTFIX = "hotfix"
+    INVALID = "invalid"
+
+
+#: Lanes that hold task files (invalid/ holds what could not be read).
+TASK_LANES = tuple(lane for lane in Lane if lane is not Lane.INVALID)
+ERROR_SUFFIX = ".error.txt"
+_TEMP_SUFFIXES = ("~", ".swp", ".swx", ".swo", ".tmp", ".part", ".crdownload")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_NUMBERED_ID_RE = re.compile(rf"{re.escape(defaults.ID_PREFIX)}(\d+)")
+
+
+def is_temp_name(name: str) -> bool:
+    """Editor swap files, our temp files, dotfiles: never tasks, never quarantined."""
+    return name.startswith(".") or name.endswith(_TEMP_SUFFIXES) or name.startswith("#")
+
+
+def check_name(name: str) -> None:
+    """Refuse a file name that could leave its lane or confuse a terminal."""
+    if not name or "/" in name or "\\" in name or "\x00" in name:
+        raise UnsafePathError(f"unsafe file name {name!r}: path separators are not allowed")
+    if ".." in name:
+        raise UnsafePathError(f"unsafe file name {name!r}: '..' is not allowed")
+    if _CONTROL_RE.search(name) or any(unicodedata.category(c) == "Cc" for c in name):
+        raise UnsafePathError(f"unsafe file name {name!r}: control characters are not allowed")
+
+
+def check_task_id(task_id: str) -> None:
+    """Ids from people (CLI, chat): the rules of a file, checked before any path use."""
+    check_name(task_id)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}", task_id):
+        raise UnsafePathError(f"{task_id!r} is not a task id (like T-0042 or HOTFIX-db-down)")
+
+
+@dataclass(slots=True)
+class Entry:
+    """One readable task file on the board."""
+
+    header: task.Header
+    lane: Lane
+    path: Path
+
+    @property
+    def id(self) -> str:
+        return self.header.id
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+@dataclass(slots=True)
+class Problem:
+    """A file in a lane that cannot be a task, and why."""
+
+    path: Path
+    reason: str
+    adoptable: bool = False  # a plain-text request in inbox/ that can be given front matter
+
+
+@dataclass(slots=True)
+class Quarantined:
+    """A file already in invalid/, with the reason from its sidecar."""
+
+    path: Path
+    reason: str
+
+
+@dataclass(slots=True)
+class Scan:
+    entries: list[Entry] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    invalid: list[Quarantined] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+
+    @property
+    def conflicts(self) -> dict[str, list[Entry]]:
+        by_id: dict[str, list[Entry]] = {}
+        for entry in self.entries:
+            by_id.setdefault(entry.id, []).append(entry)
+        return {k: v for k, v in by_id.items() if len(v) > 1}
+
+    def lane(self, lane: Lane) -> list[Entry]:
+        return [e for e in self.entries if e.lane is lane]
+
+
+def _read_head(path: Path, size: int) -> str:
+    """Enough of the file to hold its front matter, decoded and checked for binary content."""
+    with open(path, "rb") as fh:
+        raw = fh.read(defaults.HEAD_BYTES)
+        if len(raw) < size and b"\n---" not in raw[3:] and b"\n..." not in raw[3:]:
+            raw += fh.read(defaults.MAX_FRONT_MATTER_BYTES)
+    if len(raw) < size:
+        raw = raw[: raw.rfind(b"\n") + 1]  # never decode half a character
+    return task.decode(raw)
+
+
+class Board:
+    """The lanes under `<root>/tasks`, and the only code that moves or rewrites task files."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.tasks_dir = self.root / defaults.TASKS_DIR
+        self.state_dir = self.root / defaults.STATE_DIR
+        if not self.tasks_dir.is_dir():
+            raise NotAProjectError(f"no tasks/ folder in {self.root}; run `shopfloor init` there")
+        if not self.tasks_dir.resolve().is_relative_to(self.root):
+            raise UnsafePathError(f"{self.tasks_dir} is a symlink leaving the repository")
+
+    # ------------------------------------------------------------------ paths
+
+    def lane_dir(self, lane: Lane) -> Path:
+        return self.tasks_dir / lane.value
+
+    def ensure_lanes(self) -> None:
+        for lane in Lane:
+            self.lane_dir(lane).mkdir(parents=True, exist_ok=True)
+
+    def relative(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(self.root))
+        except ValueError:
+            return str(path)
+
+    # ------------------------------------------------------------------ reading
+
+    def scan(self, lanes: Iterable[Lane] = TASK_LANES) -> Scan:
+        """Read every lane's front matter; problems are reported, nothing is moved."""
+        result = Scan()
+        wanted = set(lanes)
+        for lane in wanted:
+            self._scan_lane(lane, result)
+        if Lane.INVALID in wanted or wanted == set(TASK_LANES):
+            result.invalid = self.quarantined()
+        known = {lane.value for lane in Lane}
+        with os.scandir(self.tasks_dir) as it:
+            result.unknown = sorted(
+                f"{defaults.TASKS_DIR}/{e.name}"
+                for e in it
+                if e.is_dir() and e.name not in known and not e.name.startswith(".")
+            )
+        result.entries.sort(key=lambda e: (e.lane.value, e.name))
+        return result
+
+    def _scan_lane(self, lane: Lane, result: Scan) -> None:
+        directory = self.lane_dir(lane)
+        try:
+            it = os.scandir(directory)
+        except FileNotFoundError:
+            return
+        with it:
+            for dirent in it:
+                if is_temp_name(dirent.name) or dirent.is_dir():
+                    continue
+                try:
+                    result.entries.append(self._read_entry(lane, dirent))
+                except TaskFormatError as exc:
+                    path = Path(dirent.path)
+                    adoptable = lane is Lane.INBOX and self._is_plain_request(path)
+                    result.problems.append(Problem(path, str(exc), adoptable))
+                except OSError as exc:
+                    result.problems.append(Problem(Path(dirent.path), f"unreadable: {exc}"))
+
+    def _read_entry(self, lane: Lane, dirent: os.DirEntry[str]) -> Entry:
+        check_name(dirent.name)
+        path = Path(dirent.path)
+        if dirent.is_symlink():
+            self._check_link(path)
+        if not dirent.name.endswith(".md"):
+            raise TaskFormatError("not a task file: task file names end in .md")
+        size = dirent.stat().st_size
+        if size > defaults.MAX_TASK_BYTES:
+            raise TaskFormatError(
+                f"file is {size:,} bytes; task files are limited to {defaults.MAX_TASK_BYTES:,}"
+            )
+        if size == 0:
+            raise TaskFormatError("empty file")
+        return Entry(task.read_header_fast(_read_head(path, size)), lane, path)
+
+    def _check_link(self, path: Path) -> None:
+        try:
+            target = path.resolve(strict=True)
+        except (OSError, RuntimeError):
+            raise UnsafePathError("broken or looping symlink") from None
+        if not target.is_relative_to(self.root):
+            raise UnsafePathError(f"symlink leaves the repository (points to {target})")
+
+    def _is_plain_request(self, path: Path) -> bool:
+        """A human's note dropped in inbox/ without front matter: text, small, not a symlink."""
+        try:
+            if path.is_symlink() or not path.name.endswith(".md"):
+                return False
+            check_name(path.name)
+            raw = path.read_bytes()
+            if len(raw) > defaults.MAX_TASK_BYTES:
+                return False
+            text = task.decode(raw)
+        except (OSError, TaskFormatError):
+            return False
+        return bool(text.strip()) and not task.has_front_matter(text)
+
+    def quarantined(self) -> list[Quarantined]:
+        directory = self.lane_dir(Lane.INVALID)
+        if not directory.is_dir():
+            return []
+        found = []
+        for path in sorted(directory.iterdir()):
+            if path.name.endswith(ERROR_SUFFIX) or is_temp_name(path.name):
+                continue
+            sidecar = path.with_name(path.name + ERROR_SUFFIX)
+            try:
+                reason = sidecar.read_text("utf-8", "replace").splitlines()[0]
+            except (OSError, IndexError):
+                reason = "no reason recorded"
+            found.append(Quarantined(path, reason))
+        return found
+
+    def read_text(self, entry: Entry) -> str:
+        """The whole file, re-validated (the header may have changed since the scan)."""
+        if entry.path.is_symlink():
+            self._check_link(entry.path)
+        size = entry.path.stat().st_size
+        if size > defaults.MAX_TASK_BYTES:
+            raise TaskFormatError(f"file is {size:,} bytes; task files are limited to 1 MiB")
+        text = task.decode(entry.path.read_bytes())
+        task.parse(text)
+        return text
+
+    def find(self, task_id: str, scan: Scan | None = None) -> Entry:
+        check_task_id(task_id)
+        scan = scan or self.scan()
+        hits = [e for e in scan.entries if e.id == task_id]
+        if not hits:
+            raise TaskNotFoundError(f"no task {task_id} on the board (see `shopfloor status`)")
+        if len(hits) > 1:
+            where = ", ".join(self.relative(e.path) for e in hits)
+            raise ConflictError(f"{task_id} is in more than one place: {where}; keep one")
+        return hits[0]
+
+    # ------------------------------------------------------------------ writing
+
+    def create(self, lane: Lane, name: str, text: str) -> Path:
+        """A new task file; never replaces an existing one."""
+        check_name(name)
+        task.parse(text)  # we never write a file we could not read back
+        path = self.lane_dir(lane) / name
+        _fs.create_exclusive(path, text)
+        return path
+
+    def move(self, entry: Entry, lane: Lane) -> Entry:
+        """Atomic rename(2) into another lane, durable on return."""
+        target = self.lane_dir(lane) / entry.name
+        _fs.durable_rename(entry.path, target)
+        return Entry(entry.header, lane, target)
+
+    def rewrite(self, entry: Entry, text: str) -> Entry:
+        """Replace a task file's content atomically (temp file, fsync, rename)."""
+        header = task.parse(text)
+        _fs.atomic_write(entry.path, text)
+        return Entry(header, entry.lane, entry.path)
+
+    def update(
+        self, entry: Entry, fields: dict[str, object] | None = None, tracker: str | None = None
+    ) -> Entry:
+        """Set owned front-matter fields and/or add a tracker line, keeping the human's text."""
+        text = self.read_text(entry)
+        if fields:
+            text = task.set_fields(text, fields)
+        if tracker:
+            text = task.append_tracker(text, tracker)
+        return self.rewrite(entry, text)
+
+    def quarantine(self, path: Path, reason: str) -> Path:
+        """Move an unreadable file to invalid/ with a sidecar saying why. Never deletes."""
+        invalid = self.lane_dir(Lane.INVALID)
+        invalid.mkdir(parents=True, exist_ok=True)
+        safe = _CONTROL_RE.sub("_", path.name).replace("..", "_.") or "unnamed"
+        target = invalid / safe
+        n = 1
+        while target.exists() or target.is_symlink():
+            target = invalid / f"{safe}.{n}"
+            n += 1
+        lane = path.parent.name
+        note = (
+            f"{reason}\n\noriginal: {defaults.TASKS_DIR}/{lane}/{path.name!r}\n"
+            f"quarantined: {task.utc_now()}\n"
+            "Fix the file, then move it back into a lane (e.g. tasks/inbox/).\n"
+        )
+        _fs.atomic_write(target.with_name(target.name + ERROR_SUFFIX), note)
+        _fs.durable_rename(path, target)
+        return target
+
+    # ------------------------------------------------------------------ ids
+
+    def allocate_id(self) -> str:
+        """The next T-NNNN, unique even when many processes ask at once (flock + counter)."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        counter = self.state_dir / "next-id"
+        with _fs.locked(self.state_dir / "ids.lock"):
+            highest = self._highest_id_on_disk()
+            with contextlib.suppress(FileNotFoundError, ValueError):
+                highest = max(highest, int(counter.read_text().strip() or 0))
+            number = highest + 1
+            _fs.atomic_write(counter, f"{number}\n")
+        return f"{defaults.ID_PREFIX}{number:0{defaults.ID_WIDTH}d}"
+
+    def _highest_id_on_disk(self) -> int:
+        highest = 0
+        for lane in Lane:
+            try:
+                names = os.listdir(self.lane_dir(lane))
+            except FileNotFoundError:
+                continue
+            for name in names:
+                match = _NUMBERED_ID_RE.match(name)
+                if match:
+                    highest = max(highest, int(match.group(1)))
+        return highest
+
+    def hotfix_name(self, slug: str) -> tuple[str, str]:
+        """(id, file name) for a new hotfix; a numeric suffix keeps repeated titles apart."""
+        base = f"{defaults.HOTFIX_PREFIX}{slug}"
+        taken = {p.stem for lane in Lane for p in self._names(lane)}
+        candidate, n = base, 2
+        while candidate in taken:
+            candidate, n = f"{base}-{n}", n + 1
+        return candidate, f"{candidate}.md"
+
+    def _names(self, lane: Lane) -> list[Path]:
+        try:
+            return [Path(n) for n in os.listdir(self.lane_dir(lane))]
+        except FileNotFoundError:
+            return []
+
+    # ------------------------------------------------------------------ hygiene
+
+    def sweep(self, min_age: float = 0.0) -> Scan:
+        """Quarantine unreadable files and adopt plain-text requests, then rescan.
+
+        `min_age` (seconds since last modification) lets the daemon leave a file that a
+        person is still writing alone for a moment instead of quarantining half a file.
+        """
+        scan = self.scan()
+        if not scan.problems:
+            return scan
+        now = time.time()
+        for problem in scan.problems:
+            try:
+                if min_age and now - problem.path.lstat().st_mtime < min_age:
+                    continue
+                if problem.adoptable:
+                    self.adopt(problem.path)
+                else:
+                    self.quarantine(problem.path, problem.reason)
+            except FileNotFoundError:
+                continue  # moved away by someone else meanwhile: nothing to do
+        return self.scan()
+
+    def adopt(self, path: Path) -> Entry:
+        """Give a plain Markdown note in inbox/ an id and front matter, keeping its words."""
+        text = task.decode(path.read_bytes())
+        lines = text.strip().splitlines()
+        first = lines[0].lstrip("#").strip() if lines else ""
+        title = (first or path.stem)[:120]
+        request = "\n".join(lines[1:]) if lines and lines[0].startswith("#") else text
+        now = task.utc_now()
+        header = task.Header(id=self.allocate_id(), title=title, created=now, updated=now)
+        new_text = task.render_new(
+            header,
+            sections={"Request": request.strip() or title},
+            tracker=f"{now} board adopted {path.name!r} from inbox",
+        )
+        _fs.atomic_write(path, new_text)
+        target = path.with_name(f"{header.id}-{task.slugify(title)}.md")
+        _fs.durable_rename(path, target)
+        return Entry(header, Lane.INBOX, target)

@@ -1,0 +1,34 @@
+"""Helpers shared by the verb modules: finding the project, printing for people and scripts."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from shopfloor.project import Project, locate
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+def start_dir(ctx: click.Context) -> Path:
+    root = ctx.find_root().obj
+    return root if isinstance(root, Path) else Path.cwd()
+
+
+def project(ctx: click.Context) -> Project:
+    return locate(start_dir(ctx))
+
+
+def print_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+
+
+def console(stderr: bool = False) -> Console:
+    from rich.console import Console  # rich only loads for output meant for people
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=False)

@@ -1,0 +1,161 @@
+"""Board verbs: init, new, hotfix, status, show."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from shopfloor import actions, defaults, scaffold
+from shopfloor.cli._common import console, print_json, project, start_dir
+
+#: Lanes listed in full by `status`; the others show their newest few unless --all.
+_BUSY_LANES = ("hotfix", "inbox", "backlog", "active", "review")
+_TAIL = 5
+
+
+def register(app: click.Group) -> None:
+    for command in (init_cmd, new_cmd, hotfix_cmd, status_cmd, show_cmd):
+        app.add_command(command)
+
+
+@click.command("init")
+@click.pass_context
+def init_cmd(ctx: click.Context) -> None:
+    """Scaffold tasks/, shopfloor.toml and .shopfloor/ in this git repository (idempotent)."""
+    report = scaffold.init(start_dir(ctx))
+    for item in report.created:
+        click.echo(f"created {item}")
+    for item in report.kept:
+        click.echo(f"kept    {item} (already there)")
+    found = ", ".join(report.agents) or "none (the built-in simulator plays every role)"
+    click.echo(f"agent CLIs on PATH: {found}")
+    click.echo(f'ready: {report.root}  next: shopfloor new "your first request"')
+
+
+def _read_body(body: str | None) -> str:
+    if body == "-":
+        return sys.stdin.read()
+    return body or ""
+
+
+@click.command("new")
+@click.argument("title")
+@click.option("--body", "-m", help="The request text ('-' reads it from stdin).")
+@click.option("--backlog", "-b", is_flag=True, help="A ready spec: straight to backlog/.")
+@click.option(
+    "--priority", "-p", type=click.Choice(defaults.PRIORITIES), default=defaults.DEFAULT_PRIORITY
+)
+@click.option("--type", "task_type", type=click.Choice(defaults.TYPES[:3]), default="feature")
+@click.option("--agent", help="The agent that should run it (else each role's default).")
+@click.option("--json", "as_json", is_flag=True, help="Print the new task as JSON.")
+@click.pass_context
+def new_cmd(
+    ctx: click.Context,
+    title: str,
+    body: str | None,
+    backlog: bool,
+    priority: str,
+    task_type: str,
+    agent: str | None,
+    as_json: bool,
+) -> None:
+    """A new request in tasks/inbox/ (or a ready spec in tasks/backlog/ with --backlog)."""
+    board = project(ctx).board
+    spec = actions.NewTask(title, _read_body(body), backlog, priority, task_type, agent)
+    entry = actions.create_task(board, spec)
+    if as_json:
+        print_json(actions.entry_json(board, entry))
+    else:
+        click.echo(f"{entry.id}  {actions.cwd_relative(entry.path)}")
+
+
+@click.command("hotfix")
+@click.argument("title")
+@click.option("--body", "-m", help="What is broken ('-' reads it from stdin).")
+@click.option(
+    "--log",
+    "log",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A log or stack trace; its tail is embedded in the file.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the new hotfix as JSON.")
+@click.pass_context
+def hotfix_cmd(
+    ctx: click.Context, title: str, body: str | None, log: Path | None, as_json: bool
+) -> None:
+    """File an emergency: HOTFIX-<slug>.md in tasks/hotfix/, picked up at once by the daemon."""
+    board = project(ctx).board
+    entry = actions.create_hotfix(board, title, _read_body(body), log)
+    if as_json:
+        print_json(actions.entry_json(board, entry))
+    else:
+        click.echo(f"{entry.id}  {actions.cwd_relative(entry.path)}")
+
+
+@click.command("status")
+@click.option("--json", "as_json", is_flag=True, help="The documented JSON document (schema 1).")
+@click.option("--all", "show_all", is_flag=True, help="List every done and failed task too.")
+@click.pass_context
+def status_cmd(ctx: click.Context, as_json: bool, show_all: bool) -> None:
+    """The board at a glance. Unreadable files are moved to tasks/invalid/ with a reason."""
+    report = actions.status_report(project(ctx).board)
+    if as_json:
+        print_json(report)
+        return
+    _print_status(report, show_all)
+
+
+def _print_status(report: dict[str, Any], show_all: bool) -> None:
+    from rich.table import Table
+
+    out = console()
+    counts = report["counts"]
+    out.print("  ".join(f"[bold]{lane}[/] {n}" for lane, n in counts.items()))
+    table = Table(box=None, pad_edge=False, show_header=True, header_style="dim")
+    for column in ("lane", "id", "pri", "status", "try", "title"):
+        table.add_column(column)
+    by_lane: dict[str, list[dict[str, Any]]] = {}
+    for item in report["tasks"]:
+        by_lane.setdefault(item["lane"], []).append(item)
+    for lane in (*_BUSY_LANES, "done", "failed"):
+        items = by_lane.get(lane, [])
+        if lane not in _BUSY_LANES and not show_all:
+            items = sorted(items, key=lambda i: i["updated"] or "")[-_TAIL:]
+        for item in items:
+            attempts = f"{item['attempts']}/{item['max_attempts']}"
+            table.add_row(
+                lane, item["id"], item["priority"], item["status"], attempts, item["title"]
+            )
+    if table.row_count:
+        out.print(table)
+    for problem in report["invalid"]:
+        out.print(f"[red]invalid[/]  {problem['path']}: {problem['reason']}")
+    for problem in report["unreadable"]:
+        out.print(f"[red]unreadable[/]  {problem['path']}: {problem['reason']}")
+    for conflict in report["conflicts"]:
+        out.print(f"[red]conflict[/]  {conflict['id']} is in {', '.join(conflict['paths'])}")
+    for folder in report["unknown_folders"]:
+        out.print(f"[yellow]unknown folder[/]  {folder} is not a lane; its files are ignored")
+
+
+@click.command("show")
+@click.argument("task_id")
+@click.option("--json", "as_json", is_flag=True, help="The task as a JSON document.")
+@click.pass_context
+def show_cmd(ctx: click.Context, task_id: str, as_json: bool) -> None:
+    """One task: where it is, its fields and its file."""
+    report = actions.show_report(project(ctx).board, task_id)
+    if as_json:
+        print_json(report)
+        return
+    out = console()
+    out.print(
+        f"[bold]{report['id']}[/]  {report['title']}\n"
+        f"lane {report['lane']}  status {report['status']}  priority {report['priority']}  "
+        f"attempt {report['attempts']}/{report['max_attempts']}  file {report['path']}"
+    )
+    out.rule()
+    click.echo(report["text"], nl=False)

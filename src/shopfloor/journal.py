@@ -1,0 +1,247 @@
+"""The journal: SQLite (WAL) for events, runs and the notification outbox.
+
+The board is the truth; the journal is history and bookkeeping that can be rebuilt. Schema
+changes are numbered migrations applied in order (PRAGMA user_version).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shopfloor import defaults
+from shopfloor.task import utc_now
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the first schema
+    """
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        ts TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        task_id TEXT,
+        run_id TEXT,
+        data TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX events_task ON events(task_id, id);
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        task_id TEXT NOT NULL,
+        role TEXT NOT NULL,
+        agent TEXT,
+        attempt INTEGER NOT NULL DEFAULT 0,
+        state TEXT NOT NULL,
+        pid INTEGER,
+        proc_started REAL,
+        started_at TEXT NOT NULL,
+        ended_at TEXT,
+        outcome TEXT,
+        exit_code INTEGER,
+        summary TEXT,
+        tokens_in INTEGER,
+        tokens_out INTEGER,
+        cost_usd REAL,
+        workdir TEXT,
+        run_dir TEXT
+    );
+    CREATE INDEX runs_task ON runs(task_id, started_at);
+    CREATE INDEX runs_state ON runs(state);
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        event TEXT NOT NULL,
+        priority INTEGER NOT NULL DEFAULT 5,
+        payload TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL DEFAULT 0,
+        sent_at TEXT,
+        last_error TEXT
+    );
+    CREATE INDEX outbox_pending ON outbox(channel, sent_at, priority, id);
+    """,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: int
+    channel: str
+    event: str
+    priority: int
+    payload: dict[str, Any]
+    attempts: int
+    created_at: str
+
+
+class Journal:
+    """One connection, one writer at a time (a lock), BEGIN IMMEDIATE for every write."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA busy_timeout = 5000")
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = FULL")
+        self._migrate()
+
+    @classmethod
+    def for_project(cls, root: Path) -> Journal:
+        return cls(root / defaults.STATE_DIR / defaults.JOURNAL_FILE)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self.transaction() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in filter(str.strip, script.split(";")):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number}")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    # ------------------------------------------------------------------ events
+
+    def record(
+        self, kind: str, task_id: str | None = None, run_id: str | None = None, **data: Any
+    ) -> int:
+        """Append an event (never updated, never deleted)."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO events(ts, kind, task_id, run_id, data) VALUES (?,?,?,?,?)",
+                (utc_now(), kind, task_id, run_id, json.dumps(data, default=str)),
+            )
+            return int(cur.lastrowid or 0)
+
+    def events(self, task_id: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        query = "SELECT * FROM events"
+        args: tuple[Any, ...] = ()
+        if task_id is not None:
+            query += " WHERE task_id = ?"
+            args = (task_id,)
+        rows = self._db.execute(query + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
+        return [{**dict(r), "data": json.loads(r["data"])} for r in reversed(rows)]
+
+    # ------------------------------------------------------------------ runs
+
+    def insert_run(self, run_id: str, task_id: str, role: str, **fields: Any) -> None:
+        row = {"id": run_id, "task_id": task_id, "role": role, "state": "starting"}
+        row.update(started_at=utc_now(), **fields)
+        marks = ",".join("?" for _ in row)
+        with self.transaction() as db:
+            db.execute(f"INSERT INTO runs({','.join(row)}) VALUES ({marks})", tuple(row.values()))
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        if not fields:
+            return
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        with self.transaction() as db:
+            db.execute(f"UPDATE runs SET {sets} WHERE id = ?", (*fields.values(), run_id))
+
+    def runs(self, task_id: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
+        clauses, args = [], []
+        if task_id is not None:
+            clauses.append("task_id = ?")
+            args.append(task_id)
+        if state is not None:
+            clauses.append("state = ?")
+            args.append(state)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._db.execute(f"SELECT * FROM runs{where} ORDER BY started_at, id", args)
+        return [dict(r) for r in rows.fetchall()]
+
+    # ------------------------------------------------------------------ outbox
+
+    def enqueue(self, channel: str, event: str, payload: dict[str, Any], priority: int = 5) -> int:
+        """Queue a notification; a sender delivers it later (lower priority number = sooner)."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO outbox(created_at, channel, event, priority, payload)"
+                " VALUES (?,?,?,?,?)",
+                (utc_now(), channel, event, priority, json.dumps(payload, default=str)),
+            )
+            return int(cur.lastrowid or 0)
+
+    def pending(self, channel: str, now: float | None = None, limit: int = 50) -> list[OutboxItem]:
+        """Unsent items of a channel that are due, highest priority first, then oldest."""
+        now = time.time() if now is None else now
+        rows = self._db.execute(
+            "SELECT * FROM outbox WHERE channel = ? AND sent_at IS NULL AND next_attempt_at <= ?"
+            " ORDER BY priority, id LIMIT ?",
+            (channel, now, limit),
+        ).fetchall()
+        return [
+            OutboxItem(
+                r["id"],
+                r["channel"],
+                r["event"],
+                r["priority"],
+                json.loads(r["payload"]),
+                r["attempts"],
+                r["created_at"],
+            )
+            for r in rows
+        ]
+
+    def mark_sent(self, item_id: int) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE outbox SET sent_at = ? WHERE id = ?", (utc_now(), item_id))
+
+    def defer(self, item_id: int, next_attempt_at: float, error: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?"
+                " WHERE id = ?",
+                (next_attempt_at, error[:500], item_id),
+            )
+
+    def unsent_count(self, channel: str | None = None) -> int:
+        query = "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL"
+        args: tuple[str, ...] = ()
+        if channel is not None:
+            query += " AND channel = ?"
+            args = (channel,)
+        return int(self._db.execute(query, args).fetchone()[0])
+
+
+def open_if_present(root: Path) -> Journal | None:
+    """The journal for read-only commands: absent is fine (the board is the truth)."""
+    path = root / defaults.STATE_DIR / defaults.JOURNAL_FILE
+    if not path.exists():
+        return None
+    try:
+        return Journal(path)
+    except sqlite3.DatabaseError:
+        return None

@@ -1,0 +1,544 @@
+"""The task file: Markdown with YAML front matter, read fast and edited without disturbing a byte.
+
+Two readers share one set of rules (`header_from_fields`):
+- `read_header_fast` handles the common case of flat `key: value` lines with a regex, so listing
+  10,000 files stays fast; anything unusual returns None and
+- `parse_front_matter` (ruamel.yaml, round-trip mode) is the authority.
+Writers (`set_fields`, `append_tracker`, `set_section`) splice only the bytes they own and
+re-parse the result, so a human's comments, field order and body survive byte for byte.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from shopfloor import defaults
+from shopfloor.errors import TaskFormatError
+
+# ---------------------------------------------------------------------------- header
+
+
+@dataclass(slots=True)
+class Header:
+    """The front-matter fields Shopfloor understands; unknown fields are kept in the file only."""
+
+    id: str
+    title: str
+    type: str = "feature"
+    priority: str = defaults.DEFAULT_PRIORITY
+    status: str = "queued"
+    attempts: int = 0
+    max_attempts: int = defaults.DEFAULT_MAX_ATTEMPTS
+    depends_on: list[str] = field(default_factory=list)
+    agent: str | None = None
+    created: str | None = None
+    updated: str | None = None
+
+    @property
+    def is_hotfix(self) -> bool:
+        return self.type == "hotfix" or self.id.startswith(defaults.HOTFIX_PREFIX)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "type": self.type,
+            "priority": self.priority,
+            "status": self.status,
+            "attempts": self.attempts,
+            "max_attempts": self.max_attempts,
+            "depends_on": list(self.depends_on),
+            "agent": self.agent,
+            "created": self.created,
+            "updated": self.updated,
+        }
+
+
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
+
+
+def _text(value: Any) -> str | None:
+    """YAML scalars as the text a human meant (timestamps back in their Z form)."""
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        offset = value.utcoffset()
+        if offset is None or offset == dt.timedelta(0):
+            return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _int_field(fields: Mapping[str, Any], key: str, default: int) -> int:
+    value = fields.get(key, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise TaskFormatError(f"field '{key}' must be a whole number, got {value!r}")
+    try:
+        number = int(value)
+    except ValueError:
+        raise TaskFormatError(f"field '{key}' must be a whole number, got {value!r}") from None
+    if number < 0:
+        raise TaskFormatError(f"field '{key}' must not be negative, got {number}")
+    return number
+
+
+def _choice(fields: Mapping[str, Any], key: str, allowed: Sequence[str], default: str) -> str:
+    value = _text(fields.get(key)) or default
+    if value not in allowed:
+        raise TaskFormatError(f"field '{key}' must be one of {', '.join(allowed)}; got {value!r}")
+    return value
+
+
+def _depends(value: Any) -> list[str]:
+    if value in (None, "", []):
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str | int) for v in value):
+        return [str(v) for v in value]
+    raise TaskFormatError(f"field 'depends_on' must be a list of task ids, got {value!r}")
+
+
+def header_from_fields(fields: Mapping[str, Any]) -> Header:
+    """Validate front-matter fields into a Header; the error text becomes a quarantine reason."""
+    task_id = _text(fields.get("id"))
+    if not task_id:
+        raise TaskFormatError("front matter has no 'id' field")
+    if not _ID_RE.fullmatch(task_id):
+        raise TaskFormatError(f"id {task_id!r} must be letters, digits, '.', '_' or '-'")
+    title = _text(fields.get("title"))
+    if not title or not title.strip():
+        raise TaskFormatError("front matter has no 'title' field")
+    agent = _text(fields.get("agent"))
+    return Header(
+        id=task_id,
+        title=title.strip(),
+        type=_choice(fields, "type", defaults.TYPES, "feature"),
+        priority=_choice(fields, "priority", defaults.PRIORITIES, defaults.DEFAULT_PRIORITY),
+        status=_choice(fields, "status", defaults.STATUSES, "queued"),
+        attempts=_int_field(fields, "attempts", 0),
+        max_attempts=_int_field(fields, "max_attempts", defaults.DEFAULT_MAX_ATTEMPTS),
+        depends_on=_depends(fields.get("depends_on")),
+        agent=agent or None,
+        created=_text(fields.get("created")),
+        updated=_text(fields.get("updated")),
+    )
+
+
+# ---------------------------------------------------------------------------- layout
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Where the front matter sits in the text: text[fm_start:fm_end] is the YAML."""
+
+    fm_start: int
+    fm_end: int
+    body_start: int
+
+
+_OPEN_RE = re.compile(r"---[ \t]*\r?\n")
+_CLOSE_RE = re.compile(r"^(?:---|\.\.\.)[ \t]*(?:\r?\n|$)", re.MULTILINE)
+
+
+def has_front_matter(text: str) -> bool:
+    return _OPEN_RE.match(text) is not None
+
+
+def layout(text: str) -> Layout:
+    """Locate the front matter; TaskFormatError if it is missing or never closed."""
+    opening = _OPEN_RE.match(text)
+    if opening is None:
+        raise TaskFormatError("no front matter: the file must start with a '---' line")
+    closing = _CLOSE_RE.search(text, opening.end())
+    if closing is None:
+        raise TaskFormatError("front matter is not closed by a '---' line")
+    return Layout(opening.end(), closing.start(), closing.end())
+
+
+def decode(raw: bytes) -> str:
+    """Bytes to text, refusing what is not a human-written Markdown file."""
+    if b"\x00" in raw:
+        raise TaskFormatError("binary file (contains NUL bytes), not a Markdown task")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TaskFormatError(f"not UTF-8 text (byte {exc.start})") from None
+    return text.removeprefix("\ufeff")
+
+
+# ---------------------------------------------------------------------------- fast reader
+
+_LINE_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*):(?:[ \t]+(.*?))?[ \t]*")
+_PLAIN_RE = re.compile(r"[A-Za-z0-9_(/.][^#\"'{}\[\]`|>&*!%@]*?")
+_FLOW_LIST_RE = re.compile(r"\[\s*([A-Za-z0-9_.-]+(?:\s*,\s*[A-Za-z0-9_.-]+)*)?\s*\]")
+# Plain words YAML would read as something other than the same text.
+_AMBIGUOUS = re.compile(
+    r"(?:~|null|Null|NULL|true|True|TRUE|false|False|FALSE|[-+]?\.(?:inf|Inf|INF|nan|NaN|NAN)"
+    r"|[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?|0[xob][0-9a-fA-F_]+"
+    r"|[-+]?\.[0-9]+(?:[eE][-+]?[0-9]+)?)"
+)
+_INT_RE = re.compile(r"[0-9]+")
+
+
+def _strip_comment(value: str) -> str:
+    cut = re.search(r"[ \t]#", value)
+    return value[: cut.start()].rstrip() if cut else value
+
+
+def _fast_value(raw: str) -> Any:
+    """One flat value, or raise LookupError when only a real YAML parser can be trusted."""
+    if raw == "" or raw.startswith("#"):
+        raise LookupError  # empty means null; let YAML decide
+    if raw[0] in "\"'":
+        quote = raw[0]
+        end = raw.find(quote, 1)
+        rest = raw[end + 1 :].strip() if end > 0 else "x"
+        inner = raw[1:end]
+        if end < 0 or "\\" in inner or (rest and not rest.startswith("#")):
+            raise LookupError
+        return inner
+    if raw[0] == "[":
+        listed = _FLOW_LIST_RE.fullmatch(_strip_comment(raw))
+        if listed is None:
+            raise LookupError
+        items = listed.group(1)
+        return [] if not items else [item.strip() for item in items.split(",")]
+    value = _strip_comment(raw)
+    if _INT_RE.fullmatch(value):
+        return int(value)
+    if (
+        not _PLAIN_RE.fullmatch(value)
+        or ": " in value
+        or value.endswith(":")
+        or _AMBIGUOUS.fullmatch(value)
+    ):
+        raise LookupError
+    return value
+
+
+def read_fields_fast(front_matter: str) -> dict[str, Any] | None:
+    """Flat `key: value` front matter without a YAML parser; None when it is not that simple."""
+    fields: dict[str, Any] = {}
+    try:
+        for line in front_matter.splitlines():
+            if not line or line[0] == "#":
+                continue
+            match = _LINE_RE.fullmatch(line)
+            if match is None or match.group(1) in fields:
+                return None
+            fields[match.group(1)] = _fast_value(match.group(2) or "")
+    except LookupError:
+        return None
+    return fields
+
+
+# ---------------------------------------------------------------------------- full reader
+
+
+def _yaml() -> Any:
+    from ruamel.yaml import YAML  # imported lazily: `status --json` must start fast
+
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    return yaml
+
+
+def parse_front_matter(front_matter: str) -> Any:
+    """Round-trip parse (a CommentedMap); TaskFormatError naming the line when YAML is broken."""
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    try:
+        data = _yaml().load(front_matter)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 2}" if mark is not None else ""
+        raise TaskFormatError(f"broken YAML front matter{where}: {exc.problem}") from None
+    except YAMLError as exc:
+        raise TaskFormatError(f"broken YAML front matter: {exc}") from None
+    if data is None:
+        return _yaml().load("{}")
+    if not isinstance(data, dict):
+        raise TaskFormatError("front matter must be 'key: value' fields")
+    return data
+
+
+def parse(text: str) -> Header:
+    """The header of a whole task file (the authoritative path)."""
+    where = layout(text)
+    return header_from_fields(parse_front_matter(text[where.fm_start : where.fm_end]))
+
+
+def read_header_fast(text: str) -> Header:
+    """Header via the fast reader when the front matter is flat, else via ruamel."""
+    where = layout(text)
+    front = text[where.fm_start : where.fm_end]
+    fields = read_fields_fast(front)
+    if fields is None:
+        fields = parse_front_matter(front)
+    return header_from_fields(fields)
+
+
+# ---------------------------------------------------------------------------- writers
+
+
+def _needs_quotes(value: str) -> bool:
+    return (
+        not value
+        or _PLAIN_RE.fullmatch(value) is None
+        or ": " in value
+        or value.endswith((":", " "))
+        or _AMBIGUOUS.fullmatch(value) is not None
+        or "," in value
+    )
+
+
+def yaml_scalar(value: Any) -> str:
+    """A value as one line of YAML that reads back as exactly that value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(yaml_scalar(v) for v in value) + "]"
+    text = str(value)
+    # JSON strings are valid YAML double-quoted scalars.
+    return json.dumps(text, ensure_ascii=False) if _needs_quotes(text) else text
+
+
+def _split_inline(line_tail: str) -> tuple[str, str]:
+    """Split what follows `key:` on one line into (value, trailing whitespace + comment + EOL)."""
+    body = line_tail.rstrip("\r\n")
+    eol = line_tail[len(body) :]
+    start = len(body) - len(body.lstrip(" \t"))
+    i = start
+    if i < len(body) and body[i] in "\"'":
+        quote, i = body[i], i + 1
+        while i < len(body):
+            if quote == '"' and body[i] == "\\":
+                i += 2
+                continue
+            if body[i] == quote:
+                if quote == "'" and body[i + 1 : i + 2] == "'":
+                    i += 2
+                    continue
+                i += 1
+                break
+            i += 1
+    hit = re.compile(r"[ \t]+#").search(body, i)
+    end = hit.start() if hit else len(body.rstrip(" \t"))
+    return body[start:end], body[end:] + eol
+
+
+def _key_lines(front: str) -> list[tuple[int, str]]:
+    data = parse_front_matter(front)
+    return sorted((data.lc.key(k)[0], str(k)) for k in data)
+
+
+def _value_equal(got: Any, want: Any) -> bool:
+    if isinstance(want, list | tuple):
+        return isinstance(got, list) and [_text(g) for g in got] == [_text(w) for w in want]
+    if isinstance(want, int) and not isinstance(want, bool):
+        return isinstance(got, int) and got == want
+    return _text(got) == _text(want)
+
+
+def _replace_field(lines: list[str], keyed: list[tuple[int, str]], key: str, value: Any) -> None:
+    index = [k for _, k in keyed].index(key)
+    first = keyed[index][0]
+    last = keyed[index + 1][0] if index + 1 < len(keyed) else len(lines)
+    while last - 1 > first and (not lines[last - 1].strip() or lines[last - 1].startswith("#")):
+        last -= 1  # blank and column-0 comment lines belong to what follows
+    colon = lines[first].index(":", len(key)) + 1
+    head, tail = lines[first][:colon], lines[first][colon:]
+    gap = tail[: len(tail) - len(tail.lstrip(" \t"))] or " "
+    if last - first == 1:
+        _, trailer = _split_inline(tail)
+    else:
+        trailer = lines[last - 1][len(lines[last - 1].rstrip("\r\n")) :] or "\n"
+    lines[first:last] = [f"{head}{gap}{yaml_scalar(value)}{trailer}"]
+
+
+def set_fields(text: str, updates: Mapping[str, Any]) -> str:
+    """Set front-matter fields, leaving every other byte of the file as it was."""
+    where = layout(text)
+    front = text[where.fm_start : where.fm_end]
+    lines = front.splitlines(keepends=True)
+    eol = "\r\n" if front.endswith("\r\n") or text[: where.fm_start].endswith("\r\n") else "\n"
+    for key, value in updates.items():
+        keyed = _key_lines("".join(lines))
+        if key in {k for _, k in keyed}:
+            _replace_field(lines, keyed, key, value)
+        else:
+            if lines and not lines[-1].endswith("\n"):
+                lines[-1] += eol
+            lines.append(f"{key}: {yaml_scalar(value)}{eol}")
+    new_front = "".join(lines)
+    _verify_update(front, new_front, updates)
+    return text[: where.fm_start] + new_front + text[where.fm_end :]
+
+
+def _verify_update(old: str, new: str, updates: Mapping[str, Any]) -> None:
+    """Re-read the edit: the updated fields read back, and no other field moved."""
+    before, after = parse_front_matter(old), parse_front_matter(new)
+    for key, value in updates.items():
+        if not _value_equal(after.get(key), value):
+            raise TaskFormatError(f"could not update field '{key}' safely; edit it by hand")
+    untouched = [k for k in before if k not in updates]
+    if untouched != [k for k in after if k not in updates] or any(
+        before[k] != after[k] for k in untouched
+    ):
+        raise TaskFormatError("updating the front matter would change other fields; edit by hand")
+
+
+# ---------------------------------------------------------------------------- sections
+
+_FENCE_RE = re.compile(r"^[ \t]{0,3}(```|~~~)")
+_HEADING_RE = re.compile(r"^(#{1,6})[ \t]+(.*?)[ \t#]*$")
+
+
+def _headings(body_lines: Sequence[str]) -> list[tuple[int, int, str]]:
+    """(line index, level, title) of Markdown headings outside code fences."""
+    found: list[tuple[int, int, str]] = []
+    fence: str | None = None
+    for i, line in enumerate(body_lines):
+        opened = _FENCE_RE.match(line)
+        if opened:
+            fence = None if fence == opened.group(1) else (fence or opened.group(1))
+            continue
+        if fence is None:
+            heading = _HEADING_RE.match(line.rstrip("\r\n"))
+            if heading:
+                found.append((i, len(heading.group(1)), heading.group(2).strip()))
+    return found
+
+
+def _section_span(body_lines: Sequence[str], name: str) -> tuple[int, int] | None:
+    """Lines [start, end) of a level-2 section's content (after its heading), or None."""
+    heads = _headings(body_lines)
+    for n, (i, level, title) in enumerate(heads):
+        if level == 2 and title.lower() == name.lower():
+            end = next((j for j, lv, _ in heads[n + 1 :] if lv <= 2), len(body_lines))
+            return i + 1, end
+    return None
+
+
+def get_section(text: str, name: str) -> str | None:
+    """The text under `## name`, stripped; None when the section is absent."""
+    where = layout(text)
+    lines = text[where.body_start :].splitlines(keepends=True)
+    span = _section_span(lines, name)
+    return None if span is None else "".join(lines[span[0] : span[1]]).strip()
+
+
+def _eol_of(text: str) -> str:
+    return "\r\n" if "\r\n" in text else "\n"
+
+
+def append_to_section(text: str, name: str, line: str) -> str:
+    """Append one line at the end of `## name`, creating the section at the end if needed."""
+    where = layout(text)
+    body = text[where.body_start :]
+    eol = _eol_of(text)
+    lines = body.splitlines(keepends=True)
+    span = _section_span(lines, name)
+    if span is None:
+        sep = "" if not body or body.endswith("\n") else eol
+        blank = "" if not body.strip() or body.endswith(("\n\n", "\r\n\r\n")) else eol
+        return f"{text}{sep}{blank}## {name}{eol}{line}{eol}"
+    start, end = span
+    last = end
+    while last > start and not lines[last - 1].strip():
+        last -= 1
+    if last > 0 and not lines[last - 1].endswith("\n"):
+        lines[last - 1] += eol
+    lines.insert(last, f"{line}{eol}")
+    return text[: where.body_start] + "".join(lines)
+
+
+def append_tracker(text: str, entry: str) -> str:
+    """Add `- entry` to the `## Tracker` section (the orchestrator's log in the file)."""
+    return append_to_section(text, "Tracker", f"- {entry.replace(chr(10), ' ')}")
+
+
+def set_section(text: str, name: str, content: str) -> str:
+    """Replace (or add before `## Tracker`) the content of `## name`."""
+    where = layout(text)
+    eol = _eol_of(text)
+    lines = text[where.body_start :].splitlines(keepends=True)
+    block = [f"{ln}{eol}" for ln in content.strip("\n").splitlines()] + [eol]
+    span = _section_span(lines, name)
+    if span is not None:
+        lines[span[0] : span[1]] = block
+    else:
+        tracker = _section_span(lines, "Tracker")
+        at = tracker[0] - 1 if tracker else len(lines)
+        if at > 0 and not lines[at - 1].endswith("\n"):
+            lines[at - 1] += eol
+        if at > 0 and lines[at - 1].strip():
+            lines.insert(at, eol)
+            at += 1
+        lines[at:at] = [f"## {name}{eol}", *block]
+    return text[: where.body_start] + "".join(lines)
+
+
+# ---------------------------------------------------------------------------- new files
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def slugify(title: str, limit: int = defaults.SLUG_MAX) -> str:
+    """A file-name slug: accents folded to ASCII, other scripts kept, cut at a word boundary."""
+    folded = []
+    for char in unicodedata.normalize("NFKD", title):
+        if unicodedata.combining(char):
+            continue
+        folded.append(char)
+    words = re.findall(r"[^\W_]+", unicodedata.normalize("NFC", "".join(folded)).casefold())
+    slug = ""
+    for word in words:
+        candidate = f"{slug}-{word}" if slug else word
+        if len(candidate) > limit:
+            slug = slug or word[:limit]
+            break
+        slug = candidate
+    return slug or "task"
+
+
+def render_new(
+    header: Header,
+    *,
+    sections: Mapping[str, str],
+    tracker: str | None = None,
+) -> str:
+    """A fresh task file in the documented layout."""
+    fields: dict[str, Any] = header.to_json()
+    if not fields["agent"]:
+        del fields["agent"]
+    out = io.StringIO()
+    out.write("---\n")
+    for key, value in fields.items():
+        out.write(f"{key}: {yaml_scalar(value)}\n")
+    out.write(f"---\n# {header.title}\n")
+    for name, content in sections.items():
+        out.write(f"\n## {name}\n{content.strip()}\n" if content.strip() else f"\n## {name}\n")
+    if tracker:
+        out.write(f"\n## Tracker\n- {tracker}\n")
+    return out.getvalue()
