@@ -178,3 +178,80 @@ def cwd_relative(path: Path) -> str:
         return os.path.relpath(path)
     except ValueError:
         return str(path)
+
+
+# ---------------------------------------------------------------------------- decisions
+# These only change the board; the daemon reacts to what it sees there (a task that left
+# active/ has its run stopped), so they work the same with or without a daemon running.
+
+
+def _touch(board: Board, entry: Entry, line: str, **fields: Any) -> Entry:
+    now = task.utc_now()
+    return board.update(entry, {**fields, "updated": now}, tracker=f"{now} {line}")
+
+
+def approve(board: Board, task_id: str, who: str = "cli") -> Entry:
+    """Release a spec waiting in backlog/ for a human's go-ahead."""
+    entry = board.find(task_id)
+    if entry.lane is not Lane.BACKLOG or entry.header.status != "awaiting-approval":
+        raise ShopfloorError(
+            f"{task_id} is not awaiting approval (it is in {entry.lane.value}/, "
+            f"status {entry.header.status})"
+        )
+    return _touch(board, entry, f"human approved via {who}", status="queued")
+
+
+def retry(board: Board, task_id: str, who: str = "cli") -> Entry:
+    """Give a failed or parked task a fresh set of attempts in backlog/."""
+    entry = board.find(task_id)
+    if entry.lane is Lane.HOTFIX:
+        raise ShopfloorError(f"{task_id} is a hotfix; file a new one with `shopfloor hotfix`")
+    parked = entry.header.status in ("awaiting-human", "blocked")
+    if entry.lane is not Lane.FAILED and not parked:
+        raise ShopfloorError(
+            f"{task_id} is in {entry.lane.value}/ with status {entry.header.status}; "
+            "only failed or parked tasks can be retried"
+        )
+    entry = _touch(board, entry, f"human retry via {who}", status="queued", attempts=0)
+    if entry.lane is Lane.FAILED or entry.lane is Lane.ACTIVE:
+        entry = board.move(entry, Lane.BACKLOG)
+    return entry
+
+
+def cancel(board: Board, task_id: str, who: str = "cli") -> Entry:
+    """Park a task in failed/ (a running agent is stopped by the daemon when it sees this)."""
+    entry = board.find(task_id)
+    if entry.lane in (Lane.DONE, Lane.FAILED):
+        raise ShopfloorError(f"{task_id} is already in {entry.lane.value}/")
+    if entry.lane is Lane.HOTFIX:
+        raise ShopfloorError(f"{task_id} is a hotfix: close it with `shopfloor hotfix close`")
+    entry = _touch(board, entry, f"human cancelled via {who}", status="blocked")
+    return board.move(entry, Lane.FAILED)
+
+
+def close_hotfix(
+    board: Board, task_id: str, followup: bool = False, who: str = "cli"
+) -> tuple[Entry, Entry | None]:
+    """Archive a verified hotfix to done/, optionally filing the root-cause task."""
+    entry = board.find(task_id)
+    if entry.lane is not Lane.HOTFIX:
+        raise ShopfloorError(f"{task_id} is not in hotfix/ (it is in {entry.lane.value}/)")
+    if entry.header.status == "running":
+        raise ShopfloorError(f"{task_id} is still running; wait for its agent to finish")
+    entry = _touch(board, entry, f"human closed the hotfix via {who}", status="queued")
+    closed = board.move(entry, Lane.DONE)
+    follow = None
+    if followup:
+        text = board.read_text(closed)
+        body = (
+            f"Root-cause fix for hotfix {task_id} ({closed.header.title}).\n\n"
+            f"The hotfix contained the failure; find and fix the cause properly, with tests.\n\n"
+            f"Hotfix notes:\n\n{task.get_section(text, 'Verification') or '(none recorded)'}"
+        )
+        follow = create_task(
+            board,
+            NewTask(
+                f"Root cause: {closed.header.title}", body, type="bug", priority="P1", source=who
+            ),
+        )
+    return closed, follow
