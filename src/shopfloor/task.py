@@ -15,6 +15,7 @@ import io
 import json
 import re
 import unicodedata
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,6 +67,8 @@ _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
 
 def _text(value: Any) -> str | None:
     """YAML scalars as the text a human meant (timestamps back in their Z form)."""
+    if type(value) is str:  # the common case first: listing calls this 100,000 times
+        return value
     if value is None:
         return None
     if isinstance(value, dt.datetime):
@@ -105,10 +108,11 @@ def _choice(fields: Mapping[str, Any], key: str, allowed: Sequence[str], default
 def _depends(value: Any) -> list[str]:
     if value in (None, "", []):
         return []
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list) and all(isinstance(v, str | int) for v in value):
-        return [str(v) for v in value]
+    # A date is accepted as its text, as the fast reader does (YAML reads 2026-11-25 as one).
+    if isinstance(value, str | dt.date):
+        return [str(_text(value))]
+    if isinstance(value, list) and all(isinstance(v, str | int | dt.date) for v in value):
+        return [str(_text(v)) for v in value]
     raise TaskFormatError(f"field 'depends_on' must be a list of task ids, got {value!r}")
 
 
@@ -192,10 +196,17 @@ _AMBIGUOUS = re.compile(
     r"|[-+]?\.[0-9]+(?:[eE][-+]?[0-9]+)?)"
 )
 _INT_RE = re.compile(r"[0-9]+")
+_CANONICAL_TIME_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:T[0-9]{2}:[0-9]{2}:[0-9]{2}Z)?")
+#: Characters YAML refuses or reads as a line break or separator: tabs, C0/C1 controls,
+#: U+2028/9, non-characters. Text with any of them is left to (or escaped for) the parser.
+_YAML_SPECIAL_RE = re.compile("[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ufffe\uffff]")
+
+
+_COMMENT_RE = re.compile(r"[ \t]#")
 
 
 def _strip_comment(value: str) -> str:
-    cut = re.search(r"[ \t]#", value)
+    cut = _COMMENT_RE.search(value)
     return value[: cut.start()].rstrip() if cut else value
 
 
@@ -216,7 +227,7 @@ def _fast_value(raw: str) -> Any:
         if listed is None:
             raise LookupError
         items = listed.group(1)
-        return [] if not items else [item.strip() for item in items.split(",")]
+        return [] if not items else [_fast_item(item.strip()) for item in items.split(",")]
     value = _strip_comment(raw)
     if _INT_RE.fullmatch(value):
         return int(value)
@@ -227,22 +238,71 @@ def _fast_value(raw: str) -> Any:
         or _AMBIGUOUS.fullmatch(value)
     ):
         raise LookupError
+    return _check_timestamp(value)
+
+
+def _fast_item(item: str) -> str:
+    """A flow-list item that YAML also reads as this very string (not a number, bool, date)."""
+    if _AMBIGUOUS.fullmatch(item) or _looks_like_date(item):
+        raise LookupError
+    return item
+
+
+def _looks_like_date(value: str) -> bool:
+    return value[:4].isdigit() and value[4:5] == "-"
+
+
+def _check_timestamp(value: str) -> str:
+    """YAML reads dates and timestamps as such: accept only the canonical, valid spellings
+    (which `_text` gives back unchanged) and leave every other one to the parser."""
+    if not _looks_like_date(value):
+        return value
+    if not _CANONICAL_TIME_RE.fullmatch(value):
+        raise LookupError
+    try:
+        dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise LookupError from None
     return value
+
+
+#: Lines read before -> (key, value), or None when the line needs the YAML parser. Most lines
+#: repeat across a board (`type: bug`, `attempts: 0`), so listing 10,000 files mostly hits this.
+_LINE_CACHE: dict[str, tuple[str, Any] | None] = {}
+_LINE_CACHE_MAX = 4096
+
+
+def _fast_line(line: str) -> tuple[str, Any] | None:
+    try:
+        return _LINE_CACHE[line]
+    except KeyError:
+        pass
+    parsed: tuple[str, Any] | None = None
+    match = _LINE_RE.fullmatch(line)
+    if match is not None:
+        try:
+            parsed = (match.group(1), _fast_value(match.group(2) or ""))
+        except LookupError:
+            parsed = None
+    if len(_LINE_CACHE) >= _LINE_CACHE_MAX:
+        _LINE_CACHE.clear()
+    _LINE_CACHE[line] = parsed
+    return parsed
 
 
 def read_fields_fast(front_matter: str) -> dict[str, Any] | None:
     """Flat `key: value` front matter without a YAML parser; None when it is not that simple."""
-    fields: dict[str, Any] = {}
-    try:
-        for line in front_matter.splitlines():
-            if not line or line[0] == "#":
-                continue
-            match = _LINE_RE.fullmatch(line)
-            if match is None or match.group(1) in fields:
-                return None
-            fields[match.group(1)] = _fast_value(match.group(2) or "")
-    except LookupError:
+    if _YAML_SPECIAL_RE.search(front_matter):
         return None
+    fields: dict[str, Any] = {}
+    for line in front_matter.splitlines():
+        if not line or line[0] == "#":
+            continue
+        parsed = _fast_line(line)
+        if parsed is None or parsed[0] in fields:
+            return None
+        key, value = parsed
+        fields[key] = list(value) if isinstance(value, list) else value  # never share a list
     return fields
 
 
@@ -262,12 +322,16 @@ def parse_front_matter(front_matter: str) -> Any:
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     try:
-        data = _yaml().load(front_matter)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. a reused anchor: noise, not an error
+            data = _yaml().load(front_matter)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f" at line {mark.line + 2}" if mark is not None else ""
         raise TaskFormatError(f"broken YAML front matter{where}: {exc.problem}") from None
     except YAMLError as exc:
+        raise TaskFormatError(f"broken YAML front matter: {exc}") from None
+    except (ValueError, OverflowError) as exc:  # e.g. `created: 2026-13-45`, an invalid date
         raise TaskFormatError(f"broken YAML front matter: {exc}") from None
     if data is None:
         return _yaml().load("{}")
@@ -303,7 +367,12 @@ def _needs_quotes(value: str) -> bool:
         or value.endswith((":", " "))
         or _AMBIGUOUS.fullmatch(value) is not None
         or "," in value
+        or not value.isprintable()  # tabs, line breaks, controls: quoted and escaped
     )
+
+
+def _escape_special(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
 
 
 def yaml_scalar(value: Any) -> str:
@@ -318,7 +387,9 @@ def yaml_scalar(value: Any) -> str:
         return "[" + ", ".join(yaml_scalar(v) for v in value) + "]"
     text = str(value)
     # JSON strings are valid YAML double-quoted scalars.
-    return json.dumps(text, ensure_ascii=False) if _needs_quotes(text) else text
+    if not _needs_quotes(text):
+        return text
+    return _YAML_SPECIAL_RE.sub(_escape_special, json.dumps(text, ensure_ascii=False))
 
 
 def _split_inline(line_tail: str) -> tuple[str, str]:
@@ -408,8 +479,16 @@ def _verify_update(old: str, new: str, updates: Mapping[str, Any]) -> None:
 
 # ---------------------------------------------------------------------------- sections
 
-_FENCE_RE = re.compile(r"^[ \t]{0,3}(```|~~~)")
+_FENCE_RE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})(.*)$")
 _HEADING_RE = re.compile(r"^(#{1,6})[ \t]+(.*?)[ \t#]*$")
+
+
+def _closes(fence: str, marker: re.Match[str] | None) -> bool:
+    """CommonMark: a fence closes with the same character, at least as long, nothing after."""
+    if marker is None:
+        return False
+    run = marker.group(1)
+    return run[0] == fence[0] and len(run) >= len(fence) and not marker.group(2).strip()
 
 
 def _headings(body_lines: Sequence[str]) -> list[tuple[int, int, str]]:
@@ -417,11 +496,12 @@ def _headings(body_lines: Sequence[str]) -> list[tuple[int, int, str]]:
     found: list[tuple[int, int, str]] = []
     fence: str | None = None
     for i, line in enumerate(body_lines):
-        opened = _FENCE_RE.match(line)
-        if opened:
-            fence = None if fence == opened.group(1) else (fence or opened.group(1))
-            continue
-        if fence is None:
+        marker = _FENCE_RE.match(line.rstrip("\r\n"))
+        if fence is not None:
+            fence = None if _closes(fence, marker) else fence
+        elif marker and not (marker.group(1)[0] == "`" and "`" in marker.group(2)):
+            fence = marker.group(1)
+        else:
             heading = _HEADING_RE.match(line.rstrip("\r\n"))
             if heading:
                 found.append((i, len(heading.group(1)), heading.group(2).strip()))

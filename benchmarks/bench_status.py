@@ -1,0 +1,128 @@
+"""`shopfloor status --json` on boards of 1,000 and 10,000 task files, start-up included.
+
+    .venv/bin/python benchmarks/bench_status.py [--sizes 1000 10000] [--runs 15]
+
+Each board is a fresh git repository whose task files are spread over the lanes like a
+long-lived project (most in done/), written the way Shopfloor writes them (front matter, a
+request, a spec and tracker lines: about 3 KB each). `status --json` runs as a subprocess, so
+the numbers include Python's start-up and imports; `python -c pass` and
+`python -c "import shopfloor.cli"` are measured the same way to show what dominates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from shopfloor import scaffold, task
+
+#: Share of the board in each lane (the rest goes to done/).
+SPREAD = {"inbox": 0.05, "backlog": 0.08, "active": 0.01, "review": 0.01, "failed": 0.05}
+
+SPEC = (
+    "**Context** The sender gives up after one failed HTTP call, so a short outage loses the "
+    "message. Retrying with exponential backoff keeps it.\n\n"
+    "**Plan**\n- `notify/telegram.py`: wrap `send()` in a retry loop (base 1 s, cap 60 s).\n"
+    "- `tests/test_telegram.py`: a fake server that fails twice, then succeeds.\n\n"
+    "**Acceptance criteria**\n1. A send that fails twice then succeeds is delivered once.\n"
+    "2. After 5 failures the message stays in the outbox with the error recorded.\n"
+    "3. No retry blocks the daemon loop for more than 100 ms.\n\n"
+    "**Test plan** `pytest -q tests/test_telegram.py`\n\n"
+)
+
+
+def task_file(n: int, lane: str) -> str:
+    header = task.Header(
+        id=f"T-{n:04d}",
+        title=f"Retry Telegram sends with backoff, part {n}",
+        type=("feature", "bug", "chore")[n % 3],
+        priority=f"P{n % 4}",
+        status="queued",
+        attempts=n % 3,
+        depends_on=[f"T-{n - 1:04d}"] if n % 7 == 0 else [],
+        created="2026-11-25T10:00:00Z",
+        updated="2026-11-25T10:09:12Z",
+    )
+    tracker = "\n- ".join(
+        f"2026-11-25T10:0{i}:00Z {role} claude run R-{n}{i} ok 41s $0.03 — step {i}"
+        for i, role in enumerate(("pm", "coder", "checks", "qa", "coder", "qa"))
+    )
+    return task.render_new(
+        header,
+        sections={"Request": f"What the human asked for, request {n}.\n" * 3, "Spec": SPEC * 3},
+        tracker=tracker,
+    )
+
+
+def make_board(root: Path, count: int) -> None:
+    root.mkdir(parents=True)
+    subprocess.run(["git", "init", "--quiet", str(root)], check=True)
+    scaffold.init(root, agents=[])
+    lanes = [lane for lane, share in SPREAD.items() for _ in range(round(count * share))]
+    lanes += ["hotfix"] * 2
+    lanes += ["done"] * (count - len(lanes))
+    for n, lane in enumerate(lanes, start=1):
+        name = f"T-{n:04d}-retry-telegram-sends-with-backoff-part-{n}.md"
+        (root / "tasks" / lane / name).write_text(task_file(n, lane))
+
+
+def timed(argv: list[str], runs: int, cwd: Path | None = None) -> list[float]:
+    """Wall times in ms of `runs` runs (after one warm-up run that fills the page cache)."""
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "0"}
+    subprocess.run(argv, cwd=cwd, check=True, capture_output=True, env=env)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        proc = subprocess.run(argv, cwd=cwd, capture_output=True, env=env)
+        times.append((time.perf_counter() - start) * 1000)
+        if proc.returncode != 0:
+            raise SystemExit(f"{argv} failed: {proc.stderr.decode()}")
+    return times
+
+
+def p90(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
+
+
+def row(label: str, samples: list[list[float]]) -> str:
+    cells = "".join(f"{statistics.median(s):>10.0f} {p90(s):>6.0f}" for s in samples)
+    return f"{label:<34}{cells}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000])
+    parser.add_argument("--runs", type=int, default=15)
+    args = parser.parse_args()
+    python = sys.executable
+    status: list[list[float]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in args.sizes:
+            root = Path(tmp) / f"board-{size}"
+            make_board(root, size)
+            argv = [python, "-m", "shopfloor", "status", "--json"]
+            check = subprocess.run(argv, cwd=root, capture_output=True, text=True, check=True)
+            assert f'"done": {size - sum(round(size * s) for s in SPREAD.values()) - 2}' in (
+                check.stdout
+            ), "the benchmark board was not read as generated"
+            status.append(timed(argv, args.runs, cwd=root))
+    baseline_pass = timed([python, "-c", "pass"], args.runs)
+    baseline_import = timed([python, "-c", "import shopfloor.cli"], args.runs)
+    head = "".join(f"{f'N={n:,}':>17}" for n in args.sizes)
+    print(f"{'wall time, ms (median p90)':<34}{head}")
+    print(row("shopfloor status --json", status))
+    print(row("python -c pass", [baseline_pass] * len(args.sizes)))
+    print(row('python -c "import shopfloor.cli"', [baseline_import] * len(args.sizes)))
+    print(f"runs per cell: {args.runs}; python {sys.version.split()[0]}; {os.cpu_count()} CPUs")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

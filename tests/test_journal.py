@@ -1,0 +1,145 @@
+"""The journal: SQLite in WAL mode, numbered migrations, events, runs, the outbox."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+
+from shopfloor import journal
+from shopfloor.journal import MIGRATIONS, Journal
+
+from .conftest import CliRun
+
+
+def test_journal_is_wal_with_a_busy_timeout(tmp_path: Path) -> None:
+    """Rule: WAL mode (readers never block the writer) and a busy timeout."""
+    with Journal(tmp_path / ".shopfloor" / "journal.db") as j:
+        assert j._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert j._db.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
+    # WAL is a property of the file: a fresh plain connection sees it too.
+    raw = sqlite3.connect(tmp_path / ".shopfloor" / "journal.db")
+    assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    raw.close()
+
+
+def test_migrations_set_user_version_and_run_once(tmp_path: Path) -> None:
+    """Rule: schema changes are numbered migrations recorded in PRAGMA user_version."""
+    path = tmp_path / "journal.db"
+    with Journal(path) as j:
+        assert j.schema_version == len(MIGRATIONS)
+        j.record("board.created")
+    with Journal(path) as j:  # reopening applies nothing twice and keeps the data
+        assert j.schema_version == len(MIGRATIONS)
+        assert [e["kind"] for e in j.events()] == ["board.created"]
+    raw = sqlite3.connect(path)
+    tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    raw.close()
+    assert {"events", "runs", "outbox"} <= tables
+
+
+def test_events_append_in_order_with_data(tmp_path: Path) -> None:
+    """Rule: events are appended (ids grow) and read back with their JSON data."""
+    with Journal(tmp_path / "j.db") as j:
+        first = j.record("task.moved", "T-0001", None, to="active")
+        second = j.record("run.started", "T-0001", "R-1", agent="claude")
+        j.record("task.moved", "T-0002", None, to="review")
+        assert second > first
+        events = j.events("T-0001")
+        assert [(e["kind"], e["run_id"], e["data"]) for e in events] == [
+            ("task.moved", None, {"to": "active"}),
+            ("run.started", "R-1", {"agent": "claude"}),
+        ]
+        assert len(j.events()) == 3 and [e["task_id"] for e in j.events(limit=1)] == ["T-0002"]
+
+
+def test_runs_insert_update_and_filter(tmp_path: Path) -> None:
+    """Rule: runs are rows that can be updated and queried by task and state."""
+    with Journal(tmp_path / "j.db") as j:
+        j.insert_run("R-1", "T-0001", "coder", agent="claude", attempt=1)
+        j.insert_run("R-2", "T-0002", "qa")
+        j.update_run("R-1", state="running", pid=123)
+        assert [r["id"] for r in j.runs(state="running")] == ["R-1"]
+        assert j.runs(task_id="T-0002")[0]["state"] == "starting"
+        assert j.runs(task_id="T-0001")[0]["pid"] == 123
+
+
+def test_outbox_pending_order_is_priority_then_age(tmp_path: Path) -> None:
+    """Rule: pending() gives due unsent items, lowest priority number first, then oldest."""
+    with Journal(tmp_path / "j.db") as j:
+        low = j.enqueue("telegram", "task.done", {"id": "T-1"}, priority=5)
+        urgent = j.enqueue("telegram", "hotfix.ready", {"id": "HOTFIX-x"}, priority=0)
+        low2 = j.enqueue("telegram", "task.failed", {"id": "T-2"}, priority=5)
+        j.enqueue("webhook", "task.done", {"id": "T-1"})
+        pending = j.pending("telegram", now=1e12)
+        assert [i.id for i in pending] == [urgent, low, low2]
+        assert pending[0].payload == {"id": "HOTFIX-x"} and pending[0].event == "hotfix.ready"
+        assert j.unsent_count() == 4 and j.unsent_count("telegram") == 3
+
+
+def test_outbox_mark_sent_and_defer(tmp_path: Path) -> None:
+    """Rule: a sent item leaves the queue; a deferred one waits until its time, counting tries."""
+    with Journal(tmp_path / "j.db") as j:
+        a = j.enqueue("telegram", "x", {})
+        b = j.enqueue("telegram", "y", {})
+        j.mark_sent(a)
+        j.defer(b, next_attempt_at=2000.0, error="network down " * 100)
+        assert j.pending("telegram", now=1999.0) == []
+        (item,) = j.pending("telegram", now=2000.0)
+        assert item.id == b and item.attempts == 1
+        row = j._db.execute("SELECT last_error FROM outbox WHERE id = ?", (b,)).fetchone()
+        assert len(row[0]) == 500  # errors are bounded
+        assert j.unsent_count() == 1
+
+
+def test_writes_from_threads_are_serialised(tmp_path: Path) -> None:
+    """Rule: one writer at a time; concurrent writers in one process all land."""
+    with Journal(tmp_path / "j.db") as j:
+
+        def write(n: int) -> None:
+            for i in range(25):
+                j.record("tick", f"T-{n}", None, i=i)
+
+        threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        assert len(j.events(limit=1000)) == 100
+
+
+def test_open_if_present_tolerates_missing_and_corrupt_journals(tmp_path: Path) -> None:
+    """Rule: read-only commands work without the journal (the board is the truth)."""
+    assert journal.open_if_present(tmp_path) is None
+    state = tmp_path / ".shopfloor"
+    state.mkdir()
+    (state / "journal.db").write_bytes(b"this is not a database" * 100)
+    assert journal.open_if_present(tmp_path) is None
+
+
+def test_status_works_with_the_journal_missing_or_corrupt(project: Path, cli: CliRun) -> None:
+    """Rule (issue 2, journal): `shopfloor status` works when the journal is missing or broken."""
+    assert cli(project, "new", "First").returncode == 0
+    db = project / ".shopfloor" / "journal.db"
+    assert not db.exists()
+    missing = cli(project, "status", "--json")
+    assert missing.returncode == 0, missing.stderr
+    assert [t["id"] for t in json.loads(missing.stdout)["tasks"]] == ["T-0001"]
+    db.write_bytes(b"\x00garbage" * 1000)
+    corrupt = cli(project, "status", "--json")
+    assert corrupt.returncode == 0, corrupt.stderr
+    assert json.loads(corrupt.stdout)["runs"] == []
+    assert db.read_bytes() == b"\x00garbage" * 1000  # status never "repairs" it away
+
+
+def test_status_lists_running_runs_from_the_journal(project: Path, cli: CliRun) -> None:
+    """Rule: when the journal is there, status shows the runs it records as running."""
+    with Journal.for_project(project) as j:
+        j.insert_run("R-7", "T-0001", "coder", agent="claude", state="running")
+        j.insert_run("R-8", "T-0002", "qa", state="finished")
+    report = json.loads(cli(project, "status", "--json").stdout)
+    assert [(r["run_id"], r["role"], r["agent"]) for r in report["runs"]] == [
+        ("R-7", "coder", "claude")
+    ]
+    assert report["runs"][0]["age_seconds"] >= 0
