@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,19 @@ class NewTask:
     type: str = "feature"
     agent: str | None = None
     source: str = "cli"
+    max_attempts: int | None = None  # None: the project's pipeline.max_attempts
+
+
+def project_max_attempts(root: Path) -> int:
+    """pipeline.max_attempts from shopfloor.toml, read cheaply; the default if unset or broken."""
+    import tomllib
+
+    try:
+        data = tomllib.loads((root / defaults.CONFIG_FILE).read_text("utf-8"))
+        value = data.get("pipeline", {}).get("max_attempts")
+    except (OSError, ValueError, AttributeError):
+        return defaults.DEFAULT_MAX_ATTEMPTS
+    return value if isinstance(value, int) and value >= 1 else defaults.DEFAULT_MAX_ATTEMPTS
 
 
 def _check_title(title: str) -> str:
@@ -51,6 +65,7 @@ def create_task(board: Board, spec: NewTask) -> Entry:
         title=title,
         type=spec.type,
         priority=spec.priority,
+        max_attempts=spec.max_attempts or project_max_attempts(board.root),
         agent=spec.agent,
         created=now,
         updated=now,
@@ -131,10 +146,27 @@ def create_hotfix(
 
 
 def entry_json(board: Board, entry: Entry) -> dict[str, Any]:
-    return {**entry.header.to_json(), "lane": entry.lane.value, "path": board.relative(entry.path)}
+    # The path relative to the root, without pathlib (this runs for every task on `status`).
+    path = f"{defaults.TASKS_DIR}/{entry.lane.value}/{entry.name}"
+    return {**entry.header.to_json(), "lane": entry.lane.value, "path": path}
 
 
-def status_report(board: Board, sweep: bool = True) -> dict[str, Any]:
+def _run_json(run: dict[str, Any]) -> dict[str, Any]:
+    started = dt.datetime.strptime(run["started_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    age = int((dt.datetime.now(dt.UTC) - started).total_seconds())
+    return {
+        "run_id": run["id"],
+        "task_id": run["task_id"],
+        "role": run["role"],
+        "agent": run["agent"],
+        "started_at": run["started_at"],
+        "age_seconds": max(0, age),
+    }
+
+
+def status_report(
+    board: Board, sweep: bool = True, runs: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """The board at a glance, as the documented JSON document (schema 1)."""
     scan = board.sweep() if sweep else board.scan()
     counts = {lane.value: 0 for lane in Lane}
@@ -153,6 +185,7 @@ def status_report(board: Board, sweep: bool = True) -> dict[str, Any]:
             for task_id, entries in sorted(scan.conflicts.items())
         ],
         "unknown_folders": scan.unknown,
+        "runs": [_run_json(r) for r in runs or []],
     }
 
 

@@ -17,7 +17,7 @@ _TAIL = 5
 
 
 def register(app: click.Group) -> None:
-    for command in (init_cmd, new_cmd, hotfix_cmd, status_cmd, show_cmd):
+    for command in (init_cmd, new_cmd, hotfix_group, status_cmd, show_cmd):
         app.add_command(command)
 
 
@@ -72,7 +72,25 @@ def new_cmd(
         click.echo(f"{entry.id}  {actions.cwd_relative(entry.path)}")
 
 
-@click.command("hotfix")
+class _HotfixGroup(click.Group):
+    """`hotfix TITLE` files an emergency; `hotfix close ID` archives one."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["file", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group("hotfix", cls=_HotfixGroup)
+def hotfix_group() -> None:
+    """Emergencies: `hotfix "TITLE" [--log FILE]` files one, `hotfix close ID` archives it.
+
+    A HOTFIX-<slug>.md in tasks/hotfix/ starts its agent at once in the live working tree;
+    the file stays in hotfix/ until you verify, commit, push and close it.
+    """
+
+
+@hotfix_group.command("file", hidden=True)
 @click.argument("title")
 @click.option("--body", "-m", help="What is broken ('-' reads it from stdin).")
 @click.option(
@@ -95,17 +113,41 @@ def hotfix_cmd(
         click.echo(f"{entry.id}  {actions.cwd_relative(entry.path)}")
 
 
+@hotfix_group.command("close")
+@click.argument("task_id")
+@click.option("--followup", is_flag=True, help="Also file a backlog task for the root-cause fix.")
+@click.pass_context
+def hotfix_close_cmd(ctx: click.Context, task_id: str, followup: bool) -> None:
+    """Archive a verified hotfix to done/ (after you committed and pushed the fix)."""
+    closed, follow = actions.close_hotfix(project(ctx).board, task_id, followup=followup)
+    click.echo(f"{closed.id}  closed -> {actions.cwd_relative(closed.path)}")
+    if follow is not None:
+        click.echo(f"{follow.id}  root-cause task -> {actions.cwd_relative(follow.path)}")
+
+
 @click.command("status")
 @click.option("--json", "as_json", is_flag=True, help="The documented JSON document (schema 1).")
 @click.option("--all", "show_all", is_flag=True, help="List every done and failed task too.")
 @click.pass_context
 def status_cmd(ctx: click.Context, as_json: bool, show_all: bool) -> None:
     """The board at a glance. Unreadable files are moved to tasks/invalid/ with a reason."""
-    report = actions.status_report(project(ctx).board)
+    proj = project(ctx)
+    report = actions.status_report(proj.board, runs=_running_runs(proj.root))
     if as_json:
         print_json(report)
         return
     _print_status(report, show_all)
+
+
+def _running_runs(root: Path) -> list[dict[str, Any]]:
+    """Runs the journal says are running; none when there is no journal (board is the truth)."""
+    from shopfloor.journal import open_if_present
+
+    journal = open_if_present(root)
+    if journal is None:
+        return []
+    with journal:
+        return journal.runs(state="running")
 
 
 def _print_status(report: dict[str, Any], show_all: bool) -> None:
@@ -131,6 +173,12 @@ def _print_status(report: dict[str, Any], show_all: bool) -> None:
             )
     if table.row_count:
         out.print(table)
+    for run in report["runs"]:
+        age = run["age_seconds"]
+        out.print(
+            f"[green]running[/]  {run['run_id']} {run['role']} {run['task_id']} "
+            f"{run['agent'] or ''} for {age // 60}m{age % 60:02d}s"
+        )
     for problem in report["invalid"]:
         out.print(f"[red]invalid[/]  {problem['path']}: {problem['reason']}")
     for problem in report["unreadable"]:

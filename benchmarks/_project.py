@@ -1,0 +1,94 @@
+"""Shared set-up for the daemon benchmarks: a scaffolded repo, a config, a board of N tasks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from shopfloor import scaffold
+from shopfloor.board import Lane
+
+
+def git(root: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=b", "-c", "user.email=b@b", *args],
+        cwd=root,
+        check=True,
+        capture_output=True,
+    )
+
+
+def make_repo(root: Path, config: str) -> Path:
+    root.mkdir(parents=True)
+    git(root, "init", "--quiet", "--initial-branch=main")
+    (root / "app.py").write_text("x = 1\n")
+    scaffold.init(root, agents=[])
+    (root / "shopfloor.toml").write_text(config)
+    git(root, "add", "--all")
+    git(root, "commit", "--quiet", "-m", "init")
+    return root
+
+
+def fill_board(root: Path, count: int, lane: Lane = Lane.DONE, start: int = 1) -> None:
+    """`count` realistic task files written straight to a lane (no ids from the allocator)."""
+    body = "## Request\n" + "Some words about the task.\n" * 40 + "\n## Tracker\n- x\n"
+    folder = root / "tasks" / lane.value
+    for n in range(start, start + count):
+        (folder / f"T-{n:05d}-task-number-{n}.md").write_text(
+            f"---\nid: T-{n:05d}\ntitle: Task number {n}\ntype: feature\npriority: P2\n"
+            f"status: queued\nattempts: 1\nmax_attempts: 3\ndepends_on: []\n"
+            f"created: 2026-11-25T10:00:00Z\nupdated: 2026-11-25T10:00:00Z\n---\n"
+            f"# Task number {n}\n\n{body}"
+        )
+
+
+def start_daemon(root: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "shopfloor", "-C", str(root), "run"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def wait_started(proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Block until the daemon logged its start (it then watches the board)."""
+    import select
+    import time
+
+    assert proc.stderr is not None
+    deadline = time.monotonic() + timeout
+    buffer = b""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stderr], [], [], 0.5)
+        if ready:
+            chunk = os.read(proc.stderr.fileno(), 65536)
+            if not chunk:
+                break
+            buffer += chunk
+            if b"event=daemon.start" in buffer and (
+                b"event=notify.daemon_started" in buffer or b"daemon_recovered" in buffer
+            ):
+                return
+    raise RuntimeError(f"daemon did not start: {buffer[-2000:]!r}")
+
+
+def drain(proc: subprocess.Popen[bytes]) -> None:
+    """Keep the daemon's stderr pipe from filling (a thread reading and dropping it)."""
+    import threading
+
+    def run() -> None:
+        assert proc.stderr is not None
+        while os.read(proc.stderr.fileno(), 65536):
+            pass
+
+    threading.Thread(target=run, daemon=True).start()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]

@@ -1,0 +1,104 @@
+"""Daemon and decision verbs: run, logs, approve, retry, cancel, demo."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from shopfloor import actions, runlogs
+from shopfloor.cli._common import console, project
+
+
+def register(app: click.Group) -> None:
+    for command in (run_cmd, logs_cmd, approve_cmd, retry_cmd, cancel_cmd, demo_cmd):
+        app.add_command(command)
+
+
+@click.command("run")
+@click.option("--once", is_flag=True, help="Work until nothing is runnable, then exit.")
+@click.pass_context
+def run_cmd(ctx: click.Context, once: bool) -> None:
+    """The daemon: watch the board and drive tasks through PM, Coder, checks and QA.
+
+    Logs one line per event on stderr. SIGTERM or Ctrl-C stops it cleanly. With --once the
+    exit code is 1 if a task failed during the run.
+    """
+    from shopfloor.scheduler import Daemon
+
+    proj = project(ctx)
+    daemon = Daemon(proj.root, proj.config, once=once)
+    sys.exit(daemon.run())
+
+
+@click.command("logs")
+@click.argument("task_id")
+@click.option("--all", "all_runs", is_flag=True, help="Every run of the task, oldest first.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing the newest run's output.")
+@click.pass_context
+def logs_cmd(ctx: click.Context, task_id: str, all_runs: bool, follow: bool) -> None:
+    """The run logs of a task (the newest run unless --all)."""
+    proj = project(ctx)
+    proj.board.find(task_id)  # a clear error for unknown ids
+    runs = runlogs.runs_for(proj.root, task_id)
+    if not runs:
+        click.echo(f"{task_id} has no runs yet")
+        return
+    for run in runs if all_runs else runs[-1:]:
+        click.echo(runlogs.header(run))
+        for chunk in runlogs.read_output(run):
+            click.echo(chunk, nl=False)
+    if follow:
+        runlogs.follow(runs[-1], click.echo, stop=lambda: False)
+
+
+def _decide(ctx: click.Context, verb: str, task_id: str) -> None:
+    board = project(ctx).board
+    entry = getattr(actions, verb)(board, task_id)
+    click.echo(f"{entry.id}  {entry.lane.value}/  status {entry.header.status}")
+
+
+@click.command("approve")
+@click.argument("task_id")
+@click.pass_context
+def approve_cmd(ctx: click.Context, task_id: str) -> None:
+    """Release a spec that waits for approval (pipeline.require_approval)."""
+    _decide(ctx, "approve", task_id)
+
+
+@click.command("retry")
+@click.argument("task_id")
+@click.pass_context
+def retry_cmd(ctx: click.Context, task_id: str) -> None:
+    """Give a failed or parked task a fresh set of attempts."""
+    _decide(ctx, "retry", task_id)
+
+
+@click.command("cancel")
+@click.argument("task_id")
+@click.pass_context
+def cancel_cmd(ctx: click.Context, task_id: str) -> None:
+    """Park a task in failed/; a running agent for it is stopped by the daemon."""
+    _decide(ctx, "cancel", task_id)
+
+
+@click.command("demo")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to create the demo repository (default: a new temporary folder).",
+)
+def demo_cmd(directory: Path | None) -> None:
+    """A self-contained demo repository and a full pipeline run with the simulator (no API key)."""
+    from shopfloor import demo
+
+    started = time.monotonic()
+    out = console()
+    root = demo.create(directory)
+    out.print(f"[bold]Shopfloor demo[/] in {root}\n")
+    code = demo.run(root, out)
+    out.print(f"\nfinished in {time.monotonic() - started:.1f}s; explore it: cd {root}")
+    sys.exit(code)

@@ -1,0 +1,521 @@
+"""The daemon loop: watch the board, reconcile, claim work, run jobs, stop cleanly.
+
+Level-triggered: a file-system event only means "rescan that lane now"; a periodic full
+reconcile (and one on inotify overflow) makes sure a missed event never strands a task.
+The hotfix lane has its own watcher and dispatcher thread, outside every limit and queue.
+See docs/architecture.md for the state machine and the crash-safety protocol.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from shopfloor import defaults, pipeline, runner, task
+from shopfloor.board import Board, Entry, Lane, is_temp_name
+from shopfloor.config import Config
+from shopfloor.errors import ShopfloorError
+from shopfloor.journal import Journal
+from shopfloor.shop import Shop, log_line
+
+#: Seconds between full reconcile scans when events are flowing normally.
+RECONCILE_EVERY = 300.0
+#: A file younger than this is not quarantined yet: a person may still be writing it.
+SETTLE_SECONDS = 2.0
+#: How long shutdown waits for stopped runs to wind down before leaving them to recovery.
+SHUTDOWN_WAIT = 30.0
+_PRIORITY_ORDER = {p: i for i, p in enumerate(defaults.PRIORITIES)}
+_ROLE_BY_LANE = {Lane.INBOX: "pm", Lane.BACKLOG: "coder", Lane.REVIEW: "qa"}
+_STAGES: dict[str, Callable[[Shop, Entry], Entry]] = {
+    "pm": pipeline.do_pm,
+    "coder": pipeline.do_code,
+    "qa": pipeline.do_qa,
+    "hotfix": pipeline.do_hotfix,
+}
+
+
+class DaemonLockedError(ShopfloorError):
+    """Another daemon holds this repository."""
+
+
+@contextlib.contextmanager
+def daemon_lock(root: Path) -> Iterator[None]:
+    """One daemon per repository: flock on .shopfloor/daemon.lock, which holds the owner's pid."""
+    path = root / defaults.STATE_DIR / "daemon.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise DaemonLockedError(
+                f"a shopfloor daemon is already running for {root} (pid {owner}); "
+                "stop it first (kill -TERM that pid)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class Job:
+    role: str
+    task_id: str
+    thread: threading.Thread
+
+
+class _LaneEvents:
+    """watchdog handler: an event marks its lane dirty and wakes the loop (level-triggered)."""
+
+    def __init__(self, tasks_dir: Path, on_dirty: Callable[[Lane], None]) -> None:
+        super().__init__()
+        self.tasks_dir = tasks_dir
+        self.on_dirty = on_dirty
+
+    def dispatch(self, event: Any) -> None:
+        for raw in (event.src_path, getattr(event, "dest_path", "")):
+            if not raw:
+                continue
+            path = Path(os.fsdecode(raw))
+            if is_temp_name(path.name) and path.parent.parent != self.tasks_dir:
+                continue
+            lane_name = path.parent.name if path.parent.parent == self.tasks_dir else path.name
+            with contextlib.suppress(ValueError):
+                self.on_dirty(Lane(lane_name))
+
+
+class _OverflowHook(logging.Handler):
+    """watchdog reports a kernel queue overflow only through its logger: reconcile fully."""
+
+    def __init__(self, on_overflow: Callable[[], None]) -> None:
+        super().__init__(logging.WARNING)
+        self.on_overflow = on_overflow
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "overflow" in record.getMessage().lower():
+            self.on_overflow()
+
+
+class Daemon:
+    def __init__(
+        self,
+        root: Path,
+        config: Config,
+        *,
+        once: bool = False,
+        watch: bool = True,
+        reconcile_every: float = RECONCILE_EVERY,
+        settle: float = SETTLE_SECONDS,
+        notify: Callable[..., object] | None = None,
+    ) -> None:
+        self.root = root
+        self.once = once
+        self.watch = watch and not once
+        self.reconcile_every = reconcile_every
+        self.settle = 0.0 if once else settle
+        board = Board(root)
+        self.shop = Shop(root, config, board, Journal.for_project(root), notify=self._notify)
+        self._forward = notify
+        self._lock = threading.RLock()
+        self._jobs: dict[str, Job] = {}
+        self._cache: dict[Lane, list[Entry]] = {}
+        self._dirty: set[Lane] = set()
+        self._wake = threading.Event()
+        self._hotfix_wake = threading.Event()
+        self.failures = 0
+        self._recovered: list[str] = []
+
+    # ------------------------------------------------------------------ events
+
+    def _notify(self, event: str, **payload: Any) -> None:
+        """Events from the pipeline: logged, counted, and handed to the notifier (never fatal)."""
+        if event == "task_failed":
+            self.failures += 1
+        self.shop.log(f"notify.{event}", **{k: v for k, v in payload.items() if k == "task_id"})
+        if self._forward is not None:
+            try:
+                self._forward(event, **payload)
+            except Exception as exc:  # a notifier must never take the daemon down
+                self.shop.log("notify.error", error=repr(exc))
+
+    def mark_dirty(self, lane: Lane) -> None:
+        with self._lock:
+            self._dirty.add(lane)
+        if lane is Lane.HOTFIX:
+            self._hotfix_wake.set()
+        self._wake.set()
+
+    def request_full_reconcile(self) -> None:
+        for lane in Lane:
+            self.mark_dirty(lane)
+
+    def stop(self, *_: object) -> None:
+        """Stop claiming, stop runs cleanly; the loop then leaves a consistent board."""
+        if not self.shop.stopping.is_set():
+            self.shop.log("daemon.stopping")
+        self.shop.stopping.set()
+        self.shop.stop_all("daemon stopping")
+        self._wake.set()
+        self._hotfix_wake.set()
+
+    # ------------------------------------------------------------------ main
+
+    def run(self) -> int:
+        self._install_signals()  # before the lock: a SIGTERM at any moment is a clean stop
+        with daemon_lock(self.root):
+            self.shop.log("daemon.start", root=self.root, pid=os.getpid(), once=self.once)
+            self.recover()
+            observers = self._start_watchers() if self.watch else []
+            hotfix_thread = threading.Thread(target=self._hotfix_loop, name="hotfix", daemon=True)
+            hotfix_thread.start()
+            try:
+                self._loop()
+            finally:
+                self.stop()
+                self._wait_for_jobs(SHUTDOWN_WAIT)
+                for observer in observers:
+                    observer.stop()
+                hotfix_thread.join(timeout=5)
+                self._notify("daemon_stopped", pid=os.getpid())
+                self.shop.log("daemon.stop", failures=self.failures)
+                self.shop.journal.close()
+        return 1 if (self.once and self.failures) else 0
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._on_signal)
+            signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.stop()
+
+    def _loop(self) -> None:
+        next_full = 0.0
+        while not self.shop.stopping.is_set():
+            now = time.monotonic()
+            full = now >= next_full
+            if full:
+                next_full = now + self.reconcile_every
+            claimed = self.tick(full=full or self.once)
+            if self.once and not claimed and not self._running_jobs():
+                break
+            timeout = max(0.0, min(next_full - time.monotonic(), 1.0 if self.once else 3600.0))
+            self._wake.wait(timeout)
+            self._wake.clear()
+
+    def _start_watchers(self) -> list[Any]:
+        from watchdog.observers import Observer
+
+        logging.getLogger("watchdog.observers.inotify_c").addHandler(
+            _OverflowHook(self.request_full_reconcile)
+        )
+        from watchdog.events import FileSystemEventHandler
+
+        class Handler(_LaneEvents, FileSystemEventHandler):
+            pass
+
+        handler = Handler(self.shop.board.tasks_dir, self.mark_dirty)
+        lanes, hotfix = Observer(), Observer()  # the hotfix lane never queues behind a burst
+        for lane in Lane:
+            target = hotfix if lane is Lane.HOTFIX else lanes
+            target.schedule(handler, str(self.shop.board.lane_dir(lane)), recursive=False)
+        lanes.schedule(handler, str(self.shop.board.tasks_dir), recursive=False)
+        for observer in (hotfix, lanes):
+            observer.daemon = True
+            observer.start()
+        return [hotfix, lanes]
+
+    # ------------------------------------------------------------------ one pass
+
+    def tick(self, full: bool = False) -> int:
+        """Rescan dirty lanes, recover stale claims, land, dispatch; returns jobs started."""
+        with self._lock:
+            lanes = set(Lane) if full else set(self._dirty)
+            self._dirty.clear()
+        lanes.discard(Lane.INVALID)
+        if lanes:
+            self._rescan(lanes)
+        entries = [e for lane_entries in self._cache.values() for e in lane_entries]
+        conflicted = self._conflicts(entries)
+        usable = [e for e in entries if e.id not in conflicted]
+        self._stop_cancelled(usable)
+        self._recover_stale(usable)
+        self._land(usable)
+        started = self._dispatch_hotfixes()
+        return started + self._claim(usable)
+
+    def _rescan(self, lanes: set[Lane]) -> None:
+        board = self.shop.board
+        scan = board.scan(sorted(lanes))
+        if scan.problems:
+            for problem in scan.problems:
+                self.shop.log(
+                    "board.invalid", path=board.relative(problem.path), reason=problem.reason
+                )
+            scan = board.sweep(min_age=self.settle, lanes=sorted(lanes))
+        with self._lock:
+            for lane in lanes:
+                self._cache[lane] = scan.lane(lane)
+
+    def _conflicts(self, entries: list[Entry]) -> set[str]:
+        seen: Counter[str] = Counter(e.id for e in entries)
+        return {task_id for task_id, n in seen.items() if n > 1}
+
+    def _running_jobs(self) -> int:
+        with self._lock:
+            return len(self._jobs)
+
+    # ------------------------------------------------------------------ claims
+
+    def _claim(self, entries: list[Entry]) -> int:
+        if self.shop.stopping.is_set():
+            return 0
+        limits = self.shop.config.pipeline.concurrency
+        done = {e.id for e in self._cache.get(Lane.DONE, [])}
+        with self._lock:
+            busy = Counter(job.role for job in self._jobs.values())
+            taken = set(self._jobs)
+        started = 0
+        # Downstream first: finishing work beats starting new work.
+        for lane in (Lane.REVIEW, Lane.BACKLOG, Lane.INBOX):
+            role = _ROLE_BY_LANE[lane]
+            for entry in self._candidates(entries, lane, done, taken):
+                if busy[role] >= getattr(limits, role):
+                    break
+                if self._start(role, entry):
+                    busy[role] += 1
+                    started += 1
+        return started
+
+    def _candidates(
+        self, entries: list[Entry], lane: Lane, done: set[str], taken: set[str]
+    ) -> list[Entry]:
+        ready = [
+            e
+            for e in entries
+            if e.lane is lane
+            and e.header.status == "queued"
+            and e.id not in taken
+            and (lane is not Lane.BACKLOG or set(e.header.depends_on) <= done)
+        ]
+        return sorted(
+            ready,
+            key=lambda e: (_PRIORITY_ORDER.get(e.header.priority, 9), e.header.created or "", e.id),
+        )
+
+    def _start(self, role: str, entry: Entry) -> bool:
+        """Claim on the board (fsynced), then start the job's thread."""
+        try:
+            entry = pipeline.refresh(self.shop, entry)
+            if entry.header.status != "queued":
+                return False
+            now = task.utc_now()
+            if role == "coder":
+                attempt = entry.header.attempts + 1
+                entry = self.shop.board.update(
+                    entry, {"status": "running", "attempts": attempt, "updated": now}
+                )
+                entry = self.shop.board.move(entry, Lane.ACTIVE)
+            else:
+                entry = self.shop.board.update(entry, {"status": "running", "updated": now})
+        except (ShopfloorError, OSError) as exc:
+            self.shop.log("claim.skipped", task=entry.id, reason=str(exc))
+            return False
+        thread = threading.Thread(target=self._job_main, args=(role, entry), name=entry.id)
+        with self._lock:
+            self._jobs[entry.id] = Job(role, entry.id, thread)
+        self.shop.log("claim", task=entry.id, role=role, attempt=entry.header.attempts)
+        thread.start()
+        return True
+
+    def _job_main(self, role: str, entry: Entry) -> None:
+        try:
+            _STAGES[role](self.shop, entry)
+        except pipeline.TaskMoved as exc:
+            self.shop.log("job.abandoned", task=entry.id, reason=str(exc))
+        except Exception as exc:  # one broken job must not take the daemon down
+            self.shop.log("job.error", task=entry.id, role=role, error=repr(exc))
+            self._fail_job(role, entry, exc)
+        finally:
+            with self._lock:
+                self._jobs.pop(entry.id, None)
+            self.mark_dirty(entry.lane)
+
+    def _fail_job(self, role: str, entry: Entry, exc: Exception) -> None:
+        """An internal error counts as a failed attempt, so it cannot loop forever."""
+        with contextlib.suppress(Exception):
+            current = self._locate(entry)
+            if current is None:
+                return
+            if role == "hotfix":
+                pipeline.note(self.shop, current, f"hotfix error: {exc}", status="awaiting-human")
+                return
+            bumped = current.header.attempts + (0 if current.lane is Lane.ACTIVE else 1)
+            current = pipeline.note(self.shop, current, f"{role} error: {exc}", attempts=bumped)
+            retry_lane = Lane.INBOX if role == "pm" else Lane.BACKLOG
+            pipeline._failed_attempt(self.shop, current, f"{role} internal error", retry_lane)
+
+    def _locate(self, entry: Entry) -> Entry | None:
+        for lane in (entry.lane, Lane.ACTIVE, Lane.REVIEW, Lane.BACKLOG, Lane.INBOX):
+            path = self.shop.board.lane_dir(lane) / entry.name
+            if path.exists():
+                return pipeline.refresh(self.shop, Entry(entry.header, lane, path))
+        return None
+
+    def _wait_for_jobs(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            threads = [job.thread for job in self._jobs.values()]
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    # ------------------------------------------------------------------ hotfix lane
+
+    def _hotfix_loop(self) -> None:
+        while not self.shop.stopping.is_set():
+            self._hotfix_wake.wait()
+            self._hotfix_wake.clear()
+            if not self.shop.stopping.is_set():
+                self._dispatch_hotfixes()
+
+    def _dispatch_hotfixes(self) -> int:
+        """Start every queued hotfix now, whatever else is running."""
+        if self.shop.stopping.is_set():
+            return 0
+        started = 0
+        with self._lock:
+            scan = self.shop.board.scan([Lane.HOTFIX])
+            self._cache[Lane.HOTFIX] = scan.lane(Lane.HOTFIX)
+            for entry in self._cache[Lane.HOTFIX]:
+                if entry.header.status == "queued" and entry.id not in self._jobs:
+                    started += self._start("hotfix", entry)
+        return started
+
+    # ------------------------------------------------------------------ reconcile
+
+    def _stop_cancelled(self, entries: list[Entry]) -> None:
+        """A job whose task left its lane (a human cancelled or moved it) is stopped."""
+        where = {e.id: e.lane for e in entries}
+        expected = {
+            "pm": Lane.INBOX,
+            "coder": Lane.ACTIVE,
+            "qa": Lane.REVIEW,
+            "hotfix": Lane.HOTFIX,
+        }
+        with self._lock:
+            jobs = list(self._jobs.values())
+        for job in jobs:
+            lane = where.get(job.task_id)
+            moved = lane is not None and lane is not expected[job.role]
+            handed_on = job.role == "coder" and lane is Lane.REVIEW
+            if moved and not handed_on and self.shop.stop_task_runs(job.task_id, "task moved"):
+                self.shop.log("run.cancelled", task=job.task_id, lane=str(lane))
+
+    def _recover_stale(self, entries: list[Entry]) -> None:
+        """Claims without a live job (a crash, a kill -9) are put right, attempts kept."""
+        with self._lock:
+            live = set(self._jobs)
+        for entry in entries:
+            stale = entry.lane is Lane.ACTIVE or entry.header.status == "running"
+            if not stale or entry.id in live or entry.lane in (Lane.DONE, Lane.FAILED):
+                continue
+            try:
+                self._recover_one(pipeline.refresh(self.shop, entry))
+            except (ShopfloorError, OSError) as exc:
+                self.shop.log("recover.skipped", task=entry.id, reason=str(exc))
+
+    def _recover_one(self, entry: Entry) -> None:
+        with self._lock:
+            if entry.id in self._jobs:
+                return
+        if entry.lane is not Lane.ACTIVE and entry.header.status != "running":
+            return  # settled meanwhile
+        shop = self.shop
+        self._recovered.append(entry.id)
+        if entry.lane is Lane.HOTFIX:
+            pipeline.note(
+                shop,
+                entry,
+                "hotfix run interrupted (daemon stopped); check the working tree before re-filing",
+                status="awaiting-human",
+            )
+            self._notify(
+                "hotfix_awaiting_human",
+                task_id=entry.id,
+                title=entry.header.title,
+                ok=False,
+                incomplete=True,
+                summary="interrupted by a daemon restart",
+            )
+        elif entry.lane is Lane.ACTIVE:
+            n = entry.header.attempts
+            entry = pipeline.note(
+                shop, entry, f"attempt {n} interrupted (daemon stopped); it counts as used"
+            )
+            pipeline._failed_attempt(shop, entry, f"coder attempt {n} lost", Lane.BACKLOG)
+        else:
+            pipeline.note(
+                shop, entry, "run interrupted (daemon stopped); will run again", status="queued"
+            )
+        shop.log("recover", task=entry.id, lane=entry.lane.value)
+
+    def _land(self, entries: list[Entry]) -> None:
+        if self.shop.config.pipeline.land != "merge":
+            return
+        hotfix_waiting = any(
+            e.lane is Lane.HOTFIX and e.header.status in ("running", "awaiting-human")
+            for e in entries
+        )
+        for entry in entries:
+            # Only done tasks still waiting for their branch: a handful, not the whole lane.
+            if entry.lane is not Lane.DONE or entry.header.status != "awaiting-human":
+                continue
+            if pipeline.load_state(self.shop, entry.id).get("land") == "pending":
+                with contextlib.suppress(ShopfloorError):
+                    pipeline.land_pending(self.shop, entry, hotfix_waiting)
+
+    def recover(self) -> None:
+        """At start: kill agent process groups a dead daemon left, close their run records."""
+        journal = self.shop.journal
+        stale = {run["id"]: run for run in journal.runs(state="running")}
+        killed = []
+        for proc in runner.find_orphans(set(stale)):
+            with contextlib.suppress(Exception):
+                runner.kill_group(os.getpgid(proc.pid), grace=2.0)
+                killed.append(proc.pid)
+        for run_id in stale:
+            journal.update_run(
+                run_id, state="interrupted", ended_at=task.utc_now(), outcome="stopped"
+            )
+        self.tick(full=True)  # fixes the board: stale claims, half-done moves
+        summary = {
+            "runs_interrupted": len(stale),
+            "orphans_killed": len(killed),
+            "tasks_recovered": sorted(set(self._recovered)),
+        }
+        event = "daemon_recovered" if (stale or self._recovered) else "daemon_started"
+        self._notify(event, pid=os.getpid(), **summary)
+        if event == "daemon_recovered":
+            self.shop.log("daemon.recovered", **{k: str(v) for k, v in summary.items()})
+
+
+def running_runs(journal: Journal) -> list[dict[str, Any]]:
+    """Runs the journal believes are running, for `status`."""
+    return journal.runs(state="running")
+
+
+__all__ = ["Daemon", "DaemonLockedError", "daemon_lock", "log_line", "running_runs"]

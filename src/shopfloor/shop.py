@@ -1,0 +1,327 @@
+"""The shop: what every job of a daemon shares, and how one agent run is carried out.
+
+`run_agent` is the run contract in code: render the bootloader to a prompt file, build the
+command through the agent's backend, start it under the runner with the SHOPFLOOR_*
+environment (the daemon's secrets removed), then read its result file — or the fenced JSON
+in its final message — and judge the outcome. Exit code 0 without a valid result fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shopfloor import _fs, agents, defaults, roles, runlogs
+from shopfloor.agents import Outcome, Parsed, RunContext
+from shopfloor.board import Board, Entry
+from shopfloor.config import AgentConfig, Config
+from shopfloor.errors import ConfigError
+from shopfloor.journal import Journal
+from shopfloor.runner import Runner, RunResult, RunSpec
+from shopfloor.task import utc_now
+
+#: Variables never passed to an agent, whatever the config says (besides config's own).
+ALWAYS_SECRET = frozenset({"SHOPFLOOR_TELEGRAM_TOKEN", "SHOPFLOOR_WEB_TOKEN"})
+_TAIL_BYTES = 256 * 1024
+_FENCED_JSON = re.compile(r"```json\s*\n(\{.*?\})\s*\n```", re.DOTALL)
+
+
+def log_line(event: str, **fields: Any) -> None:
+    """One structured (logfmt) line per daemon event, on stderr."""
+    parts = [f"ts={utc_now()}", f"event={event}"]
+    for key, value in fields.items():
+        if value is None:
+            continue
+        text = str(value)
+        parts.append(f"{key}={json.dumps(text) if (' ' in text or '=' in text) else text}")
+    sys.stderr.write(" ".join(parts) + "\n")
+    sys.stderr.flush()
+
+
+@dataclass
+class Shop:
+    """The daemon's shared state: board, journal, config, live runners, notifications."""
+
+    root: Path
+    config: Config
+    board: Board
+    journal: Journal
+    notify: Callable[..., object] = lambda event, **payload: None
+    log: Callable[..., None] = log_line
+    stopping: threading.Event = field(default_factory=threading.Event)
+    _runners: dict[str, tuple[str, Runner]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / defaults.STATE_DIR / "runs"
+
+    def new_run_id(self) -> str:
+        """R-<n>, unique across restarts (counter file under a lock, checked against run dirs)."""
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        counter = self.root / defaults.STATE_DIR / "next-run"
+        with _fs.locked(self.root / defaults.STATE_DIR / "runs.lock"):
+            try:
+                number = int(counter.read_text().strip())
+            except (FileNotFoundError, ValueError):
+                existing = [
+                    int(p.name[2:]) for p in self.runs_dir.glob("R-*") if p.name[2:].isdigit()
+                ]
+                number = max(existing, default=0)
+            number += 1
+            _fs.atomic_write(counter, f"{number}\n")
+        return f"R-{number}"
+
+    def agent_for(self, role: str, entry: Entry) -> tuple[str, AgentConfig]:
+        name = entry.header.agent or getattr(self.config.roles, role)
+        try:
+            return name, self.config.agents[name]
+        except KeyError:
+            known = ", ".join(sorted(self.config.agents)) or "none"
+            raise ConfigError(
+                f"{entry.id} asks for agent {name!r}, which shopfloor.toml does not define "
+                f"(defined: {known})"
+            ) from None
+
+    def secret_names(self) -> set[str]:
+        return set(ALWAYS_SECRET) | self.config.secret_env_names()
+
+    def child_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """This process's environment without the daemon's secrets, plus `extra`."""
+        secrets = self.secret_names()
+        env = {k: v for k, v in os.environ.items() if k not in secrets}
+        env.update(extra or {})
+        for name in secrets:  # an agent's own env table cannot smuggle a secret back in
+            env.pop(name, None)
+        return env
+
+    # ------------------------------------------------------------------ live runs
+
+    def track(self, run_id: str, task_id: str, runner: Runner) -> None:
+        with self._lock:
+            self._runners[run_id] = (task_id, runner)
+
+    def untrack(self, run_id: str) -> None:
+        with self._lock:
+            self._runners.pop(run_id, None)
+
+    def stop_task_runs(self, task_id: str, reason: str) -> int:
+        with self._lock:
+            targets = [r for t, r in self._runners.values() if t == task_id]
+        for runner in targets:
+            runner.stop(reason)
+        return len(targets)
+
+    def stop_all(self, reason: str) -> None:
+        with self._lock:
+            targets = [r for _, r in self._runners.values()]
+        for runner in targets:
+            runner.stop(reason)
+
+
+@dataclass
+class AgentRun:
+    """One finished agent run, judged."""
+
+    run_id: str
+    role: str
+    agent: str
+    outcome: Outcome
+    result: dict[str, Any]
+    parsed: Parsed
+    duration: float
+    run_dir: Path
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.OK and self.result.get("outcome") == "ok"
+
+    @property
+    def summary(self) -> str:
+        text = str(self.result.get("summary") or self.error or self.parsed.error or "")
+        return " ".join(text.split())[:200]
+
+
+def read_tail(path: Path, limit: int = _TAIL_BYTES) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - limit))
+            return fh.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
+
+
+def read_result(result_file: Path, final_text: str, role: str) -> tuple[dict[str, Any], str | None]:
+    """The agent's result: its JSON file, else the last fenced json block of its final message."""
+    candidates: list[str] = []
+    if result_file.is_file():
+        candidates.append(result_file.read_text("utf-8", "replace"))
+    candidates.extend(reversed(_FENCED_JSON.findall(final_text)))
+    problem = "no result: the agent wrote no result file and no ```json block"
+    for raw in candidates:
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            problem = f"result is not valid JSON: {exc.msg}"
+            continue
+        invalid = validate_result(data, role)
+        if invalid is None:
+            return data, None
+        problem = invalid
+    return {}, problem
+
+
+def validate_result(data: Any, role: str) -> str | None:
+    if not isinstance(data, dict):
+        return "result must be a JSON object"
+    if data.get("outcome") not in ("ok", "fail"):
+        return 'result.outcome must be "ok" or "fail"'
+    if role == "qa" and data.get("outcome") == "ok" and data.get("verdict") not in ("pass", "fail"):
+        return 'QA result needs verdict "pass" or "fail"'
+    return None
+
+
+def run_agent(
+    shop: Shop,
+    role: str,
+    entry: Entry,
+    workdir: Path,
+    values: dict[str, str],
+    attempt: int = 0,
+) -> AgentRun:
+    """Carry out one agent run under the run contract and judge it."""
+    agent_name, agent_cfg = shop.agent_for(role, entry)
+    backend = agents.get(agent_cfg.backend)
+    run_id = shop.new_run_id()
+    run_dir = shop.runs_dir / run_id
+    run_dir.mkdir(parents=True)
+    runlogs.write_meta(run_dir, entry.id, role, agent_name)
+    prompt_file, result_file = run_dir / "prompt.md", run_dir / "result.json"
+    filled = {
+        "task_id": entry.id,
+        "task_file": str(entry.path),
+        "role": role,
+        "workdir": str(workdir),
+        "result_file": str(result_file),
+        "attempt": str(attempt),
+        "max_attempts": str(entry.header.max_attempts),
+        **values,
+    }
+    prompt = roles.render(role, shop.root, filled)
+    _fs.atomic_write(prompt_file, prompt)
+    ctx = RunContext(
+        role, run_id, entry.id, entry.path, prompt_file, result_file, workdir, prompt, agent_cfg
+    )
+    invocation = backend.build(ctx)
+    env = shop.child_env(
+        {
+            **agent_cfg.env,
+            **invocation.env,
+            "SHOPFLOOR_ROLE": role,
+            "SHOPFLOOR_TASK_ID": entry.id,
+            "SHOPFLOOR_TASK_FILE": str(entry.path),
+            "SHOPFLOOR_PROMPT_FILE": str(prompt_file),
+            "SHOPFLOOR_RESULT_FILE": str(result_file),
+            "SHOPFLOOR_WORKDIR": str(workdir),
+            "SHOPFLOOR_RUN_ID": run_id,
+            "SHOPFLOOR_ATTEMPT": str(attempt),
+        }
+    )
+    spec = RunSpec(
+        run_id=run_id,
+        argv=invocation.argv,
+        cwd=workdir,
+        env=env,
+        run_dir=run_dir,
+        timeout=agent_cfg.timeout,
+        stall=agent_cfg.stall,
+        stdin_data=invocation.stdin,
+    )
+    shop.journal.insert_run(
+        run_id,
+        entry.id,
+        role,
+        agent=agent_name,
+        attempt=attempt,
+        state="running",
+        workdir=str(workdir),
+        run_dir=str(run_dir),
+    )
+    shop.log("run.start", run=run_id, task=entry.id, role=role, agent=agent_name)
+    result = _supervise(shop, spec, entry.id)
+    parsed = backend.parse(read_tail(result.stdout_path), read_tail(result.stderr_path))
+    outcome = backend.classify(result, parsed)
+    data, problem = read_result(result_file, parsed.final_text, role)
+    error = result.error or parsed.error
+    if outcome is Outcome.OK and problem is not None:
+        outcome, error = Outcome.AGENT_ERROR, problem
+    run = AgentRun(run_id, role, agent_name, outcome, data, parsed, result.duration, run_dir, error)
+    _journal_end(shop, run, result)
+    return run
+
+
+def _supervise(shop: Shop, spec: RunSpec, task_id: str) -> RunResult:
+    def started(pid: int, create_time: float) -> None:
+        shop.journal.update_run(spec.run_id, pid=pid, proc_started=create_time)
+
+    runner = Runner(spec, on_started=started)
+    shop.track(spec.run_id, task_id, runner)
+    try:
+        if shop.stopping.is_set():
+            runner.stop("daemon stopping")
+        return runner.run()
+    finally:
+        shop.untrack(spec.run_id)
+
+
+def _journal_end(shop: Shop, run: AgentRun, result: RunResult) -> None:
+    shop.journal.update_run(
+        run.run_id,
+        state="ended",
+        ended_at=utc_now(),
+        outcome=run.outcome.value,
+        exit_code=result.exit_code,
+        summary=run.summary,
+        tokens_in=run.parsed.tokens_in,
+        tokens_out=run.parsed.tokens_out,
+        cost_usd=run.parsed.cost_usd,
+    )
+    shop.log(
+        "run.end",
+        run=run.run_id,
+        role=run.role,
+        outcome=run.outcome.value,
+        exit=result.exit_code,
+        secs=f"{run.duration:.1f}",
+    )
+
+
+def human_duration(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    """Poll `predicate` until true or `timeout` seconds pass (monotonic)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()

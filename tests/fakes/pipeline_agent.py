@@ -1,0 +1,93 @@
+"""A scripted agent for pipeline tests, run through the `command` backend.
+
+argv: behaviour words, each `role:action` (the action applies when SHOPFLOOR_ROLE == role):
+  pm:spec            write a ## Spec section          pm:nospec     write nothing
+  coder:write        change a file in the workdir     coder:nothing change nothing
+  qa:pass / qa:fail  verdict                           *:noresult    exit 0 without a result
+  *:exit3            exit 3 after writing outcome fail *:hang        sleep until killed
+  hotfix:patch       change app.py in the live tree and record ## Verification
+  hotfix:noverify    change app.py, no verification steps
+  *:mark=PATH        append "role task attempt run pid" to PATH when starting (for invariants)
+  *:env=PATH         dump the environment as JSON to PATH
+  *:sleep=SECONDS    sleep before acting
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def result(outcome: str, summary: str, **extra: str) -> None:
+    Path(os.environ["SHOPFLOOR_RESULT_FILE"]).write_text(
+        json.dumps({"outcome": outcome, "summary": summary, **extra})
+    )
+
+
+def set_section(path: Path, name: str, content: str) -> None:
+    from shopfloor import task
+
+    path.write_text(task.set_section(path.read_text(), name, content))
+
+
+def side_effects(role: str, actions: list[str]) -> None:
+    """mark=, env= and sleep= actions, in the order given."""
+    for action in actions:
+        name, _, arg = action.partition("=")
+        if name == "mark":
+            env = os.environ
+            line = f"{role} {env['SHOPFLOOR_TASK_ID']} {env.get('SHOPFLOOR_ATTEMPT')}"
+            with open(arg, "a") as fh:
+                fh.write(f"{line} {env['SHOPFLOOR_RUN_ID']} {os.getpid()}\n")
+        elif name == "env":
+            Path(arg).write_text(json.dumps(dict(os.environ)))
+        elif name == "sleep":
+            time.sleep(float(arg))
+
+
+def main() -> None:  # noqa: C901 - a flat script of scripted behaviours
+    role = os.environ["SHOPFLOOR_ROLE"]
+    actions = []
+    for word in sys.argv[1:]:
+        who, _, action = word.partition(":")
+        if who in (role, "*"):
+            actions.append(action)
+    task_file = Path(os.environ["SHOPFLOOR_TASK_FILE"])
+    workdir = Path(os.environ["SHOPFLOOR_WORKDIR"])
+    side_effects(role, actions)
+    acts = {a.partition("=")[0] for a in actions}
+    if "hang" in acts:
+        while True:
+            time.sleep(1)
+    if "noresult" in acts:
+        return
+    if "exit3" in acts:
+        result("fail", "scripted failure")
+        sys.exit(3)
+    if role == "pm":
+        if "nospec" not in acts:
+            set_section(task_file, "Spec", "1. Do the thing.\n2. Tests pass.")
+        result("ok", "spec")
+    elif role == "coder":
+        if "nothing" not in acts:
+            attempt = os.environ.get("SHOPFLOOR_ATTEMPT", "?")
+            (workdir / f"change-{os.environ['SHOPFLOOR_TASK_ID']}.txt").write_text(
+                f"attempt {attempt}\n"
+            )
+        result("ok", "coded")
+    elif role == "qa":
+        verdict = "fail" if "fail" in acts else "pass"
+        result("ok", f"qa {verdict}", verdict=verdict, notes=f"scripted {verdict}")
+    elif role == "hotfix":
+        with open(workdir / "app.py", "a") as fh:
+            fh.write("# hotfix: guarded\n")
+        if "noverify" not in acts:
+            set_section(task_file, "Verification", "1. Run app.py and see 42.")
+        result("ok", "patched")
+
+
+if __name__ == "__main__":
+    main()

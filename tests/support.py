@@ -1,0 +1,139 @@
+"""Helpers for tests that drive a real project: git repo, config, CLI subprocess, waiting."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from shopfloor import scaffold
+from shopfloor.board import Board, Lane
+
+ROOT = Path(__file__).resolve().parents[1]
+FAKES = Path(__file__).resolve().parent / "fakes"
+PIPELINE_AGENT = FAKES / "pipeline_agent.py"
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
+    """Poll until `predicate()` is truthy; fail the test with a clear message at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {predicate}")
+        time.sleep(interval)
+
+
+def git(root: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=root, check=True, capture_output=True, text=True
+    ).stdout
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(value)
+
+
+def agent_command(*behaviour: str) -> list[str]:
+    """A `command` agent running the scripted pipeline agent with the given behaviour."""
+    return [sys.executable, str(PIPELINE_AGENT), *behaviour]
+
+
+def make_project(
+    tmp: Path,
+    *,
+    agents: dict[str, dict[str, Any]] | None = None,
+    roles: dict[str, str] | None = None,
+    pipeline: dict[str, Any] | None = None,
+    extra: str = "",
+) -> Path:
+    """A git repository with one commit, scaffolded, with the given config."""
+    root = tmp / "repo"
+    root.mkdir()
+    git(root, "init", "--quiet", "--initial-branch=main")
+    (root / "app.py").write_text("def answer():\n    return 42\n")
+    scaffold.init(root, agents=[])
+    agents = agents or {"sim": {"backend": "simulator"}}
+    default = next(iter(agents))
+    roles = {"pm": default, "coder": default, "qa": default, "hotfix": default, **(roles or {})}
+    pipe = {"checks": [], "max_attempts": 3, **(pipeline or {})}
+    lines = []
+    for name, table in agents.items():
+        lines.append(f"[agents.{name}]")
+        lines += [f"{k} = {toml_value(v)}" for k, v in table.items()]
+    lines.append("[roles]")
+    lines += [f"{k} = {toml_value(v)}" for k, v in roles.items()]
+    lines.append("[pipeline]")
+    lines += [f"{k} = {toml_value(v)}" for k, v in pipe.items()]
+    (root / "shopfloor.toml").write_text("\n".join(lines) + "\n" + extra)
+    git(root, "add", "--all")
+    git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "--quiet", "-m", "initial")
+    return root
+
+
+def shopfloor(
+    root: Path,
+    *args: str,
+    check: bool = True,
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "shopfloor", "-C", str(root), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"shopfloor {args} exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+def start_daemon(
+    root: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "shopfloor", "-C", str(root), "run", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def lane_of(root: Path, task_id: str) -> Lane | None:
+    hits = [e.lane for e in Board(root).scan().entries if e.id == task_id]
+    return hits[0] if len(hits) == 1 else None
+
+
+def entry(root: Path, task_id: str) -> Any:
+    return Board(root).find(task_id)
+
+
+def tracker(root: Path, task_id: str) -> str:
+    from shopfloor import task
+
+    board = Board(root)
+    return task.get_section(board.read_text(board.find(task_id)), "Tracker") or ""

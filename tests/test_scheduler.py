@@ -1,0 +1,187 @@
+"""The daemon as a real process: hotfix lane, one daemon per repo, signals, crash safety."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+
+from shopfloor import actions
+from shopfloor.board import Board, Lane
+from tests.support import (
+    agent_command,
+    lane_of,
+    make_project,
+    shopfloor,
+    start_daemon,
+    tracker,
+    wait_until,
+)
+
+
+def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    try:
+        return proc.wait(timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
+def marks(path: Path) -> list[list[str]]:
+    return [line.split() for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_hotfix_starts_at_once_while_every_coder_slot_is_busy(tmp_path: Path) -> None:
+    mark = tmp_path / "marks.txt"
+    root = make_project(
+        tmp_path,
+        agents={
+            "slow": {
+                "backend": "command",
+                "command": agent_command(f"*:mark={mark}", "coder:hang"),
+            },
+            "fix": {
+                "backend": "command",
+                "command": agent_command(f"*:mark={mark}", "hotfix:patch"),
+            },
+        },
+        roles={"hotfix": "fix"},
+        pipeline={"concurrency": {"coder": 1, "pm": 1, "qa": 1}},
+    )
+    board = Board(root)
+    for n in range(3):
+        actions.create_task(board, actions.NewTask(f"busy {n}", "x", backlog=True))
+    daemon = start_daemon(root)
+    try:
+        wait_until(lambda: any(m[0] == "coder" for m in marks(mark)), 30)
+        hotfix = actions.create_hotfix(board, "prod is down")
+        wait_until(lambda: any(m[0] == "hotfix" for m in marks(mark)), 10)
+        wait_until(lambda: Board(root).find(hotfix.id).header.status == "awaiting-human", 30)
+        coders = [m for m in marks(mark) if m[0] == "coder"]
+        assert len(coders) == 1  # the slot stayed full: the hotfix bypassed the limit
+    finally:
+        assert stop(daemon) == 0
+    # A clean stop: the hung coder was stopped and its task is queued again, attempt restored.
+    busy = [e for e in Board(root).scan().entries if e.header.title.startswith("busy")]
+    assert all(e.lane is Lane.BACKLOG and e.header.status == "queued" for e in busy)
+    assert all(e.header.attempts == 0 for e in busy)
+
+
+def test_a_second_daemon_refuses_naming_the_first(tmp_path: Path) -> None:
+    root = make_project(tmp_path)
+    first = start_daemon(root)
+    try:
+        lock = root / ".shopfloor" / "daemon.lock"
+        wait_until(lambda: lock.exists() and lock.read_text().strip(), 15)
+        second = shopfloor(root, "run", check=False, timeout=30)
+        assert second.returncode != 0
+        assert f"pid {first.pid}" in second.stderr and "already running" in second.stderr
+    finally:
+        assert stop(first) == 0
+
+
+def test_cancel_stops_a_running_agent_and_parks_the_task(tmp_path: Path) -> None:
+    mark = tmp_path / "marks.txt"
+    root = make_project(
+        tmp_path,
+        agents={
+            "a": {"backend": "command", "command": agent_command(f"*:mark={mark}", "coder:hang")}
+        },
+    )
+    task_id = actions.create_task(Board(root), actions.NewTask("hang", "x", backlog=True)).id
+    daemon = start_daemon(root)
+    try:
+        pid = int(wait_until(lambda: marks(mark), 30)[0][4])
+        shopfloor(root, "cancel", task_id)
+        wait_until(
+            lambda: (
+                not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+            ),
+            30,
+        )
+        assert lane_of(root, task_id) is Lane.FAILED
+    finally:
+        assert stop(daemon) == 0
+    assert "cancelled" in tracker(root, task_id)
+
+
+def test_status_shows_running_runs_with_their_age(tmp_path: Path) -> None:
+    mark = tmp_path / "marks.txt"
+    root = make_project(
+        tmp_path,
+        agents={
+            "a": {"backend": "command", "command": agent_command(f"*:mark={mark}", "coder:hang")}
+        },
+    )
+    task_id = actions.create_task(Board(root), actions.NewTask("hang", "x", backlog=True)).id
+    daemon = start_daemon(root)
+    try:
+        wait_until(lambda: marks(mark), 30)
+        import json
+
+        report = json.loads(shopfloor(root, "status", "--json").stdout)
+        (run,) = report["runs"]
+        assert run["task_id"] == task_id and run["role"] == "coder" and run["age_seconds"] >= 0
+        assert "running" in shopfloor(root, "status").stdout
+    finally:
+        assert stop(daemon) == 0
+
+
+def _leftover_agents(root: Path) -> list[psutil.Process]:
+    """Agent processes of this project still alive (found by the run contract's env tags)."""
+    found = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            env = proc.environ()
+            if "SHOPFLOOR_RUN_ID" in env and env.get("SHOPFLOOR_TASK_FILE", "").startswith(
+                str(root)
+            ):
+                found.append(proc)
+        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def test_kill_9_at_random_moments_loses_nothing_and_never_reruns_an_attempt(tmp_path: Path) -> None:
+    """Invariant: every task in exactly one lane, no attempt run twice, no orphan left."""
+    mark = tmp_path / "marks.txt"
+    root = make_project(
+        tmp_path,
+        agents={
+            "a": {
+                "backend": "command",
+                "command": agent_command(
+                    f"*:mark={mark}", "*:sleep=0.3", "pm:spec", "coder:write", "qa:pass"
+                ),
+            }
+        },
+        pipeline={"max_attempts": 10, "concurrency": {"coder": 3, "pm": 2, "qa": 2}},
+    )
+    board = Board(root)
+    ids = [
+        actions.create_task(board, actions.NewTask(f"t{n}", "x", backlog=n % 2 == 0)).id
+        for n in range(6)
+    ]
+    rng = random.Random(7)
+    for _ in range(6):
+        daemon = start_daemon(root)
+        time.sleep(rng.uniform(0.3, 1.5))  # the random moment of the kill is the point
+        daemon.kill()
+        daemon.wait(10)
+        daemon.communicate()
+    final = start_daemon(root, "--once")
+    assert final.wait(120) in (0, 1)
+    final.communicate()
+    entries = Board(root).scan().entries
+    assert sorted(e.id for e in entries) == sorted(ids)  # each task exactly once
+    assert all(e.lane is Lane.DONE for e in entries), [(e.id, e.lane) for e in entries]
+    starts = [(m[0], m[1], m[2]) for m in marks(mark) if m[0] == "coder"]
+    assert len(starts) == len(set(starts)), "a coder attempt ran twice"
+    wait_until(lambda: not _leftover_agents(root), 15)
