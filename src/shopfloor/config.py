@@ -101,14 +101,127 @@ class PipelineConfig(_Section):
     check_timeout: Duration = 30 * 60.0
 
 
-class TelegramConfig(_Section):
-    token_env: str = "SHOPFLOOR_TELEGRAM_TOKEN"
-    chat_ids: list[int] = Field(default_factory=list)
-    api_base: str = "https://api.telegram.org"
+def _check_events(events: list[str]) -> list[str]:
+    from shopfloor.notify.events import ALL_EVENTS  # here: the notify package imports config
+
+    unknown = [e for e in events if e != "*" and e not in ALL_EVENTS]
+    if unknown:
+        known = ", ".join(ALL_EVENTS)
+        raise ValueError(f'unknown event {unknown[0]!r} (use "*" or some of: {known})')
+    return events
+
+
+class _ChannelConfig(_Section):
+    events: list[str] = Field(
+        default_factory=lambda: ["*"],
+        description='which events this channel gets: ["*"] (all) or a list of event names',
+    )
+
+    @model_validator(mode="after")
+    def _known_events(self) -> _ChannelConfig:
+        _check_events(self.events)
+        return self
+
+
+class TelegramConfig(_ChannelConfig):
+    """A Telegram bot: notifications to `chat_ids` and commands from them (the allowlist)."""
+
+    token_env: str = Field(
+        default="SHOPFLOOR_TELEGRAM_TOKEN", description="environment variable holding the token"
+    )
+    chat_ids: list[int] = Field(
+        default_factory=list, description="the allowlist, for notifications and commands"
+    )
+    api_base: str = Field(
+        default="https://api.telegram.org",
+        description="Bot API server (a self-hosted one, or a fake in tests)",
+    )
+    commands: bool = Field(default=True, description="accept commands from chat_ids")
+    poll_timeout: Duration = Field(default=30.0, description="getUpdates long-poll timeout")
+    connect_timeout: Duration = Field(default=5.0, description="TCP/TLS connect timeout")
+    request_timeout: Duration = Field(
+        default=10.0, description="read/write timeout of a request (getUpdates: on top of poll)"
+    )
+    max_command_age: Duration = Field(
+        default=3600.0, description="commands older than this (e.g. sent while down) are refused"
+    )
+
+    @model_validator(mode="after")
+    def _http_url(self) -> TelegramConfig:
+        if not self.api_base.startswith(("http://", "https://")):
+            raise ValueError("api_base must start with https:// (or http:// for a local server)")
+        return self
+
+
+class WebhookConfig(_ChannelConfig):
+    """A JSON POST per notification: generic, Slack incoming webhook or ntfy."""
+
+    name: str = Field(default="", description="names the channel webhook:<name> (default: webhook)")
+    url: str = Field(default="", description="the URL, if it is not a secret")
+    url_env: str = Field(default="", description="environment variable holding a secret URL")
+    token_env: str = Field(default="", description="environment variable: Bearer token, if any")
+    style: Literal["generic", "slack", "ntfy"] = Field(
+        default="generic", description="body shape; every style carries the text"
+    )
+    topic: str = Field(default="", description="ntfy topic (style = ntfy, posting to the root)")
+    headers: dict[str, str] = Field(default_factory=dict, description="extra, non-secret headers")
+    timeout: Duration = Field(default=10.0, description="whole-request timeout")
+
+    @model_validator(mode="after")
+    def _one_url(self) -> WebhookConfig:
+        if bool(self.url) == bool(self.url_env):
+            raise ValueError("a webhook needs exactly one of url or url_env")
+        if self.url and not self.url.startswith(("http://", "https://")):
+            raise ValueError("url must start with https:// (or http://)")
+        return self
+
+
+class CommandChannelConfig(_ChannelConfig):
+    """A user command run per notification (no shell), the message as JSON on stdin."""
+
+    name: str = Field(default="", description="names the channel command:<name> (default: command)")
+    argv: list[str] = Field(min_length=1, description='e.g. ["notify-send-json"]')
+    timeout: Duration = Field(default=30.0, description="killed (whole group) after this long")
+    env: dict[str, str] = Field(default_factory=dict, description="extra environment")
 
 
 class NotifyConfig(_Section):
+    """Channels, and how the outbox sender retries (exponential back-off with jitter)."""
+
     telegram: TelegramConfig | None = None
+    webhook: list[WebhookConfig] = Field(default_factory=list, description="[[notify.webhook]]")
+    command: list[CommandChannelConfig] = Field(
+        default_factory=list, description="[[notify.command]]"
+    )
+    retry_initial: Duration = Field(default=2.0, description="first back-off after a failure")
+    retry_max: Duration = Field(
+        default=30.0, description="back-off ceiling: the longest wait after a recovery"
+    )
+    send_timeout: Duration = Field(default=60.0, description="hard limit on one delivery")
+    poll_interval: Duration = Field(
+        default=1.0, description="how often the outbox is checked for rows from other processes"
+    )
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> NotifyConfig:
+        names = self.channel_names()
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"two channels are named {dupes[0]!r}; give each a distinct name")
+        return self
+
+    def channel_names(self) -> list[str]:
+        """The outbox channel names: telegram, webhook[:name], command[:name]."""
+        names = ["telegram"] if self.telegram is not None else []
+        names += [f"webhook:{w.name}" if w.name else "webhook" for w in self.webhook]
+        names += [f"command:{c.name}" if c.name else "command" for c in self.command]
+        return names
+
+    def secret_env_names(self) -> set[str]:
+        """Environment variables holding notification secrets (never passed to an agent)."""
+        names = {self.telegram.token_env} if self.telegram is not None else set()
+        names |= {n for w in self.webhook for n in (w.url_env, w.token_env) if n}
+        return names
 
 
 class WebConfig(_Section):
@@ -178,7 +291,10 @@ def _describe(error: Any) -> str:
         hint = f" (did you mean {close[0]!r}?)" if close else f" (allowed: {', '.join(fields)})"
         return f"{path}: unknown key{hint}" if fields else f"{path}: unknown key"
     message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{path}: {message} (got {error.get('input')!r})"
+    got = repr(error.get("input"))
+    if not loc or got in message:  # a whole-file rule, or the message already quotes it
+        return f"{path}: {message}" if loc else message
+    return f"{path}: {message} (got {got})"
 
 
 def from_mapping(data: dict[str, Any], source: str = defaults.CONFIG_FILE) -> Config:

@@ -1,0 +1,170 @@
+"""Notification events: names, priorities (hotfix first) and the phone-readable text of each.
+
+The daemon publishes these names; channels subscribe to them (`events = ["*"]` or a list).
+A lower priority number leaves the outbox sooner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+HOTFIX_STARTED = "hotfix_started"
+HOTFIX_AWAITING_HUMAN = "hotfix_awaiting_human"
+TASK_DONE = "task_done"
+TASK_FAILED = "task_failed"
+QA_FAILED = "qa_failed"
+AWAITING_APPROVAL = "awaiting_approval"
+#: An agent could not work: authentication problem or usage/rate limit.
+AGENT_PROBLEM = "agent_problem"
+DAEMON_STARTED = "daemon_started"
+DAEMON_STOPPED = "daemon_stopped"
+#: The daemon started after a crash and reconciled what it left (payload says what).
+DAEMON_RECOVERED = "daemon_recovered"
+
+#: Internal: a bot's answer to a command, to one chat (not subscribable, never published).
+REPLY = "reply"
+
+PRIORITY: dict[str, int] = {
+    HOTFIX_STARTED: 0,
+    HOTFIX_AWAITING_HUMAN: 0,
+    REPLY: 1,
+    AGENT_PROBLEM: 2,
+    DAEMON_RECOVERED: 2,
+    TASK_FAILED: 3,
+    AWAITING_APPROVAL: 3,
+    QA_FAILED: 4,
+    TASK_DONE: 5,
+    DAEMON_STARTED: 6,
+    DAEMON_STOPPED: 6,
+}
+DEFAULT_PRIORITY = 5
+
+#: The events a channel can subscribe to, most urgent first.
+ALL_EVENTS: tuple[str, ...] = tuple(
+    sorted((e for e in PRIORITY if e != REPLY), key=lambda e: (PRIORITY[e], e))
+)
+
+#: Longest field (summary, notes, reason) copied into a message.
+FIELD_CHARS = 300
+
+
+def priority(event: str) -> int:
+    return PRIORITY.get(event, DEFAULT_PRIORITY)
+
+
+def subscribed(event: str, wanted: list[str]) -> bool:
+    return "*" in wanted or event in wanted
+
+
+def _clip(value: object, limit: int = FIELD_CHARS) -> str:
+    text = str(value or "").strip()
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _task(p: Mapping[str, Any]) -> str:
+    title = _clip(p.get("title"), 120)
+    return f"{p.get('task_id', '?')} — {title}" if title else str(p.get("task_id", "?"))
+
+
+def _hotfix_started(p: Mapping[str, Any]) -> list[str]:
+    return [f"🚨 Hotfix started: {_task(p)}"]
+
+
+def _hotfix_waiting(p: Mapping[str, Any]) -> list[str]:
+    task_id = p.get("task_id", "?")
+    lines = [f"🚨 Hotfix waits for you: {_task(p)}"]
+    if p.get("ok") is False:
+        lines.append("The agent did not finish cleanly.")
+    if p.get("incomplete"):
+        lines.append("INCOMPLETE: no verification steps recorded.")
+    if p.get("summary"):
+        lines.append(_clip(p["summary"]))
+    lines.append(f"Verify, commit and push; then /close {task_id}")
+    return lines
+
+
+def _task_done(p: Mapping[str, Any]) -> list[str]:
+    lines = [f"✅ Done: {_task(p)}"]
+    if p.get("branch"):
+        lines.append(f"branch {p['branch']}")
+    return lines
+
+
+def _task_failed(p: Mapping[str, Any]) -> list[str]:
+    lines = [f"❌ Failed: {_task(p)}"]
+    if p.get("reason"):
+        lines.append(_clip(p["reason"]))
+    return [*lines, f"/retry {p.get('task_id', '?')} to try again"]
+
+
+def _qa_failed(p: Mapping[str, Any]) -> list[str]:
+    return [f"QA failed: {_task(p)}", _clip(p.get("notes"))]
+
+
+def _awaiting_approval(p: Mapping[str, Any]) -> list[str]:
+    return [f"Spec ready for approval: {_task(p)}", f"/approve {p.get('task_id', '?')}"]
+
+
+def _agent_problem(p: Mapping[str, Any]) -> list[str]:
+    agent, outcome = p.get("agent") or "agent", p.get("outcome") or "problem"
+    lines = [f"⚠️ Agent {agent}: {outcome}"]
+    if p.get("task_id"):
+        lines.append(f"while working on {p['task_id']}")
+    return [*lines, _clip(p.get("detail"))]
+
+
+def _daemon_started(p: Mapping[str, Any]) -> list[str]:
+    return [f"Shopfloor daemon started (pid {p.get('pid', '?')})"]
+
+
+def _daemon_stopped(p: Mapping[str, Any]) -> list[str]:
+    return [f"Shopfloor daemon stopped (pid {p.get('pid', '?')})"]
+
+
+def _daemon_recovered(p: Mapping[str, Any]) -> list[str]:
+    tasks = p.get("tasks_recovered") or []
+    lines = [
+        "Shopfloor daemon recovered after a crash:",
+        f"{p.get('runs_interrupted', 0)} run(s) interrupted, "
+        f"{p.get('orphans_killed', 0)} orphan process(es) stopped",
+    ]
+    if tasks:
+        lines.append("tasks: " + _clip(", ".join(str(t) for t in tasks), 200))
+    return lines
+
+
+_FORMATS: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
+    HOTFIX_STARTED: _hotfix_started,
+    HOTFIX_AWAITING_HUMAN: _hotfix_waiting,
+    TASK_DONE: _task_done,
+    TASK_FAILED: _task_failed,
+    QA_FAILED: _qa_failed,
+    AWAITING_APPROVAL: _awaiting_approval,
+    AGENT_PROBLEM: _agent_problem,
+    DAEMON_STARTED: _daemon_started,
+    DAEMON_STOPPED: _daemon_stopped,
+    DAEMON_RECOVERED: _daemon_recovered,
+}
+
+
+def title(event: str, payload: Mapping[str, Any]) -> str:
+    """The first line of the message: a headline for webhooks that show a title."""
+    return render(event, payload).splitlines()[0]
+
+
+def render(event: str, payload: Mapping[str, Any], item_id: int | None = None) -> str:
+    """The message text: short lines for a phone, and `#<outbox id>` to spot duplicates."""
+    if event == REPLY:
+        return str(payload.get("text", ""))
+    formatter = _FORMATS.get(event)
+    if formatter is not None:
+        lines = [line for line in formatter(payload) if line]
+    else:
+        fields = ", ".join(f"{k}={_clip(v, 80)}" for k, v in payload.items() if k != "project")
+        lines = [f"{event}: {fields}" if fields else event]
+    if payload.get("project"):
+        lines[0] = f"[{payload['project']}] {lines[0]}"
+    if item_id is not None:
+        lines.append(f"#{item_id}")
+    return "\n".join(lines)

@@ -1,0 +1,234 @@
+"""Telegram commands end to end: a message to the fake Bot API, a reply back, a real board.
+
+Rules (issue 5): commands only from chat_ids (others ignored, logged, never answered);
+replies short enough for a phone; errors become the reply, never a dead bot; a bot that stops
+receiving is restarted by its supervisor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from shopfloor import actions, defaults
+from shopfloor.board import Board, Lane
+from shopfloor.journal import Journal
+from shopfloor.notify import NotifyService
+from shopfloor.notify.bot import GENERIC_FAILURE, HELP, Commands
+from shopfloor.notify.sender import Backoff, supervise
+from tests.conftest import wait_until
+from tests.fakes.telegram_server import FakeTelegram
+
+from .conftest import CHAT, STRANGER, ServiceFactory, make_config
+
+Ask = Callable[[str], str]
+
+
+@pytest.fixture
+def bot(fake_tg: FakeTelegram, service: ServiceFactory) -> NotifyService:
+    return service(make_config(fake_tg))
+
+
+@pytest.fixture
+def ask(fake_tg: FakeTelegram, bot: NotifyService) -> Iterator[Ask]:
+    """Send a message from the allowed chat; the bot's reply."""
+
+    def send(text: str) -> str:
+        before = len(fake_tg.messages(CHAT))
+        fake_tg.user_says(CHAT, text)
+        wait_until(lambda: len(fake_tg.messages(CHAT)) > before, 15, f"a reply to {text!r}")
+        return fake_tg.texts(CHAT)[-1]
+
+    yield send
+
+
+def test_help_status_new_show(ask: Ask, project: Path) -> None:
+    assert ask("/help") == HELP
+    assert ask("/status").startswith("hotfix 0 · active 0 · review 0 · backlog 0 · inbox 0")
+    reply = ask("/new Retry Telegram sends\nWith back-off and jitter.")
+    assert reply == "T-0001 filed in inbox/: Retry Telegram sends"
+    text = Board(project).read_text(Board(project).find("T-0001"))
+    assert "With back-off and jitter." in text and "telegram created in inbox" in text
+    shown = ask("/show T-0001")
+    assert shown.splitlines()[:2] == [
+        "T-0001 — Retry Telegram sends",
+        "inbox/ · queued · P2 · attempt 0/3",
+    ]
+    assert "With back-off and jitter." in shown and shown.endswith("full: shopfloor show T-0001")
+
+
+def test_hotfix_files_the_hotfix_and_close_archives_it(ask: Ask, project: Path) -> None:
+    reply = ask("/hotfix Payments are down\nstripe webhook 500s since 02:00")
+    assert reply.startswith("🚨 HOTFIX-payments-are-down filed in hotfix/")
+    path = project / "tasks" / "hotfix" / "HOTFIX-payments-are-down.md"
+    text = path.read_text()
+    assert "stripe webhook 500s since 02:00" in text and "telegram hotfix filed" in text
+    assert "type: hotfix" in text and "priority: P0" in text
+    assert ask("/status").splitlines()[1].startswith("🚨 HOTFIX-payments-are-down hotfix/queued")
+    assert ask("/close HOTFIX-payments-are-down") == (
+        "HOTFIX-payments-are-down closed: archived to done/"
+    )
+    assert not path.exists() and (project / "tasks/done/HOTFIX-payments-are-down.md").exists()
+
+
+def test_approve_cancel_retry(ask: Ask, project: Path) -> None:
+    board = Board(project)
+    entry = actions.create_task(board, actions.NewTask("Gate me", backlog=True))
+    assert ask(f"/approve {entry.id}") == (
+        f"{entry.id} is not awaiting approval (it is in backlog/, status queued)"
+    )
+    board.update(board.find(entry.id), {"status": "awaiting-approval"})
+    assert ask(f"/approve {entry.id}") == f"{entry.id} approved: backlog/ · queued"
+    assert ask(f"/cancel {entry.id}") == f"{entry.id} cancelled: failed/ · blocked"
+    assert ask(f"/retry {entry.id}") == f"{entry.id} queued for retry: backlog/ · queued"
+    assert Board(project).find(entry.id).lane is Lane.BACKLOG
+
+
+def test_logs_tails_the_newest_run(ask: Ask, project: Path) -> None:
+    entry = actions.create_task(Board(project), actions.NewTask("Logged"))
+    assert ask(f"/logs {entry.id}") == f"{entry.id} has no runs yet."
+    runs = project / defaults.STATE_DIR / "runs"
+    with Journal.for_project(project) as journal:
+        for run_id, marker in (("R-1", "old"), ("R-2", "new")):
+            (runs / run_id).mkdir(parents=True)
+            lines = "".join(f"{marker} line {n}\n" for n in range(200))
+            (runs / run_id / "stdout.log").write_text(lines)
+            journal.insert_run(run_id, entry.id, "coder")
+    (runs / "R-2" / "stderr.log").write_text("Traceback: boom\n")
+    reply = ask(f"/logs {entry.id}")
+    assert reply.startswith(f"R-2 ({entry.id}), last lines:")
+    assert "new line 199" in reply and "new line 150" not in reply and "old line" not in reply
+    assert "— stderr.log\nTraceback: boom" in reply
+    assert reply.endswith(f"full: shopfloor logs {entry.id}")
+
+
+def test_errors_become_short_replies(ask: Ask) -> None:
+    assert ask("/show T-9999") == "no task T-9999 on the board (see `shopfloor status`)"
+    assert ask("/show ../../etc/passwd") == (
+        "unsafe file name '../../etc/passwd': path separators are not allowed"
+    )
+    assert ask("/frobnicate") == "Unknown command /frobnicate. Send /help for the list."
+    assert ask("/new") == "usage: /new TEXT (the first line is the title)"
+    assert ask("/approve") == "usage: /approve ID (e.g. /approve T-0042)"
+    assert ask("hello?") == "Send /help for the commands."
+
+
+def test_long_output_is_trimmed_with_a_pointer(ask: Ask, project: Path) -> None:
+    board = Board(project)
+    for n in range(40):
+        actions.create_task(board, actions.NewTask(f"Task number {n} " + "x" * 50))
+    reply = ask("/status")
+    assert len(reply) <= 1600
+    assert reply.splitlines()[-1] == "… 25 more: shopfloor status"
+
+
+def test_a_foreign_chat_is_ignored_logged_and_never_answered(
+    fake_tg: FakeTelegram, ask: Ask, project: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake_tg.user_says(STRANGER, "/hotfix rm -rf everything")
+    fake_tg.user_says(STRANGER, "/status")
+    assert ask("/status").startswith("hotfix 0")  # handled after the stranger's messages
+    assert fake_tg.messages(STRANGER) == []
+    assert list((project / "tasks" / "hotfix").glob("HOTFIX-*")) == []
+    assert f"ignored a telegram message from chat {STRANGER}" in caplog.text
+
+
+def test_a_command_older_than_max_command_age_is_refused(
+    fake_tg: FakeTelegram, bot: NotifyService, project: Path
+) -> None:
+    fake_tg.user_says(CHAT, "/hotfix Something from yesterday", date=time.time() - 7200)
+    wait_until(lambda: fake_tg.messages(CHAT))
+    assert fake_tg.texts(CHAT) == ["Ignored /hotfix: it was sent 120 min ago. Send it again."]
+    assert list((project / "tasks" / "hotfix").glob("HOTFIX-*")) == []
+
+
+def test_commands_run_once_even_when_the_service_restarts(
+    fake_tg: FakeTelegram, service: ServiceFactory, project: Path
+) -> None:
+    """The update offset is saved before commands run: a restart never repeats a /hotfix."""
+    cfg = make_config(fake_tg)
+    first = service(cfg)
+    fake_tg.user_says(CHAT, "/new Only once")
+    wait_until(lambda: fake_tg.messages(CHAT))
+    first.stop(3.0)
+    service(cfg)
+    fake_tg.user_says(CHAT, "/status")
+    wait_until(lambda: len(fake_tg.messages(CHAT)) >= 2)
+    assert "inbox 1" in fake_tg.texts(CHAT)[1]
+    assert len(Board(project).scan().entries) == 1
+
+
+def test_the_bot_recovers_after_get_updates_hangs(
+    fake_tg: FakeTelegram, service: ServiceFactory
+) -> None:
+    fake_tg.failing = {"getUpdates"}
+    fake_tg.set_mode("hang")
+    svc = service(make_config(fake_tg))
+    fake_tg.user_says(CHAT, "/status")
+    wait_until(lambda: svc.status()["bot"]["failures"] >= 1, what="getUpdates timed out")
+    assert "TimedOut" in svc.status()["bot"]["last_error"]
+    assert fake_tg.messages(CHAT) == []
+    fake_tg.set_mode("normal")
+    wait_until(lambda: fake_tg.messages(CHAT), what="the queued command answered")
+    assert fake_tg.texts(CHAT)[0].startswith("hotfix 0")
+
+
+def test_an_unexpected_error_is_logged_and_answered_generically(
+    project: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    journal_path = project / defaults.STATE_DIR / defaults.JOURNAL_FILE
+    journal_path.parent.mkdir(parents=True, exist_ok=True)
+    journal_path.mkdir()  # not a database: sqlite3 raises, which is no ShopfloorError
+    assert Commands(project).answer("/status") == GENERIC_FAILURE
+    assert "telegram /status failed" in caplog.text and "Traceback" in caplog.text
+
+
+def _run_supervised(life: Callable[[], object], stalled: Callable[[], bool] | None) -> list[str]:
+    reasons: list[str] = []
+
+    async def main() -> None:
+        task = asyncio.create_task(
+            supervise("test loop", life, Backoff(0.01, 0.02), stalled, 0.02, reasons.append)  # type: ignore[arg-type]
+        )
+        deadline = time.monotonic() + 10
+        while len(reasons) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(main())
+    return reasons
+
+
+def test_the_supervisor_restarts_a_loop_that_stops_receiving() -> None:
+    beats: list[float] = []
+
+    async def life() -> None:
+        beats.append(time.monotonic())
+        await asyncio.Event().wait()  # hangs without ever reporting back
+
+    reasons = _run_supervised(life, lambda: time.monotonic() - beats[-1] > 0.1)
+    assert reasons[:2] == ["stopped receiving", "stopped receiving"] and len(beats) >= 2
+
+
+def test_the_supervisor_restarts_a_loop_that_dies() -> None:
+    async def life() -> None:
+        raise RuntimeError("boom")
+
+    assert _run_supervised(life, None)[:2] == ["died (RuntimeError: boom)"] * 2
+
+
+def test_with_an_empty_allowlist_the_log_shows_the_chat_id_to_add(
+    fake_tg: FakeTelegram, service: ServiceFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """How a user finds their chat id: message the bot, read the daemon log."""
+    svc = service(make_config(fake_tg, tg={"chat_ids": []}))
+    fake_tg.user_says(987654321, "/start")
+    wait_until(lambda: svc.status()["bot"]["ignored"] == 1)
+    assert "from chat 987654321 user 987654321 (not in notify.telegram.chat_ids" in caplog.text
+    assert svc.status()["channels"]["telegram"]["state"] == "off"
+    assert fake_tg.messages() == []
