@@ -25,7 +25,7 @@ from .conftest import CliRun, git, wait_until
 #: The documented `status --json` document (docs/cli.md), schema 1.
 STATUS_KEYS = {
     "schema", "root", "counts", "tasks", "invalid", "unreadable", "conflicts",
-    "unknown_folders", "runs",
+    "unknown_folders", "runs", "outbox",
 }  # fmt: skip
 TASK_KEYS = {
     "id", "title", "type", "priority", "status", "attempts", "max_attempts", "depends_on",

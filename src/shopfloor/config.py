@@ -248,10 +248,7 @@ class Config(_Section):
 
     def secret_env_names(self) -> set[str]:
         """Environment variables holding the daemon's secrets: never passed to an agent."""
-        names = {self.web.token_env}
-        if self.notify.telegram is not None:
-            names.add(self.notify.telegram.token_env)
-        return names
+        return {self.web.token_env} | self.notify.secret_env_names()
 
 
 # ---------------------------------------------------------------------------- errors

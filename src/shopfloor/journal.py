@@ -227,6 +227,12 @@ class Journal:
                 (next_attempt_at, error[:500], item_id),
             )
 
+    def unsent_by_channel(self) -> dict[str, int]:
+        rows = self._db.execute(
+            "SELECT channel, COUNT(*) FROM outbox WHERE sent_at IS NULL GROUP BY channel"
+        ).fetchall()
+        return {str(r[0]): int(r[1]) for r in rows}
+
     def unsent_count(self, channel: str | None = None) -> int:
         query = "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL"
         args: tuple[str, ...] = ()

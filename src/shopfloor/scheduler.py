@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import logging
 import os
 import signal
@@ -129,6 +130,10 @@ class Daemon:
         self.settle = 0.0 if once else settle
         board = Board(root)
         self.shop = Shop(root, config, board, Journal.for_project(root), notify=self._notify)
+        if notify is None:
+            from shopfloor.notify import publish  # the outbox: rows in SQLite, no network
+
+            notify = functools.partial(publish, self.shop.journal, config)
         self._forward = notify
         self._lock = threading.RLock()
         self._jobs: dict[str, Job] = {}
@@ -178,10 +183,11 @@ class Daemon:
         self._install_signals()  # before the lock: a SIGTERM at any moment is a clean stop
         with daemon_lock(self.root):
             self.shop.log("daemon.start", root=self.root, pid=os.getpid(), once=self.once)
-            self.recover()
+            # Watch first, then reconcile: a file filed during start-up is never missed.
             observers = self._start_watchers() if self.watch else []
             hotfix_thread = threading.Thread(target=self._hotfix_loop, name="hotfix", daemon=True)
             hotfix_thread.start()
+            self.recover()
             try:
                 self._loop()
             finally:

@@ -132,22 +132,24 @@ def hotfix_close_cmd(ctx: click.Context, task_id: str, followup: bool) -> None:
 def status_cmd(ctx: click.Context, as_json: bool, show_all: bool) -> None:
     """The board at a glance. Unreadable files are moved to tasks/invalid/ with a reason."""
     proj = project(ctx)
-    report = actions.status_report(proj.board, runs=_running_runs(proj.root))
+    runs, unsent = _from_journal(proj.root)
+    report = actions.status_report(proj.board, runs=runs)
+    report["outbox"] = unsent
     if as_json:
         print_json(report)
         return
     _print_status(report, show_all)
 
 
-def _running_runs(root: Path) -> list[dict[str, Any]]:
-    """Runs the journal says are running; none when there is no journal (board is the truth)."""
+def _from_journal(root: Path) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Running runs and unsent notifications; nothing when there is no journal (board is truth)."""
     from shopfloor.journal import open_if_present
 
     journal = open_if_present(root)
     if journal is None:
-        return []
+        return [], {}
     with journal:
-        return journal.runs(state="running")
+        return journal.runs(state="running"), journal.unsent_by_channel()
 
 
 def _print_status(report: dict[str, Any], show_all: bool) -> None:
@@ -173,12 +175,19 @@ def _print_status(report: dict[str, Any], show_all: bool) -> None:
             )
     if table.row_count:
         out.print(table)
+    _print_notes(out, report)
+
+
+def _print_notes(out: Any, report: dict[str, Any]) -> None:
+    """What is running or waiting, and what needs a human, under the table."""
     for run in report["runs"]:
         age = run["age_seconds"]
         out.print(
             f"[green]running[/]  {run['run_id']} {run['role']} {run['task_id']} "
             f"{run['agent'] or ''} for {age // 60}m{age % 60:02d}s"
         )
+    for channel, count in report["outbox"].items():
+        out.print(f"[yellow]outbox[/]  {count} notification(s) waiting for {channel}")
     for problem in report["invalid"]:
         out.print(f"[red]invalid[/]  {problem['path']}: {problem['reason']}")
     for problem in report["unreadable"]:

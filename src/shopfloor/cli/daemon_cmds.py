@@ -26,11 +26,20 @@ def run_cmd(ctx: click.Context, once: bool) -> None:
     Logs one line per event on stderr. SIGTERM or Ctrl-C stops it cleanly. With --once the
     exit code is 1 if a task failed during the run.
     """
+    from shopfloor.notify import NotifyService
     from shopfloor.scheduler import Daemon
 
     proj = project(ctx)
-    daemon = Daemon(proj.root, proj.config, once=once)
-    sys.exit(daemon.run())
+    service = NotifyService(proj.root, proj.config) if proj.config.notify.channel_names() else None
+    if service is not None:
+        service.start()  # its own thread: a dead network can delay a message, never the daemon
+    try:
+        code = Daemon(proj.root, proj.config, once=once).run()
+    finally:
+        if service is not None:
+            service.flush(2.0)
+            service.stop(3.0)
+    sys.exit(code)
 
 
 @click.command("logs")
