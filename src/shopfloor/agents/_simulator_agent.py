@@ -34,7 +34,8 @@ def _patches(text: str, attempt: int) -> list[tuple[str, str]]:
     ]
     usable = [b for b in blocks if b[2] <= attempt]
     best = max((b[2] for b in usable), default=0)
-    return [(p, body) for p, body, n in usable if n in (0, best)]
+    chosen = {p: body for p, body, n in usable if n in (0, best)}  # the spec repeats the request
+    return list(chosen.items())
 
 
 def _apply(workdir: Path, patches: list[tuple[str, str]]) -> list[str]:
