@@ -77,6 +77,7 @@ class Job:
     role: str
     task_id: str
     thread: threading.Thread
+    path: Path  # where the task file is while the job's agent runs
 
 
 class _LaneEvents:
@@ -258,7 +259,7 @@ class Daemon:
         entries = [e for lane_entries in self._cache.values() for e in lane_entries]
         conflicted = self._conflicts(entries)
         usable = [e for e in entries if e.id not in conflicted]
-        self._stop_cancelled(usable)
+        self._stop_cancelled()
         self._recover_stale(usable)
         self._land(usable)
         started = self._dispatch_hotfixes()
@@ -343,7 +344,11 @@ class Daemon:
             return False
         thread = threading.Thread(target=self._job_main, args=(role, entry), name=entry.id)
         with self._lock:
-            self._jobs[entry.id] = Job(role, entry.id, thread)
+            self._jobs[entry.id] = Job(role, entry.id, thread, entry.path)
+            if role == "coder":  # keep the cached view in step with the move just made
+                self._cache[Lane.BACKLOG] = [
+                    e for e in self._cache.get(Lane.BACKLOG, []) if e.id != entry.id
+                ]
         self.shop.log("claim", task=entry.id, role=role, attempt=entry.header.attempts)
         thread.start()
         return True
@@ -413,23 +418,20 @@ class Daemon:
 
     # ------------------------------------------------------------------ reconcile
 
-    def _stop_cancelled(self, entries: list[Entry]) -> None:
-        """A job whose task left its lane (a human cancelled or moved it) is stopped."""
-        where = {e.id: e.lane for e in entries}
-        expected = {
-            "pm": Lane.INBOX,
-            "coder": Lane.ACTIVE,
-            "qa": Lane.REVIEW,
-            "hotfix": Lane.HOTFIX,
-        }
+    def _stop_cancelled(self) -> None:
+        """A run whose task file left its place (a human cancelled or moved it) is stopped.
+
+        Decided on the disk, never on the cached view: a stale cache must not cancel a run
+        (a stopped run gets its attempt back, so a false cancel would run an attempt twice).
+        Once a job moves its own file on, its run has ended and there is nothing to stop.
+        """
         with self._lock:
             jobs = list(self._jobs.values())
         for job in jobs:
-            lane = where.get(job.task_id)
-            moved = lane is not None and lane is not expected[job.role]
-            handed_on = job.role == "coder" and lane is Lane.REVIEW
-            if moved and not handed_on and self.shop.stop_task_runs(job.task_id, "task moved"):
-                self.shop.log("run.cancelled", task=job.task_id, lane=str(lane))
+            if job.path.exists():
+                continue
+            if self.shop.stop_task_runs(job.task_id, "task file moved away"):
+                self.shop.log("run.cancelled", task=job.task_id, path=job.path.name)
 
     def _recover_stale(self, entries: list[Entry]) -> None:
         """Claims without a live job (a crash, a kill -9) are put right, attempts kept."""
