@@ -143,3 +143,29 @@ def test_status_lists_running_runs_from_the_journal(project: Path, cli: CliRun) 
         ("R-7", "coder", "claude")
     ]
     assert report["runs"][0]["age_seconds"] >= 0
+
+
+def test_many_connections_opening_a_new_journal_at_once_all_succeed(tmp_path: Path) -> None:
+    """Rule: opening the journal concurrently never fails with 'database is locked'."""
+    import threading
+
+    from shopfloor.journal import Journal
+
+    errors: list[BaseException] = []
+    for round_number in range(15):  # the race is narrow: many fresh journals make it show
+        path = tmp_path / f"j{round_number}.db"
+        gate = threading.Barrier(8)
+
+        def open_one(path: Path = path, gate: threading.Barrier = gate) -> None:
+            gate.wait()
+            try:
+                Journal(path).close()
+            except BaseException as exc:  # collected and asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_one) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    assert errors == []

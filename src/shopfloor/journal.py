@@ -91,9 +91,21 @@ class Journal:
         self._db = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA busy_timeout = 5000")
-        self._db.execute("PRAGMA journal_mode = WAL")
+        self._enable_wal(deadline=time.monotonic() + 10.0)
         self._db.execute("PRAGMA synchronous = FULL")
         self._migrate()
+
+    def _enable_wal(self, deadline: float) -> None:
+        """Switch to WAL. The switch ignores busy_timeout when two processes open a new
+        journal at the same moment, so it is retried until the deadline."""
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     @classmethod
     def for_project(cls, root: Path) -> Journal:
