@@ -50,7 +50,7 @@ def start_daemon(root: Path) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"},
     )
 
 
@@ -76,16 +76,33 @@ def wait_started(proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
     raise RuntimeError(f"daemon did not start: {buffer[-2000:]!r}")
 
 
-def drain(proc: subprocess.Popen[bytes]) -> None:
-    """Keep the daemon's stderr pipe from filling (a thread reading and dropping it)."""
+def drain(proc: subprocess.Popen[bytes], keep: Path | None = None) -> None:
+    """Keep the daemon's stderr pipe from filling (a thread copying it to `keep`, or dropping)."""
     import threading
 
     def run() -> None:
         assert proc.stderr is not None
-        while os.read(proc.stderr.fileno(), 65536):
-            pass
+        sink = open(keep, "ab") if keep else None  # noqa: SIM115 - lives as long as the thread
+        while chunk := os.read(proc.stderr.fileno(), 65536):
+            if sink:
+                sink.write(chunk)
+                sink.flush()
 
     threading.Thread(target=run, daemon=True).start()
+
+
+def stop_daemon(proc: subprocess.Popen[bytes], log: Path | None = None) -> None:
+    """SIGTERM and wait; if it hangs, dump every thread's stack (faulthandler) and say so."""
+    import signal
+
+    proc.terminate()
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        proc.wait(10)
+        tail = log.read_text()[-6000:] if log else ""
+        raise RuntimeError(f"daemon did not stop on SIGTERM:\n{tail}") from None
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -18,9 +18,17 @@ import threading
 import time
 from pathlib import Path
 
-from _project import drain, fill_board, make_repo, percentile, start_daemon, wait_started
+from _project import (
+    drain,
+    fill_board,
+    make_repo,
+    percentile,
+    start_daemon,
+    stop_daemon,
+    wait_started,
+)
 
-from shopfloor import actions
+from shopfloor import actions, task
 from shopfloor.board import Board, Lane
 
 CONFIG = """
@@ -58,13 +66,22 @@ def agent_start_time(root: Path, task_id: str, timeout: float = 30) -> float:
     raise RuntimeError(f"no hotfix agent output for {task_id}")
 
 
+def hotfix_text(task_id: str, title: str) -> str:
+    header = task.Header(id=task_id, title=title, type="hotfix", priority="P0", max_attempts=1)
+    return task.render_new(header, sections={"Request": "prod is down"})
+
+
 def measure(root: Path, samples: int, label: str) -> list[float]:
-    board = Board(root)
+    """Reaction from the moment a writer creates the file, as a person or `cp` would."""
+    folder = root / "tasks" / "hotfix"
     reactions = []
     for n in range(samples):
+        task_id = f"HOTFIX-{label}-fire-{n}"
+        text = hotfix_text(task_id, f"{label} fire {n}")
         created = time.time()
-        entry = actions.create_hotfix(board, f"{label} fire {n}")
-        reactions.append((agent_start_time(root, entry.id) - created) * 1000)
+        with open(folder / f"{task_id}.md", "x") as fh:
+            fh.write(text)
+        reactions.append((agent_start_time(root, task_id) - created) * 1000)
     return reactions
 
 
@@ -92,10 +109,9 @@ def main() -> int:
         root = make_repo(Path(tmp) / "idle", CONFIG)
         daemon = start_daemon(root)
         wait_started(daemon)
-        drain(daemon)
+        drain(daemon, Path(tmp) / "idle.log")
         idle = measure(root, args.samples, "idle")
-        daemon.terminate()
-        daemon.wait(60)
+        stop_daemon(daemon, Path(tmp) / "idle.log")
 
         root = make_repo(Path(tmp) / "load", CONFIG)
         fill_board(root, args.board, Lane.DONE)
@@ -104,7 +120,7 @@ def main() -> int:
             actions.create_task(board, actions.NewTask(f"hang {n}", "x", backlog=n < 8))
         daemon = start_daemon(root)
         wait_started(daemon)
-        drain(daemon)
+        drain(daemon, Path(tmp) / "load.log")
         from shopfloor.journal import Journal
 
         journal = Journal.for_project(root)
@@ -116,8 +132,7 @@ def main() -> int:
         flood.start()
         loaded = measure(root, args.samples, "load")
         flood.join()
-        daemon.terminate()
-        daemon.wait(120)
+        stop_daemon(daemon, Path(tmp) / "load.log")
     print(
         f"python {sys.version.split()[0]}; under load: {running} agents running, "
         f"{args.board} tasks on the board, 1,000-file inbox burst during the samples"

@@ -21,15 +21,20 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """Replace `path` so that a reader sees the old or the new file, never a torn one."""
+def atomic_write(path: Path, data: str | bytes, durable: bool = True) -> None:
+    """Replace `path` so that a reader sees the old or the new file, never a torn one.
+
+    `durable=False` skips the fsyncs: still atomic, but a power loss may undo it. For
+    bookkeeping a crash makes moot anyway (run folders), where fsyncs would slow a hotfix.
+    """
     raw = data.encode("utf-8") if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(raw)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         with contextlib.suppress(FileNotFoundError):
             os.chmod(tmp, os.stat(path).st_mode & 0o777)
         os.replace(tmp, path)
@@ -37,7 +42,8 @@ def atomic_write(path: Path, data: str | bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 def create_exclusive(path: Path, data: str) -> None:

@@ -287,14 +287,18 @@ class Board:
         _fs.durable_rename(entry.path, target)
         return Entry(entry.header, lane, target)
 
-    def rewrite(self, entry: Entry, text: str) -> Entry:
+    def rewrite(self, entry: Entry, text: str, durable: bool = True) -> Entry:
         """Replace a task file's content atomically (temp file, fsync, rename)."""
         header = task.parse(text)
-        _fs.atomic_write(entry.path, text)
+        _fs.atomic_write(entry.path, text, durable=durable)
         return Entry(header, entry.lane, entry.path)
 
     def update(
-        self, entry: Entry, fields: dict[str, object] | None = None, tracker: str | None = None
+        self,
+        entry: Entry,
+        fields: dict[str, object] | None = None,
+        tracker: str | None = None,
+        durable: bool = True,
     ) -> Entry:
         """Set owned front-matter fields and/or add a tracker line, keeping the human's text."""
         text = self.read_text(entry)
@@ -302,7 +306,7 @@ class Board:
             text = task.set_fields(text, fields)
         if tracker:
             text = task.append_tracker(text, tracker)
-        return self.rewrite(entry, text)
+        return self.rewrite(entry, text, durable)
 
     def quarantine(self, path: Path, reason: str) -> Path:
         """Move an unreadable file to invalid/ with a sidecar saying why. Never deletes."""

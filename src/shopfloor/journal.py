@@ -92,7 +92,9 @@ class Journal:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA busy_timeout = 5000")
         self._enable_wal(deadline=time.monotonic() + 10.0)
-        self._db.execute("PRAGMA synchronous = FULL")
+        # WAL + NORMAL survives any process crash (kill -9); only a power loss may drop the
+        # last transactions, and the board (fsynced) stays the truth the journal is rebuilt from.
+        self._db.execute("PRAGMA synchronous = NORMAL")
         self._migrate()
 
     def _enable_wal(self, deadline: float) -> None:

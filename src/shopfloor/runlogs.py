@@ -41,7 +41,7 @@ def runs_dir(root: Path) -> Path:
 
 def write_meta(run_dir: Path, task_id: str, role: str, agent: str = "") -> None:
     meta = {"task_id": task_id, "role": role, "agent": agent, "started": utc_now()}
-    _fs.atomic_write(run_dir / "meta.json", json.dumps(meta))
+    _fs.atomic_write(run_dir / "meta.json", json.dumps(meta), durable=False)
 
 
 def _read_meta(run_dir: Path) -> dict[str, Any]:

@@ -159,10 +159,11 @@ class Daemon:
                 self.shop.log("notify.error", error=repr(exc))
 
     def mark_dirty(self, lane: Lane) -> None:
+        if lane is Lane.HOTFIX and not self.once:
+            self._hotfix_wake.set()  # its own thread; the main loop is not even woken
+            return
         with self._lock:
             self._dirty.add(lane)
-        if lane is Lane.HOTFIX:
-            self._hotfix_wake.set()
         self._wake.set()
 
     def request_full_reconcile(self) -> None:
@@ -262,7 +263,7 @@ class Daemon:
         self._stop_cancelled()
         self._recover_stale(usable)
         self._land(usable)
-        started = self._dispatch_hotfixes()
+        started = self._dispatch_hotfixes() if (full or self.once) else 0
         return started + self._claim(usable)
 
     def _rescan(self, lanes: set[Lane]) -> None:
@@ -338,7 +339,13 @@ class Daemon:
                 )
                 entry = self.shop.board.move(entry, Lane.ACTIVE)
             else:
-                entry = self.shop.board.update(entry, {"status": "running", "updated": now})
+                # A hotfix claim is atomic but not fsynced: rename alone survives a kill -9
+                # (the page cache outlives the process), and a directory fsync here would
+                # wait for an ext4 journal commit while production burns.
+                durable = role != "hotfix"
+                entry = self.shop.board.update(
+                    entry, {"status": "running", "updated": now}, durable=durable
+                )
         except (ShopfloorError, OSError) as exc:
             self.shop.log("claim.skipped", task=entry.id, reason=str(exc))
             return False

@@ -77,7 +77,8 @@ class Shop:
                 ]
                 number = max(existing, default=0)
             number += 1
-            _fs.atomic_write(counter, f"{number}\n")
+            # Not fsynced: after a power loss the run folders on disk give the next number.
+            _fs.atomic_write(counter, f"{number}\n", durable=False)
         return f"R-{number}"
 
     def agent_for(self, role: str, entry: Entry) -> tuple[str, AgentConfig]:
@@ -218,7 +219,7 @@ def run_agent(
         **values,
     }
     prompt = roles.render(role, shop.root, filled)
-    _fs.atomic_write(prompt_file, prompt)
+    _fs.atomic_write(prompt_file, prompt, durable=False)
     ctx = RunContext(
         role, run_id, entry.id, entry.path, prompt_file, result_file, workdir, prompt, agent_cfg
     )

@@ -14,6 +14,7 @@ import datetime as dt
 import io
 import json
 import re
+import threading
 import unicodedata
 import warnings
 from collections.abc import Mapping, Sequence
@@ -210,10 +211,15 @@ def _strip_comment(value: str) -> str:
     return value[: cut.start()].rstrip() if cut else value
 
 
+_NULLS = frozenset({"null", "Null", "NULL", "~"})
+
+
 def _fast_value(raw: str) -> Any:
     """One flat value, or raise LookupError when only a real YAML parser can be trusted."""
     if raw == "" or raw.startswith("#"):
         raise LookupError  # empty means null; let YAML decide
+    if _strip_comment(raw) in _NULLS:
+        return None
     if raw[0] in "\"'":
         quote = raw[0]
         end = raw.find(quote, 1)
@@ -309,11 +315,18 @@ def read_fields_fast(front_matter: str) -> dict[str, Any] | None:
 # ---------------------------------------------------------------------------- full reader
 
 
-def _yaml() -> Any:
-    from ruamel.yaml import YAML  # imported lazily: `status --json` must start fast
+_YAML_LOCAL = threading.local()
 
-    yaml = YAML(typ="rt")
-    yaml.preserve_quotes = True
+
+def _yaml() -> Any:
+    """One round-trip parser per thread: building one costs more than a parse."""
+    yaml = getattr(_YAML_LOCAL, "yaml", None)
+    if yaml is None:
+        from ruamel.yaml import YAML  # imported lazily: `status --json` must start fast
+
+        yaml = YAML(typ="rt")
+        yaml.preserve_quotes = True
+        _YAML_LOCAL.yaml = yaml
     return yaml
 
 
@@ -341,9 +354,9 @@ def parse_front_matter(front_matter: str) -> Any:
 
 
 def parse(text: str) -> Header:
-    """The header of a whole task file (the authoritative path)."""
-    where = layout(text)
-    return header_from_fields(parse_front_matter(text[where.fm_start : where.fm_end]))
+    """The header of a whole task file: the fast reader for flat front matter (it reads
+    exactly what YAML reads, property-tested), ruamel.yaml for anything else."""
+    return read_header_fast(text)
 
 
 def read_header_fast(text: str) -> Header:
@@ -416,7 +429,19 @@ def _split_inline(line_tail: str) -> tuple[str, str]:
     return body[start:end], body[end:] + eol
 
 
+def _fields(front: str, flat: bool) -> Mapping[str, Any]:
+    """Front-matter fields: the fast reader when `flat`, else ruamel."""
+    fast = read_fields_fast(front) if flat else None
+    return fast if fast is not None else parse_front_matter(front)
+
+
 def _key_lines(front: str) -> list[tuple[int, str]]:
+    if read_fields_fast(front) is not None:  # flat: every field line is `key: value` at col 0
+        return [
+            (i, match.group(1))
+            for i, line in enumerate(front.splitlines())
+            if line and line[0] != "#" and (match := _LINE_RE.fullmatch(line))
+        ]
     data = parse_front_matter(front)
     return sorted((data.lc.key(k)[0], str(k)) for k in data)
 
@@ -466,7 +491,8 @@ def set_fields(text: str, updates: Mapping[str, Any]) -> str:
 
 def _verify_update(old: str, new: str, updates: Mapping[str, Any]) -> None:
     """Re-read the edit: the updated fields read back, and no other field moved."""
-    before, after = parse_front_matter(old), parse_front_matter(new)
+    flat = read_fields_fast(old) is not None and read_fields_fast(new) is not None
+    before, after = _fields(old, flat), _fields(new, flat)
     for key, value in updates.items():
         if not _value_equal(after.get(key), value):
             raise TaskFormatError(f"could not update field '{key}' safely; edit it by hand")
