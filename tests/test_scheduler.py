@@ -12,6 +12,7 @@ import psutil
 
 from shopfloor import actions
 from shopfloor.board import Board, Lane
+from tests.conftest import wait_until
 from tests.support import (
     agent_command,
     lane_of,
@@ -19,7 +20,6 @@ from tests.support import (
     shopfloor,
     start_daemon,
     tracker,
-    wait_until,
 )
 
 
