@@ -185,3 +185,28 @@ def test_kill_9_at_random_moments_loses_nothing_and_never_reruns_an_attempt(tmp_
     starts = [(m[0], m[1], m[2]) for m in marks(mark) if m[0] == "coder"]
     assert len(starts) == len(set(starts)), "a coder attempt ran twice"
     wait_until(lambda: not _leftover_agents(root), 15)
+
+
+def test_an_idle_daemon_does_not_rescan_because_of_its_own_reads(tmp_path: Path) -> None:
+    """Rule: reading the board (open/close events) never wakes the loop: idle means idle."""
+    root = make_project(tmp_path)
+    board = Board(root)
+    for n in range(200):
+        actions.create_task(board, actions.NewTask(f"parked {n}", "x", backlog=True))
+    for entry in board.scan().entries:
+        board.update(entry, {"status": "blocked"})
+    daemon = start_daemon(root)
+    try:
+        lock = root / ".shopfloor" / "daemon.lock"
+        wait_until(lambda: lock.exists() and lock.read_text().strip(), 15)
+        proc = psutil.Process(daemon.pid)
+        wait_until(lambda: proc.cpu_percent(interval=0.5) < 5, 20)  # start-up work is over
+        before = proc.cpu_times()
+        window = time.monotonic()
+        while time.monotonic() - window < 3:  # the measured idle window itself
+            time.sleep(0.1)
+        after = proc.cpu_times()
+        busy = (after.user - before.user) + (after.system - before.system)
+        assert busy < 0.3, f"idle daemon used {busy:.2f} s of CPU in 3 s"
+    finally:
+        assert stop(daemon) == 0

@@ -80,6 +80,10 @@ class Job:
     path: Path  # where the task file is while the job's agent runs
 
 
+#: watchdog event types that change nothing on the board.
+_READ_ONLY_EVENTS = frozenset({"opened", "closed_no_write"})
+
+
 class _LaneEvents:
     """watchdog handler: an event marks its lane dirty and wakes the loop (level-triggered)."""
 
@@ -89,6 +93,8 @@ class _LaneEvents:
         self.on_dirty = on_dirty
 
     def dispatch(self, event: Any) -> None:
+        if event.event_type in _READ_ONLY_EVENTS:
+            return  # our own scans open and read files: those must not trigger another scan
         for raw in (event.src_path, getattr(event, "dest_path", "")):
             if not raw:
                 continue
