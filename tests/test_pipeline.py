@@ -207,3 +207,24 @@ def test_land_merge_only_into_a_clean_tree(tmp_path: Path) -> None:
     run_once(root)
     assert (root / f"change-{task_id}.txt").exists()
     assert "land merged" in tracker(root, task_id)
+
+
+def test_landing_waits_while_a_hotfix_awaits_the_human(tmp_path: Path) -> None:
+    root = make_project(
+        tmp_path,
+        agents={"a": command_agent("coder:write", "qa:pass", "hotfix:patch")},
+        pipeline={"land": "merge"},
+    )
+    hotfix = actions.create_hotfix(Board(root), "prod down")
+    task_id = new(root, "Land later", backlog=True)
+    run_once(root)
+    assert lane_of(root, task_id) is Lane.DONE
+    # The human commits the fix (a clean tree) but has not closed the hotfix yet.
+    git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "hotfix")
+    run_once(root)
+    assert not (root / f"change-{task_id}.txt").exists()  # the patient is not touched
+    actions.close_hotfix(Board(root), hotfix.id)
+    git(root, "add", "--all")
+    git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "board")
+    run_once(root)
+    assert (root / f"change-{task_id}.txt").exists()

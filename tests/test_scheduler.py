@@ -210,3 +210,52 @@ def test_an_idle_daemon_does_not_rescan_because_of_its_own_reads(tmp_path: Path)
         assert busy < 0.3, f"idle daemon used {busy:.2f} s of CPU in 3 s"
     finally:
         assert stop(daemon) == 0
+
+
+def test_an_editors_save_by_rename_into_a_lane_is_picked_up(tmp_path: Path) -> None:
+    """Rule: a temp file renamed into inbox/ (how editors save) wakes the daemon; the swap
+    file itself is never treated as a task."""
+    mark = tmp_path / "marks.txt"
+    root = make_project(
+        tmp_path,
+        agents={"a": {"backend": "command", "command": agent_command(f"*:mark={mark}", "pm:spec")}},
+    )
+    daemon = start_daemon(root)
+    try:
+        lock = root / ".shopfloor" / "daemon.lock"
+        wait_until(lambda: lock.exists() and lock.read_text().strip(), 15)
+        inbox = root / "tasks" / "inbox"
+        swap = inbox / ".T-0100-from-vim.md.swp"
+        swap.write_text("binary-ish swap \x00 content")
+        temp = inbox / ".T-0100-from-vim.md.tmp"
+        temp.write_text("---\nid: T-0100\ntitle: From an editor\n---\n## Request\nhi\n")
+        temp.rename(inbox / "T-0100-from-vim.md")
+        wait_until(lambda: any(m[:2] == ["pm", "T-0100"] for m in marks(mark)), 30)
+        assert swap.exists()  # ignored, not quarantined
+        assert not list((root / "tasks" / "invalid").glob("*swp*"))
+    finally:
+        assert stop(daemon) == 0
+
+
+def test_logs_prints_the_newest_run_and_all_runs_on_request(tmp_path: Path) -> None:
+    root = make_project(
+        tmp_path,
+        agents={
+            "a": {
+                "backend": "command",
+                "command": agent_command("pm:spec", "coder:write", "qa:pass"),
+            }
+        },
+    )
+    task_id = actions.create_task(Board(root), actions.NewTask("logged", "x")).id
+    shopfloor(root, "run", "--once")
+    newest = shopfloor(root, "logs", task_id).stdout
+    assert newest.count("==> R-") == 1 and " qa " in newest
+    every = shopfloor(root, "logs", task_id, "--all").stdout
+    assert [line.split()[2] for line in every.splitlines() if line.startswith("==> R-")] == [
+        "pm",
+        "coder",
+        "checks",
+        "qa",
+    ]
+    assert shopfloor(root, "logs", "T-9999", check=False).returncode == 4
