@@ -353,3 +353,41 @@ def test_a_file_that_cannot_be_moved_is_reported_not_a_crash(project: Path, cli:
         {"path": "tasks/backlog/T-0001-x.md", "reason": "front matter has no 'title' field"}
     ]
     assert bad.read_bytes() == b"---\nid: T-0001\n---\n"
+
+
+def _settle(path: Path, seconds_ago: float = 60.0) -> None:
+    """Make a file look settled (older than the cache's racy window)."""
+    import time
+
+    old = time.time() - seconds_ago
+    os.utime(path, (old, old))
+
+
+def test_listing_cache_sees_an_edit_that_keeps_size_and_mtime(project: Path) -> None:
+    """Rule: the header cache is keyed by ctime too, so no edit can hide behind it."""
+    path = put(project, "backlog", "T-0001-x.md", task_text("T-0001", "Title AAAA"))
+    _settle(path)
+    mtime = path.stat().st_mtime_ns
+    assert Board(project).scan().entries[0].header.title == "Title AAAA"  # now cached
+    path.write_text(task_text("T-0001", "Title BBBB"))  # same size
+    os.utime(path, ns=(mtime, mtime))  # and the same mtime
+    assert Board(project).scan().entries[0].header.title == "Title BBBB"
+
+
+def test_listing_cache_serves_settled_files_and_forgets_removed_ones(project: Path) -> None:
+    """Rule: a settled, unchanged file is listed from the cache; a fresh file never is."""
+    settled = put(project, "done", "T-0001-old.md", task_text("T-0001", "Old"))
+    _settle(settled)
+    fresh = put(project, "done", "T-0002-new.md", task_text("T-0002", "New"))
+    Board(project).scan()
+    cache_file = project / defaults.STATE_DIR / "cache" / "headers.json"
+    document = json.loads(cache_file.read_text())
+    assert set(document["entries"]) == {"done/T-0001-old.md"}  # the fresh file is not cached
+    document["entries"]["done/T-0001-old.md"][1]["title"] = "From the cache"
+    cache_file.write_text(json.dumps(document))
+    titles = {e.id: e.header.title for e in Board(project).scan().entries}
+    assert titles == {"T-0001": "From the cache", "T-0002": "New"}
+    settled.unlink()
+    fresh.unlink()
+    Board(project).scan()
+    assert json.loads(cache_file.read_text())["entries"] == {}

@@ -12,6 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from shopfloor import _fs, defaults, task
+from shopfloor._header_cache import HeaderCache, stamp_of
 from shopfloor.errors import (
     ConflictError,
     NotAProjectError,
@@ -132,7 +133,7 @@ def _read_head(path: Path, size: int) -> str:
 class Board:
     """The lanes under `<root>/tasks`, and the only code that moves or rewrites task files."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, header_cache: bool = True) -> None:
         self.root = root.resolve()
         self.tasks_dir = self.root / defaults.TASKS_DIR
         self.state_dir = self.root / defaults.STATE_DIR
@@ -140,6 +141,9 @@ class Board:
             raise NotAProjectError(f"no tasks/ folder in {self.root}; run `shopfloor init` there")
         if not self.tasks_dir.resolve().is_relative_to(self.root):
             raise UnsafePathError(f"{self.tasks_dir} is a symlink leaving the repository")
+        # One-shot commands (`status`) list from the header cache; the daemon keeps its own
+        # view in memory and must not rewrite a 10,000-entry file on its hotfix path.
+        self._headers = HeaderCache(self.state_dir / "cache" / "headers.json", header_cache)
 
     # ------------------------------------------------------------------ paths
 
@@ -164,6 +168,7 @@ class Board:
         wanted = set(lanes)
         for lane in wanted:
             self._scan_lane(lane, result)
+        self._headers.save()
         if Lane.INVALID in wanted or wanted == set(TASK_LANES):
             result.invalid = self.quarantined()
         known = {lane.value for lane in Lane}
@@ -182,34 +187,46 @@ class Board:
             it = os.scandir(directory)
         except FileNotFoundError:
             return
+        present: set[str] = set()
+        prefix = f"{lane.value}/"
         with it:
             for dirent in it:
                 if is_temp_name(dirent.name) or dirent.is_dir():
                     continue
+                key = prefix + dirent.name
+                present.add(key)
                 try:
-                    result.entries.append(self._read_entry(lane, dirent))
+                    result.entries.append(self._read_entry(lane, key, dirent))
                 except TaskFormatError as exc:
                     path = Path(dirent.path)
                     adoptable = lane is Lane.INBOX and self._is_plain_request(path)
                     result.problems.append(Problem(path, str(exc), adoptable))
                 except OSError as exc:
                     result.problems.append(Problem(Path(dirent.path), f"unreadable: {exc}"))
+        self._headers.forget_missing(prefix, present)
 
-    def _read_entry(self, lane: Lane, dirent: os.DirEntry[str]) -> Entry:
+    def _read_entry(self, lane: Lane, key: str, dirent: os.DirEntry[str]) -> Entry:
         check_name(dirent.name)
         path = Path(dirent.path)
         if dirent.is_symlink():
             self._check_link(path)
         if not dirent.name.endswith(".md"):
             raise TaskFormatError("not a task file: task file names end in .md")
-        size = dirent.stat().st_size
+        st = dirent.stat()
+        cacheable = not dirent.is_symlink()
+        if cacheable and (cached := self._headers.get(key, stamp_of(st))) is not None:
+            return Entry(cached, lane, path)
+        size = st.st_size
         if size > defaults.MAX_TASK_BYTES:
             raise TaskFormatError(
                 f"file is {size:,} bytes; task files are limited to {defaults.MAX_TASK_BYTES:,}"
             )
         if size == 0:
             raise TaskFormatError("empty file")
-        return Entry(task.read_header_fast(_read_head(path, size)), lane, path)
+        header = task.read_header_fast(_read_head(path, size))
+        if cacheable:
+            self._headers.put(key, stamp_of(st), header)
+        return Entry(header, lane, path)
 
     def _check_link(self, path: Path) -> None:
         try:

@@ -135,7 +135,7 @@ class Daemon:
         self.watch = watch and not once
         self.reconcile_every = reconcile_every
         self.settle = 0.0 if once else settle
-        board = Board(root)
+        board = Board(root, header_cache=False)
         self.shop = Shop(root, config, board, Journal.for_project(root), notify=self._notify)
         if notify is None:
             from shopfloor.notify import publish  # the outbox: rows in SQLite, no network
