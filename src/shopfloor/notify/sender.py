@@ -162,17 +162,16 @@ class ChannelSender:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + delay
         while (left := deadline - loop.time()) > 0:
+            # Clear, then look, then wait: a row written in between still wakes us, and a row
+            # written by another process is found within one poll interval.
             self.wake.clear()
-            try:
-                async with asyncio.timeout(left):
+            if not honour:
+                head = await self.db.head(self.name)
+                if head is not None and head.priority < failed.priority and head.attempts == 0:
+                    return
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(left, self.poll_interval)):
                     await self.wake.wait()
-            except TimeoutError:
-                return
-            if honour:
-                continue
-            head = await self.db.head(self.name)
-            if head is not None and head.priority < failed.priority and head.attempts == 0:
-                return
 
     async def _idle(self) -> None:
         self.wake.clear()
