@@ -78,8 +78,7 @@ def test_a_second_daemon_refuses_naming_the_first(tmp_path: Path) -> None:
     root = make_project(tmp_path)
     first = start_daemon(root)
     try:
-        lock = root / ".shopfloor" / "daemon.lock"
-        wait_until(lambda: lock.exists() and lock.read_text().strip(), 15)
+        wait_for_lock(root)
         second = shopfloor(root, "run", check=False, timeout=30)
         assert second.returncode != 0
         assert f"pid {first.pid}" in second.stderr and "already running" in second.stderr
@@ -87,15 +86,23 @@ def test_a_second_daemon_refuses_naming_the_first(tmp_path: Path) -> None:
         assert stop(first) == 0
 
 
+def wait_for_lock(root: Path) -> None:
+    """Until the daemon holds its lock (and has installed its signal handlers)."""
+    lock = root / ".shopfloor" / "daemon.lock"
+    wait_until(lambda: lock.exists() and lock.read_text().strip(), 15)
+
+
+def hanging_coder(tmp_path: Path, mark: Path) -> tuple[Path, str]:
+    """A project whose coder hangs, with one task in backlog."""
+    command = agent_command(f"*:mark={mark}", "coder:hang")
+    root = make_project(tmp_path, agents={"a": {"backend": "command", "command": command}})
+    task_id = actions.create_task(Board(root), actions.NewTask("hang", "x", backlog=True)).id
+    return root, task_id
+
+
 def test_cancel_stops_a_running_agent_and_parks_the_task(tmp_path: Path) -> None:
     mark = tmp_path / "marks.txt"
-    root = make_project(
-        tmp_path,
-        agents={
-            "a": {"backend": "command", "command": agent_command(f"*:mark={mark}", "coder:hang")}
-        },
-    )
-    task_id = actions.create_task(Board(root), actions.NewTask("hang", "x", backlog=True)).id
+    root, task_id = hanging_coder(tmp_path, mark)
     daemon = start_daemon(root)
     try:
         pid = int(wait_until(lambda: marks(mark), 30)[0][4])
@@ -114,13 +121,7 @@ def test_cancel_stops_a_running_agent_and_parks_the_task(tmp_path: Path) -> None
 
 def test_status_shows_running_runs_with_their_age(tmp_path: Path) -> None:
     mark = tmp_path / "marks.txt"
-    root = make_project(
-        tmp_path,
-        agents={
-            "a": {"backend": "command", "command": agent_command(f"*:mark={mark}", "coder:hang")}
-        },
-    )
-    task_id = actions.create_task(Board(root), actions.NewTask("hang", "x", backlog=True)).id
+    root, task_id = hanging_coder(tmp_path, mark)
     daemon = start_daemon(root)
     try:
         wait_until(lambda: marks(mark), 30)
@@ -197,8 +198,7 @@ def test_an_idle_daemon_does_not_rescan_because_of_its_own_reads(tmp_path: Path)
         board.update(entry, {"status": "blocked"})
     daemon = start_daemon(root)
     try:
-        lock = root / ".shopfloor" / "daemon.lock"
-        wait_until(lambda: lock.exists() and lock.read_text().strip(), 15)
+        wait_for_lock(root)
         proc = psutil.Process(daemon.pid)
         wait_until(lambda: proc.cpu_percent(interval=0.5) < 5, 20)  # start-up work is over
         before = proc.cpu_times()
@@ -222,8 +222,7 @@ def test_an_editors_save_by_rename_into_a_lane_is_picked_up(tmp_path: Path) -> N
     )
     daemon = start_daemon(root)
     try:
-        lock = root / ".shopfloor" / "daemon.lock"
-        wait_until(lambda: lock.exists() and lock.read_text().strip(), 15)
+        wait_for_lock(root)
         inbox = root / "tasks" / "inbox"
         swap = inbox / ".T-0100-from-vim.md.swp"
         swap.write_text("binary-ish swap \x00 content")
