@@ -25,13 +25,13 @@ from .conftest import CliRun, git, wait_until
 #: The documented `status --json` document (docs/cli.md), schema 1.
 STATUS_KEYS = {
     "schema", "root", "counts", "tasks", "invalid", "unreadable", "conflicts",
-    "unknown_folders", "runs", "outbox",
+    "unknown_folders", "runs", "outbox", "spend", "paused",
 }  # fmt: skip
 TASK_KEYS = {
     "id", "title", "type", "priority", "status", "attempts", "max_attempts", "depends_on",
     "agent", "created", "updated", "lane", "path",
 }  # fmt: skip
-SHOW_KEYS = {"schema", *TASK_KEYS, "sections", "tracker", "text"}
+SHOW_KEYS = {"schema", *TASK_KEYS, "sections", "tracker", "text", "runs", "cost_usd"}
 RUN_KEYS = {"run_id", "task_id", "role", "agent", "started_at", "age_seconds"}
 
 
@@ -337,8 +337,9 @@ def test_status_json_follows_the_documented_schema(project: Path, cli: CliRun) -
     assert first["path"] == "tasks/inbox/T-0001-first.md" and first["lane"] == "inbox"
     assert isinstance(first["attempts"], int) and first["depends_on"] == []
     assert first["agent"] is None and first["created"].endswith("Z")
-    for key in ("invalid", "unreadable", "conflicts", "unknown_folders", "runs"):
+    for key in ("invalid", "unreadable", "conflicts", "unknown_folders", "runs", "paused"):
         assert doc[key] == []
+    assert doc["spend"] == {"today_usd": 0.0, "total_usd": 0.0, "by_task": {}}
 
 
 def test_status_for_people_shows_counts_and_tasks(project: Path) -> None:
@@ -378,3 +379,29 @@ def test_version_and_directory_option(project: Path, tmp_path: Path, cli: CliRun
     assert cli(elsewhere, "-C", str(project), "new", "Via -C").returncode == 0
     doc = json.loads(cli(elsewhere, "-C", str(project), "status", "--json").stdout)
     assert [t["title"] for t in doc["tasks"]] == ["Via -C"]
+
+
+def test_init_writes_only_agents_it_can_run_and_names_the_others(
+    git_repo: Path, tmp_path: Path
+) -> None:
+    """Rule: a CLI found on PATH without a backend in this version is mentioned, not configured."""
+    import os
+    import stat
+
+    from shopfloor import config, scaffold
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "aider"
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    old_path = os.environ["PATH"]
+    os.environ["PATH"] = f"{bin_dir}:{old_path}"
+    try:
+        scaffold.init(git_repo)
+    finally:
+        os.environ["PATH"] = old_path
+    text = (git_repo / "shopfloor.toml").read_text()
+    assert "not yet driven by this version: aider" in text
+    cfg = config.load(git_repo / "shopfloor.toml")
+    assert set(cfg.agents) == {"simulator"}

@@ -258,3 +258,15 @@ def test_logs_prints_the_newest_run_and_all_runs_on_request(tmp_path: Path) -> N
         "qa",
     ]
     assert shopfloor(root, "logs", "T-9999", check=False).returncode == 4
+
+
+def test_the_daemon_refuses_an_agent_backend_it_does_not_have(tmp_path: Path) -> None:
+    """Rule: an unrunnable agent stops the daemon at start, before any task is touched."""
+    root = make_project(tmp_path, agents={"x": {"backend": "gemini"}})
+    task_id = actions.create_task(Board(root), actions.NewTask("untouched", "x")).id
+    proc = shopfloor(root, "run", "--once", check=False)
+    assert proc.returncode == 1
+    assert "agents.x.backend = 'gemini' is not available" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    entry = Board(root).find(task_id)
+    assert (entry.lane, entry.header.status) == (Lane.INBOX, "queued")

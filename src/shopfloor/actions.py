@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -164,6 +165,25 @@ def _run_json(run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def spend_json(by_task: dict[str, float], today: float) -> dict[str, Any]:
+    return {
+        "today_usd": round(today, 4),
+        "total_usd": round(sum(by_task.values()), 4),
+        "by_task": {k: round(v, 4) for k, v in sorted(by_task.items())},
+    }
+
+
+def paused_json(pauses: dict[str, tuple[float, str]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "agent": agent,
+            "until": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(until)),
+            "reason": reason,
+        }
+        for agent, (until, reason) in sorted(pauses.items())
+    ]
+
+
 def status_report(
     board: Board, sweep: bool = True, runs: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
@@ -248,7 +268,19 @@ def retry(board: Board, task_id: str, who: str = "cli") -> Entry:
     entry = _touch(board, entry, f"human retry via {who}", status="queued", attempts=0)
     if entry.lane is Lane.FAILED or entry.lane is Lane.ACTIVE:
         entry = board.move(entry, Lane.BACKLOG)
+    _lift_setup_pauses(board.root)
     return entry
+
+
+def _lift_setup_pauses(root: Path) -> None:
+    """A retry says "I fixed the agent": agents paused for a login or a binary run again."""
+    from shopfloor import budget
+    from shopfloor.journal import open_if_present
+
+    journal = open_if_present(root)
+    if journal is not None:
+        with journal:
+            journal.clear_pauses(budget.SETUP_PROBLEMS)
 
 
 def cancel(board: Board, task_id: str, who: str = "cli") -> Entry:

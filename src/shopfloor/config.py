@@ -13,8 +13,6 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from shopfloor import defaults
 from shopfloor.errors import ConfigError
 
-#: Backends Shopfloor ships; the agents package registers the implementations.
-BACKENDS = ("claude", "codex", "gemini", "opencode", "pi", "qwen", "aider", "command", "simulator")
 ROLES = ("pm", "coder", "qa", "hotfix")
 _SECRET_KEYS = {"token", "api_key", "apikey", "password", "secret", "bot_token"}
 
@@ -230,10 +228,18 @@ class WebConfig(_Section):
     token_env: str = "SHOPFLOOR_WEB_TOKEN"
 
 
+class BudgetConfig(_Section):
+    """Spend limits in US dollars, as the agents report cost (hotfixes are exempt)."""
+
+    task_usd: float | None = Field(default=None, gt=0, description="all runs of one task")
+    day_usd: float | None = Field(default=None, gt=0, description="all runs of a UTC day")
+
+
 class Config(_Section):
     agents: dict[str, AgentConfig] = Field(default_factory=dict)
     roles: RolesConfig = Field(default_factory=RolesConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     web: WebConfig = Field(default_factory=WebConfig)
 

@@ -67,6 +67,16 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX outbox_pending ON outbox(channel, sent_at, priority, id);
     """,
+    # 2: rate-limited agents wait here until their reset time; spend is summed from runs
+    """
+    CREATE TABLE agent_pauses (
+        agent TEXT PRIMARY KEY,
+        until REAL NOT NULL,
+        reason TEXT NOT NULL,
+        strikes INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE INDEX runs_started ON runs(started_at);
+    """,
 )
 
 
@@ -195,6 +205,61 @@ class Journal:
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._db.execute(f"SELECT * FROM runs{where} ORDER BY started_at, id", args)
         return [dict(r) for r in rows.fetchall()]
+
+    # ------------------------------------------------------------------ spend and pauses
+
+    def cost_by_task(self, task_ids: list[str] | None = None) -> dict[str, float]:
+        """Dollars reported by the agents, summed per task."""
+        rows = self._db.execute(
+            "SELECT task_id, SUM(cost_usd) FROM runs WHERE cost_usd IS NOT NULL GROUP BY task_id"
+        ).fetchall()
+        wanted = None if task_ids is None else set(task_ids)
+        return {str(r[0]): float(r[1]) for r in rows if wanted is None or r[0] in wanted}
+
+    def cost_since(self, started_at: str) -> float:
+        """Dollars of every run started at or after `started_at` (an ISO UTC timestamp)."""
+        row = self._db.execute(
+            "SELECT SUM(cost_usd) FROM runs WHERE started_at >= ?", (started_at,)
+        ).fetchone()
+        return float(row[0] or 0.0)
+
+    def pause_agent(self, agent: str, until: float, reason: str) -> int:
+        """Record (or extend) a pause; returns how many times in a row the agent was paused."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO agent_pauses(agent, until, reason) VALUES (?,?,?)"
+                " ON CONFLICT(agent) DO UPDATE SET until = excluded.until,"
+                " reason = excluded.reason, strikes = strikes + 1",
+                (agent, until, reason[:500]),
+            )
+            row = db.execute("SELECT strikes FROM agent_pauses WHERE agent = ?", (agent,))
+            return int(row.fetchone()[0])
+
+    def strikes(self, agent: str) -> int:
+        row = self._db.execute(
+            "SELECT strikes FROM agent_pauses WHERE agent = ?", (agent,)
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def clear_pause(self, agent: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM agent_pauses WHERE agent = ?", (agent,))
+
+    def clear_pauses(self, reason_prefixes: tuple[str, ...]) -> list[str]:
+        """Lift the pauses whose reason starts with one of the prefixes; returns the agents."""
+        with self.transaction() as db:
+            rows = db.execute("SELECT agent, reason FROM agent_pauses").fetchall()
+            agents = [str(r[0]) for r in rows if str(r[1]).startswith(reason_prefixes)]
+            db.executemany("DELETE FROM agent_pauses WHERE agent = ?", [(a,) for a in agents])
+        return agents
+
+    def pauses(self, now: float | None = None) -> dict[str, tuple[float, str]]:
+        """Agents paused right now: name -> (until epoch seconds, reason)."""
+        now = time.time() if now is None else now
+        rows = self._db.execute(
+            "SELECT agent, until, reason FROM agent_pauses WHERE until > ?", (now,)
+        ).fetchall()
+        return {str(r[0]): (float(r[1]), str(r[2])) for r in rows}
 
     # ------------------------------------------------------------------ outbox
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,18 +112,18 @@ def run_line(run: AgentRun, extra: str = "") -> str:
 def _park_for_agent_problem(shop: Shop, entry: Entry, run: AgentRun, lane: Lane) -> Entry:
     """Not the task's fault: undo the attempt, wait for a human (or retry later if stopped)."""
     attempts = max(0, entry.header.attempts - (1 if lane is Lane.ACTIVE else 0))
-    if run.outcome is Outcome.STOPPED:
+    if run.outcome in (Outcome.STOPPED, Outcome.RATE_LIMITED):
         entry = note(
-            shop, entry, run_line(run, "; will run again"), status="queued", attempts=attempts
+            shop, entry, run_line(run, _will_rerun(run)), status="queued", attempts=attempts
         )
     else:
-        entry = note(
-            shop,
-            entry,
-            run_line(run, "; waiting for a human to fix the agent"),
-            status="awaiting-human",
-            attempts=attempts,
+        why = (
+            f"; {run.error} — waiting for a human"
+            if run.outcome is Outcome.OVER_BUDGET
+            else "; waiting for a human to fix the agent"
         )
+        entry = note(shop, entry, run_line(run, why), status="awaiting-human", attempts=attempts)
+    if run.outcome is not Outcome.STOPPED:
         shop.notify(
             "agent_problem",
             task_id=entry.id,
@@ -135,7 +136,14 @@ def _park_for_agent_problem(shop: Shop, entry: Entry, run: AgentRun, lane: Lane)
     return entry
 
 
-def _failed_attempt(shop: Shop, entry: Entry, line: str, retry_lane: Lane) -> Entry:
+def _will_rerun(run: AgentRun) -> str:
+    if run.paused_until is None:
+        return "; will run again"
+    until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(run.paused_until))
+    return f"; agent {run.agent} paused until {until}, the task waits (no attempt used)"
+
+
+def failed_attempt(shop: Shop, entry: Entry, line: str, retry_lane: Lane) -> Entry:
     """An attempt that did not work: retry in `retry_lane`, or failed/ past max_attempts."""
     header = refresh(shop, entry).header
     target = after_failure(header.attempts, header.max_attempts, retry_lane)
@@ -161,7 +169,7 @@ def do_pm(shop: Shop, entry: Entry) -> Entry:
     if not run.ok or not spec:
         why = "" if spec else " — no ## Spec written"
         entry = note(shop, entry, run_line(run), attempts=entry.header.attempts + 1)
-        return _failed_attempt(shop, entry, f"pm produced no usable spec{why}", Lane.INBOX)
+        return failed_attempt(shop, entry, f"pm produced no usable spec{why}", Lane.INBOX)
     gate = shop.config.pipeline.require_approval
     status = "awaiting-approval" if gate else "queued"
     entry = note(shop, entry, run_line(run), status=status, attempts=0)
@@ -186,7 +194,7 @@ def do_code(shop: Shop, entry: Entry) -> Entry:
         fresh_base = gitops.add_worktree(shop.root, workdir, branch)
     except gitops.GitError as exc:
         entry = note(shop, entry, f"coder could not start: {exc}")
-        return _failed_attempt(shop, entry, "no worktree", Lane.BACKLOG)
+        return failed_attempt(shop, entry, "no worktree", Lane.BACKLOG)
     base = load_state(shop, entry.id).get("base") or fresh_base  # diff covers every attempt
     save_state(shop, entry.id, base=base, branch=branch)
     text = _text(shop, entry)
@@ -199,12 +207,12 @@ def do_code(shop: Shop, entry: Entry) -> Entry:
     if run.outcome in NOT_THE_TASKS_FAULT:
         return _park_for_agent_problem(shop, entry, run, Lane.ACTIVE)
     if not run.ok:
-        return _failed_attempt(shop, note(shop, entry, run_line(run)), "coder failed", Lane.BACKLOG)
+        return failed_attempt(shop, note(shop, entry, run_line(run)), "coder failed", Lane.BACKLOG)
     title = entry.header.title
     sha = gitops.commit_all(workdir, f"{entry.id}: {title} (attempt {entry.header.attempts})")
     if sha is None:
         entry = note(shop, entry, run_line(run))
-        return _failed_attempt(shop, entry, "coder changed nothing", Lane.BACKLOG)
+        return failed_attempt(shop, entry, "coder changed nothing", Lane.BACKLOG)
     stat = gitops.diff(workdir, base, stat=True).strip().splitlines()
     entry = note(shop, entry, run_line(run, f"; {stat[-1].strip() if stat else 'committed'}"))
     report = run_checks(shop, entry, workdir)
@@ -336,7 +344,7 @@ def do_qa(shop: Shop, entry: Entry) -> Entry:
     entry = shop.board.rewrite(entry, text)
     shop.notify("qa_failed", task_id=entry.id, title=header.title, notes=reason[:500])
     _drop_worktree(shop, entry.id)
-    return _failed_attempt(shop, entry, f"QA FAIL — {reason.splitlines()[0][:160]}", Lane.BACKLOG)
+    return failed_attempt(shop, entry, f"QA FAIL — {reason.splitlines()[0][:160]}", Lane.BACKLOG)
 
 
 def _checks_for_review(

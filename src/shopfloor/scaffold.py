@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,7 +86,16 @@ class InitReport:
 
 
 def detect_agents() -> list[str]:
+    """Agent CLIs on PATH."""
     return [name for name, binary in KNOWN_CLIS if shutil.which(binary)]
+
+
+def runnable(found: list[str]) -> tuple[list[str], list[str]]:
+    """(CLIs this version has a backend for, CLIs found that it cannot drive yet)."""
+    from shopfloor import agents
+
+    available = set(agents.available())
+    return [n for n in found if n in available], [n for n in found if n not in available]
 
 
 def detect_checks(root: Path) -> list[str]:
@@ -107,11 +117,16 @@ def _toml_list(items: list[str]) -> str:
     return "[" + ", ".join(f'"{i}"' for i in items) + "]"
 
 
-def render_config(agents: list[str], checks: list[str]) -> str:
+def render_config(agents: list[str], checks: list[str], unsupported: Sequence[str] = ()) -> str:
     parts = [
         "# Shopfloor configuration. See README.md and docs/configuration.md.\n"
         "# Secrets never go in this file: name an environment variable instead (token_env).\n\n"
     ]
+    if unsupported:
+        parts.append(
+            f"# Found on PATH but not yet driven by this version: {', '.join(unsupported)}.\n"
+            '# Any CLI can still be an agent with backend = "command" and an argv list.\n\n'
+        )
     if agents:
         parts.append("# Agent CLIs found on PATH by `shopfloor init`. Add or remove freely.\n")
         for i, name in enumerate(agents):
@@ -179,7 +194,8 @@ def init(path: Path, agents: list[str] | None = None) -> InitReport:
     if config_path.exists():
         report.kept.append(defaults.CONFIG_FILE)
     else:
-        text = render_config(report.agents, detect_checks(root))
+        usable, unsupported = runnable(report.agents)
+        text = render_config(usable, detect_checks(root), unsupported)
         try:
             _fs.create_exclusive(config_path, text)
             report.created.append(defaults.CONFIG_FILE)

@@ -23,10 +23,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from shopfloor import defaults, pipeline, runner, task
+from shopfloor import budget, defaults, pipeline, runner, task
 from shopfloor.board import Board, Entry, Lane, is_temp_name
 from shopfloor.config import Config
-from shopfloor.errors import ShopfloorError
+from shopfloor.errors import ConfigError, ShopfloorError
 from shopfloor.journal import Journal
 from shopfloor.shop import Shop, log_line
 
@@ -44,6 +44,24 @@ _STAGES: dict[str, Callable[[Shop, Entry], Entry]] = {
     "qa": pipeline.do_qa,
     "hotfix": pipeline.do_hotfix,
 }
+
+
+def check_agents(config: Config) -> None:
+    """Every role's agent must name a backend this installation has."""
+    from shopfloor import agents
+    from shopfloor.config import ROLES
+
+    available = agents.available()
+    for role in ROLES:
+        name = getattr(config.roles, role)
+        agent = config.agents.get(name)
+        if agent is None:
+            raise ConfigError(f"roles.{role} = {name!r}, but [agents.{name}] is not defined")
+        if agent.backend not in available:
+            raise ConfigError(
+                f"agents.{name}.backend = {agent.backend!r} is not available in this version "
+                f'(available: {", ".join(available)}); use backend = "command" to run any CLI'
+            )
 
 
 class DaemonLockedError(ShopfloorError):
@@ -144,6 +162,8 @@ class Daemon:
         self._forward = notify
         self._lock = threading.RLock()
         self._jobs: dict[str, Job] = {}
+        self._said: dict[str, str] = {}
+        self._resume_at: float | None = None
         self._cache: dict[Lane, list[Entry]] = {}
         self._dirty: set[Lane] = set()
         self._wake = threading.Event()
@@ -188,9 +208,11 @@ class Daemon:
     # ------------------------------------------------------------------ main
 
     def run(self) -> int:
+        check_agents(self.shop.config)  # refuse to start rather than fail every task later
         self._install_signals()  # before the lock: a SIGTERM at any moment is a clean stop
         with daemon_lock(self.root):
             self.shop.log("daemon.start", root=self.root, pid=os.getpid(), once=self.once)
+            self._warn_missing_binaries()
             # Watch first, then reconcile: a file filed during start-up is never missed.
             observers = self._start_watchers() if self.watch else []
             hotfix_thread = threading.Thread(target=self._hotfix_loop, name="hotfix", daemon=True)
@@ -208,6 +230,15 @@ class Daemon:
                 self.shop.log("daemon.stop", failures=self.failures)
                 self.shop.journal.close()
         return 1 if (self.once and self.failures) else 0
+
+    def _warn_missing_binaries(self) -> None:
+        """Say at start which agents cannot run (their tasks will wait, not fail)."""
+        from shopfloor import doctor
+
+        for name, agent in sorted(self.shop.config.agents.items()):
+            if agent.backend != "simulator" and doctor.find_binary(agent, os.environ) is None:
+                binary = doctor.binary_name(agent)
+                self.shop.log("agent.missing", agent=name, binary=binary, hint="shopfloor doctor")
 
     def _install_signals(self) -> None:
         if threading.current_thread() is threading.main_thread():
@@ -228,6 +259,8 @@ class Daemon:
             if self.once and not claimed and not self._running_jobs():
                 break
             timeout = max(0.0, min(next_full - time.monotonic(), 1.0 if self.once else 3600.0))
+            if self._resume_at is not None:  # wake when a paused agent may run again
+                timeout = max(0.0, min(timeout, self._resume_at - time.time() + 0.05))
             self._wake.wait(timeout)
             self._wake.clear()
 
@@ -298,6 +331,12 @@ class Daemon:
     def _claim(self, entries: list[Entry]) -> int:
         if self.shop.stopping.is_set():
             return 0
+        spent = budget.day_exhausted(self.shop.config, self.shop.journal)
+        if spent is not None:
+            self._say_once("budget.day", spent)  # new claims resume at midnight UTC
+            return 0
+        paused = self.shop.journal.pauses()
+        self._resume_at = min((until for until, _ in paused.values()), default=None)
         limits = self.shop.config.pipeline.concurrency
         done = {e.id for e in self._cache.get(Lane.DONE, [])}
         with self._lock:
@@ -310,10 +349,23 @@ class Daemon:
             for entry in self._candidates(entries, lane, done, taken):
                 if busy[role] >= getattr(limits, role):
                     break
+                if paused and self._agent_name(role, entry) in paused:
+                    continue  # rate-limited: the task waits without using an attempt
                 if self._start(role, entry):
                     busy[role] += 1
                     started += 1
         return started
+
+    def _agent_name(self, role: str, entry: Entry) -> str | None:
+        try:
+            return self.shop.agent_for(role, entry)[0]
+        except ConfigError:
+            return None  # the job itself reports the unknown agent
+
+    def _say_once(self, event: str, reason: str) -> None:
+        if self._said.get(event) != reason:
+            self._said[event] = reason
+            self.shop.log(event, reason=reason)
 
     def _candidates(
         self, entries: list[Entry], lane: Lane, done: set[str], taken: set[str]
@@ -391,7 +443,7 @@ class Daemon:
             bumped = current.header.attempts + (0 if current.lane is Lane.ACTIVE else 1)
             current = pipeline.note(self.shop, current, f"{role} error: {exc}", attempts=bumped)
             retry_lane = Lane.INBOX if role == "pm" else Lane.BACKLOG
-            pipeline._failed_attempt(self.shop, current, f"{role} internal error", retry_lane)
+            pipeline.failed_attempt(self.shop, current, f"{role} internal error", retry_lane)
 
     def _locate(self, entry: Entry) -> Entry | None:
         for lane in (entry.lane, Lane.ACTIVE, Lane.REVIEW, Lane.BACKLOG, Lane.INBOX):
@@ -487,7 +539,7 @@ class Daemon:
             entry = pipeline.note(
                 shop, entry, f"attempt {n} interrupted (daemon stopped); it counts as used"
             )
-            pipeline._failed_attempt(shop, entry, f"coder attempt {n} lost", Lane.BACKLOG)
+            pipeline.failed_attempt(shop, entry, f"coder attempt {n} lost", Lane.BACKLOG)
         else:
             pipeline.note(
                 shop, entry, "run interrupted (daemon stopped); will run again", status="queued"
@@ -534,9 +586,4 @@ class Daemon:
             self.shop.log("daemon.recovered", **{k: str(v) for k, v in summary.items()})
 
 
-def running_runs(journal: Journal) -> list[dict[str, Any]]:
-    """Runs the journal believes are running, for `status`."""
-    return journal.runs(state="running")
-
-
-__all__ = ["Daemon", "DaemonLockedError", "daemon_lock", "log_line", "running_runs"]
+__all__ = ["Daemon", "DaemonLockedError", "daemon_lock", "log_line"]

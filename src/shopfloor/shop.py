@@ -13,14 +13,13 @@ import os
 import re
 import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shopfloor import _fs, agents, defaults, roles, runlogs
-from shopfloor.agents import Outcome, Parsed, RunContext
+from shopfloor import _fs, agents, budget, defaults, roles, runlogs
+from shopfloor.agents import Backend, Outcome, Parsed, RunContext
 from shopfloor.board import Board, Entry
 from shopfloor.config import AgentConfig, Config
 from shopfloor.errors import ConfigError
@@ -141,6 +140,7 @@ class AgentRun:
     duration: float
     run_dir: Path
     error: str | None = None
+    paused_until: float | None = None  # rate-limited: when its agent may run again
 
     @property
     def ok(self) -> bool:
@@ -203,9 +203,16 @@ def run_agent(
     """Carry out one agent run under the run contract and judge it."""
     agent_name, agent_cfg = shop.agent_for(role, entry)
     backend = agents.get(agent_cfg.backend)
+    limit = budget.remaining(shop.config, shop.journal, entry.id, role)
     run_id = shop.new_run_id()
     run_dir = shop.runs_dir / run_id
     run_dir.mkdir(parents=True)
+    if limit is not None and limit <= 0:
+        shop.log("run.refused", run=run_id, task=entry.id, role=role, reason="over budget")
+        why = f"budget spent (task ${_task_cost(shop, entry.id):.2f}); raise [budget] to go on"
+        return AgentRun(
+            run_id, role, agent_name, Outcome.OVER_BUDGET, {}, Parsed(), 0.0, run_dir, why
+        )
     runlogs.write_meta(run_dir, entry.id, role, agent_name)
     prompt_file, result_file = run_dir / "prompt.md", run_dir / "result.json"
     filled = {
@@ -221,7 +228,16 @@ def run_agent(
     prompt = roles.render(role, shop.root, filled)
     _fs.atomic_write(prompt_file, prompt, durable=False)
     ctx = RunContext(
-        role, run_id, entry.id, entry.path, prompt_file, result_file, workdir, prompt, agent_cfg
+        role,
+        run_id,
+        entry.id,
+        entry.path,
+        prompt_file,
+        result_file,
+        workdir,
+        prompt,
+        agent_cfg,
+        budget_usd=limit,
     )
     invocation = backend.build(ctx)
     env = shop.child_env(
@@ -259,28 +275,59 @@ def run_agent(
         run_dir=str(run_dir),
     )
     shop.log("run.start", run=run_id, task=entry.id, role=role, agent=agent_name)
-    result = _supervise(shop, spec, entry.id)
+    result, crossed = _supervise(shop, spec, entry.id, limit, backend)
     parsed = backend.parse(read_tail(result.stdout_path), read_tail(result.stderr_path))
     outcome = backend.classify(result, parsed)
     data, problem = read_result(result_file, parsed.final_text, role)
     error = result.error or parsed.error
-    if outcome is Outcome.OK and problem is not None:
+    if crossed is not None:
+        outcome, error = Outcome.OVER_BUDGET, f"stopped at ${crossed:.2f}: over budget"
+    elif outcome is Outcome.OK and problem is not None:
         outcome, error = Outcome.AGENT_ERROR, problem
     run = AgentRun(run_id, role, agent_name, outcome, data, parsed, result.duration, run_dir, error)
     _journal_end(shop, run, result)
+    _track_agent_health(shop, run)
     return run
 
 
-def _supervise(shop: Shop, spec: RunSpec, task_id: str) -> RunResult:
+def _task_cost(shop: Shop, task_id: str) -> float:
+    return shop.journal.cost_by_task([task_id]).get(task_id, 0.0)
+
+
+def _track_agent_health(shop: Shop, run: AgentRun) -> None:
+    """An agent that cannot work (rate limit, no login, no binary) pauses its whole queue, so
+    the tasks behind it wait instead of each failing in turn; its next good run lifts it."""
+    if run.outcome in budget.PAUSING:
+        detail = run.error or run.parsed.error or ""
+        reason = f"{run.outcome.value}: {detail}"[:300]
+        reset = run.parsed.reset_at if run.outcome is Outcome.RATE_LIMITED else None
+        run.paused_until = budget.pause_agent(shop.journal, run.agent, reset, reason)
+        shop.log("agent.paused", agent=run.agent, until=f"{run.paused_until:.0f}")
+    elif run.outcome is Outcome.OK and shop.journal.strikes(run.agent):
+        shop.journal.clear_pause(run.agent)
+
+
+def _supervise(
+    shop: Shop, spec: RunSpec, task_id: str, limit: float | None, backend: Backend
+) -> tuple[RunResult, float | None]:
+    """Run it; with a budget, watch the cost it reports as it goes (the crossing, if any)."""
+
     def started(pid: int, create_time: float) -> None:
         shop.journal.update_run(spec.run_id, pid=pid, proc_started=create_time)
+
+    def cost_so_far() -> float | None:
+        return backend.parse(read_tail(spec.run_dir / "stdout.log"), "").cost_usd
 
     runner = Runner(spec, on_started=started)
     shop.track(spec.run_id, task_id, runner)
     try:
         if shop.stopping.is_set():
             runner.stop("daemon stopping")
-        return runner.run()
+        if limit is None:
+            return runner.run(), None
+        with budget.Watch(limit, cost_so_far, runner.stop) as watch:
+            result = runner.run()
+        return result, watch.crossed
     finally:
         shop.untrack(spec.run_id)
 
@@ -316,13 +363,3 @@ def human_duration(seconds: float) -> str:
         return f"{minutes}m{secs:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m"
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    """Poll `predicate` until true or `timeout` seconds pass (monotonic)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()

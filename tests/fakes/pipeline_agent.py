@@ -10,6 +10,7 @@ argv: behaviour words, each `role:action` (the action applies when SHOPFLOOR_ROL
   *:mark=PATH        append "role task attempt run pid" to PATH when starting (for invariants)
   *:env=PATH         dump the environment as JSON to PATH
   *:sleep=SECONDS    sleep before acting
+  *:cost=USD         report spend on stdout (a usage JSON line, as the command backend reads)
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ def side_effects(role: str, actions: list[str]) -> None:
             Path(arg).write_text(json.dumps(dict(os.environ)))
         elif name == "sleep":
             time.sleep(float(arg))
+        elif name == "cost":
+            usage = {"cost_usd": float(arg), "tokens_in": 1000, "tokens_out": 100}
+            print(json.dumps(usage), flush=True)
 
 
 def main() -> None:  # noqa: C901 - a flat script of scripted behaviours

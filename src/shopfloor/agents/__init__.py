@@ -36,11 +36,18 @@ class Outcome(StrEnum):
     CRASHED = "crashed"
     NOT_INSTALLED = "not-installed"
     STOPPED = "stopped"
+    OVER_BUDGET = "over-budget"
 
 
 #: Outcomes that say nothing about the task: they must not burn one of its attempts.
 NOT_THE_TASKS_FAULT = frozenset(
-    {Outcome.AUTH_ERROR, Outcome.RATE_LIMITED, Outcome.NOT_INSTALLED, Outcome.STOPPED}
+    {
+        Outcome.AUTH_ERROR,
+        Outcome.RATE_LIMITED,
+        Outcome.NOT_INSTALLED,
+        Outcome.STOPPED,
+        Outcome.OVER_BUDGET,
+    }
 )
 
 
@@ -57,6 +64,7 @@ class RunContext:
     workdir: Path
     prompt: str
     agent: AgentConfig
+    budget_usd: float | None = None  # what this run may still spend (CLIs that can cap it)
 
     def placeholders(self) -> dict[str, str]:
         return {
@@ -109,7 +117,7 @@ class Backend(Protocol):
 
 BackendFactory = Callable[[], Backend]
 _REGISTRY: dict[str, BackendFactory] = {}
-_BUILTINS = ("command", "simulator")
+_BUILTINS = ("command", "simulator", "claude", "codex", "gemini", "opencode", "pi", "qwen", "aider")
 
 
 def register(name: str, factory: BackendFactory) -> None:

@@ -2,7 +2,9 @@
 
 `command` is an argv list; `{prompt_file}`, `{result_file}`, `{task_file}`, `{role}`,
 `{workdir}`, `{task_id}` and `{run_id}` are substituted in each argument (no shell).
-The program also gets the SHOPFLOOR_* environment and writes its result JSON file.
+The program also gets the SHOPFLOOR_* environment and writes its result JSON file. It may
+report what it spent by printing JSON lines such as `{"cost_usd": 0.12, "tokens_in": 900,
+"tokens_out": 80}` (running totals; the last one counts) — budgets then apply to it too.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from shopfloor.agents import Backend, Invocation, Outcome, Parsed, RunContext, classify_ending
+from shopfloor.agents._cli import as_int, json_lines
 
 if TYPE_CHECKING:
     from shopfloor.runner import RunResult
@@ -34,7 +37,13 @@ class CommandBackend:
         return Invocation(substitute([*argv, *ctx.agent.args], ctx.placeholders()))
 
     def parse(self, stdout: str, stderr: str) -> Parsed:
-        return Parsed(final_text=stdout[-_TAIL_CHARS:])
+        parsed = Parsed(final_text=stdout[-_TAIL_CHARS:])
+        for line in json_lines(stdout):
+            if isinstance(line.get("cost_usd"), int | float):
+                parsed.cost_usd = float(line["cost_usd"])
+                parsed.tokens_in = as_int(line.get("tokens_in"))
+                parsed.tokens_out = as_int(line.get("tokens_out"))
+        return parsed
 
     def classify(self, result: RunResult, parsed: Parsed) -> Outcome:
         ending = classify_ending(result)

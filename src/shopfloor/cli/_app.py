@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from shopfloor import __version__
-from shopfloor.cli import board_cmds, daemon_cmds, roles_cmds
+from shopfloor.cli import board_cmds, daemon_cmds, doctor_cmds, roles_cmds
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -27,4 +27,5 @@ def app(ctx: click.Context, directory: Path | None) -> None:
 
 board_cmds.register(app)
 daemon_cmds.register(app)
+doctor_cmds.register(app)
 roles_cmds.register(app)

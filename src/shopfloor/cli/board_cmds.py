@@ -132,24 +132,31 @@ def hotfix_close_cmd(ctx: click.Context, task_id: str, followup: bool) -> None:
 def status_cmd(ctx: click.Context, as_json: bool, show_all: bool) -> None:
     """The board at a glance. Unreadable files are moved to tasks/invalid/ with a reason."""
     proj = project(ctx)
-    runs, unsent = _from_journal(proj.root)
-    report = actions.status_report(proj.board, runs=runs)
-    report["outbox"] = unsent
+    extras = _from_journal(proj.root)
+    report = actions.status_report(proj.board, runs=extras.pop("runs"))
+    report.update(extras)
     if as_json:
         print_json(report)
         return
     _print_status(report, show_all)
 
 
-def _from_journal(root: Path) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """Running runs and unsent notifications; nothing when there is no journal (board is truth)."""
+def _from_journal(root: Path) -> dict[str, Any]:
+    """Runs, spend, paused agents, unsent notifications; empty without a journal (board is
+    the truth)."""
+    from shopfloor import budget
     from shopfloor.journal import open_if_present
 
     journal = open_if_present(root)
     if journal is None:
-        return [], {}
+        return {"runs": [], "outbox": {}, "spend": actions.spend_json({}, 0.0), "paused": []}
     with journal:
-        return journal.runs(state="running"), journal.unsent_by_channel()
+        return {
+            "runs": journal.runs(state="running"),
+            "outbox": journal.unsent_by_channel(),
+            "spend": actions.spend_json(journal.cost_by_task(), budget.spent_today(journal)),
+            "paused": actions.paused_json(journal.pauses()),
+        }
 
 
 def _print_status(report: dict[str, Any], show_all: bool) -> None:
@@ -159,7 +166,7 @@ def _print_status(report: dict[str, Any], show_all: bool) -> None:
     counts = report["counts"]
     out.print("  ".join(f"[bold]{lane}[/] {n}" for lane, n in counts.items()))
     table = Table(box=None, pad_edge=False, show_header=True, header_style="dim")
-    for column in ("lane", "id", "pri", "status", "try", "title"):
+    for column in ("lane", "id", "pri", "status", "try", "cost", "title"):
         table.add_column(column)
     by_lane: dict[str, list[dict[str, Any]]] = {}
     for item in report["tasks"]:
@@ -170,8 +177,10 @@ def _print_status(report: dict[str, Any], show_all: bool) -> None:
             items = sorted(items, key=lambda i: i["updated"] or "")[-_TAIL:]
         for item in items:
             attempts = f"{item['attempts']}/{item['max_attempts']}"
+            spent = report["spend"]["by_task"].get(item["id"])
+            cost = f"${spent:.2f}" if spent else ""
             table.add_row(
-                lane, item["id"], item["priority"], item["status"], attempts, item["title"]
+                lane, item["id"], item["priority"], item["status"], attempts, cost, item["title"]
             )
     if table.row_count:
         out.print(table)
@@ -186,6 +195,15 @@ def _print_notes(out: Any, report: dict[str, Any]) -> None:
             f"[green]running[/]  {run['run_id']} {run['role']} {run['task_id']} "
             f"{run['agent'] or ''} for {age // 60}m{age % 60:02d}s"
         )
+    for pause in report["paused"]:
+        out.print(
+            f"[yellow]paused[/]  agent {pause['agent']} until {pause['until']}: {pause['reason']}"
+        )
+    spend = report["spend"]
+    if spend["today_usd"] or spend["by_task"]:
+        out.print(
+            f"[dim]spend[/]  today ${spend['today_usd']:.2f}, all tasks ${spend['total_usd']:.2f}"
+        )
     for channel, count in report["outbox"].items():
         out.print(f"[yellow]outbox[/]  {count} notification(s) waiting for {channel}")
     for problem in report["invalid"]:
@@ -198,13 +216,29 @@ def _print_notes(out: Any, report: dict[str, Any]) -> None:
         out.print(f"[yellow]unknown folder[/]  {folder} is not a lane; its files are ignored")
 
 
+def _task_runs(root: Path, task_id: str) -> dict[str, Any]:
+    """The task's runs with tokens and cost, from the journal (none without one)."""
+    from shopfloor.journal import open_if_present
+
+    journal = open_if_present(root)
+    if journal is None:
+        return {"runs": [], "cost_usd": 0.0}
+    with journal:
+        rows = journal.runs(task_id=task_id)
+    keys = ("role", "agent", "outcome", "started_at", "tokens_in", "tokens_out", "cost_usd")
+    runs = [{"run_id": r["id"], **{k: r[k] for k in keys}} for r in rows]
+    return {"runs": runs, "cost_usd": round(sum(r["cost_usd"] or 0.0 for r in runs), 4)}
+
+
 @click.command("show")
 @click.argument("task_id")
 @click.option("--json", "as_json", is_flag=True, help="The task as a JSON document.")
 @click.pass_context
 def show_cmd(ctx: click.Context, task_id: str, as_json: bool) -> None:
     """One task: where it is, its fields and its file."""
-    report = actions.show_report(project(ctx).board, task_id)
+    proj = project(ctx)
+    report = actions.show_report(proj.board, task_id)
+    report.update(_task_runs(proj.root, report["id"]))
     if as_json:
         print_json(report)
         return
@@ -214,5 +248,8 @@ def show_cmd(ctx: click.Context, task_id: str, as_json: bool) -> None:
         f"lane {report['lane']}  status {report['status']}  priority {report['priority']}  "
         f"attempt {report['attempts']}/{report['max_attempts']}  file {report['path']}"
     )
+    if report["runs"]:
+        tokens = sum((r["tokens_in"] or 0) + (r["tokens_out"] or 0) for r in report["runs"])
+        out.print(f"{len(report['runs'])} run(s), {tokens} tokens, ${report['cost_usd']:.2f} spent")
     out.rule()
     click.echo(report["text"], nl=False)

@@ -1,0 +1,160 @@
+"""What the real agent CLI backends share: argv assembly, JSON-lines reading, error wording.
+
+A CLI backend subclasses `CliBackend` and fills in three things — `arguments` (the headless
+command line for a role), `parse` (its machine output) and, where its output is structured
+enough, `Parsed.outcome`. `classify` here then applies the rule every CLI needs: the process
+ending first (timeout, stall, crash), then what the output says, and the exit code last,
+because exit codes lie (AGENT-CLIS.md).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from shopfloor.agents import Invocation, Outcome, Parsed, RunContext, classify_ending
+
+if TYPE_CHECKING:
+    from shopfloor.runner import RunResult
+
+#: Roles that change files. PM edits only its task file; QA only reads.
+EDITING_ROLES = frozenset({"coder", "hotfix"})
+
+#: Past this size the prompt goes by file: one argv string may not exceed 128 KiB on Linux.
+_INLINE_PROMPT_LIMIT = 100 * 1024
+
+_AUTH = re.compile(
+    r"\b401\b|unauthori[sz]ed|invalid[ _-]?(?:x-)?api[ _-]?key|api key not valid|"
+    r"authentication[ _]error|not logged in|please run /login|no api key|"
+    r"missing (?:an )?api key|UNAUTHENTICATED|invalid_api_key|auth(?:entication)? failed",
+    re.IGNORECASE,
+)
+_RATE = re.compile(
+    r"\b429\b|rate[ _-]?limit|usage limit|too many requests|quota|RESOURCE_EXHAUSTED|"
+    r"overloaded|rate_limit_exceeded",
+    re.IGNORECASE,
+)
+_RETRY_IN = re.compile(
+    r"(?:try again in|retry[ -]after[:= ]*|retryDelay\W+|retry in|resets? in)\s*"
+    r"(\d+(?:\.\d+)?)\s*(ms|s|sec|seconds?|m|min|minutes?|h|hours?)?",
+    re.IGNORECASE,
+)
+_RESET_EPOCH = re.compile(r"limit reached\|(\d{10})")
+_UNIT = {"ms": 0.001, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def outcome_from_text(text: str) -> Outcome | None:
+    """auth-error / rate-limited when an error message says so, else None."""
+    if _AUTH.search(text):
+        return Outcome.AUTH_ERROR
+    if _RATE.search(text):
+        return Outcome.RATE_LIMITED
+    return None
+
+
+def reset_time(text: str, now: float | None = None) -> float | None:
+    """When a rate limit lifts (epoch seconds), from the wording of the error, if it says."""
+    now = time.time() if now is None else now
+    epoch = _RESET_EPOCH.search(text)
+    if epoch:
+        return float(epoch.group(1))
+    match = _RETRY_IN.search(text)
+    if not match:
+        return None
+    unit = (match.group(2) or "s").lower()
+    factor = _UNIT.get(unit, _UNIT.get(unit[:1], 1.0) if unit[:1] in "hm" else 1.0)
+    return now + float(match.group(1)) * factor
+
+
+def json_lines(text: str) -> Iterator[dict[str, Any]]:
+    """Every line of `text` that is a JSON object (CLIs mix logs into their streams)."""
+    for line in text.splitlines():
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(value, dict):
+            yield value
+
+
+def last_json_object(text: str) -> dict[str, Any] | None:
+    """The last top-level JSON object in `text` (a whole-output document or the last line)."""
+    stripped = text.strip()
+    try:
+        value = json.loads(stripped)
+    except json.JSONDecodeError:
+        value = None
+    if isinstance(value, dict):
+        return value
+    found = None
+    for found in json_lines(text):  # noqa: B007 - the last one wins
+        pass
+    return found
+
+
+def as_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def add(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else a + b
+
+
+def error_outcome(parsed: Parsed, text: str) -> None:
+    """Mark `parsed` failed by the wording of `text` (auth / rate limit / agent error)."""
+    parsed.error = parsed.error or " ".join(text.split())[:500] or "the agent reported an error"
+    kind = outcome_from_text(text)
+    parsed.outcome = kind or Outcome.AGENT_ERROR
+    if kind is Outcome.RATE_LIMITED:
+        parsed.reset_at = reset_time(text)
+
+
+class CliBackend:
+    """Base for a real agent CLI: subclasses set `name`/`binary` and define `arguments`/`parse`."""
+
+    name: str = ""
+    binary: str = ""
+
+    def build(self, ctx: RunContext) -> Invocation:
+        command = ctx.agent.command
+        prefix = list(command) if isinstance(command, list) else [command or self.binary]
+        argv = self.arguments(ctx, list(ctx.agent.args))
+        return Invocation([*prefix, *argv], env=self.environment(ctx), stdin=self.stdin(ctx))
+
+    def arguments(self, ctx: RunContext, extra: list[str]) -> list[str]:
+        raise NotImplementedError
+
+    def environment(self, ctx: RunContext) -> dict[str, str]:
+        return {}
+
+    def stdin(self, ctx: RunContext) -> bytes | None:
+        return b""  # a closed stdin: some CLIs wait on it when it is a terminal or a pipe
+
+    def parse(self, stdout: str, stderr: str) -> Parsed:
+        raise NotImplementedError
+
+    def classify(self, result: RunResult, parsed: Parsed) -> Outcome:
+        ending = classify_ending(result)
+        if ending is not None:
+            return ending
+        if parsed.outcome is not None:
+            return parsed.outcome
+        if result.exit_code != 0:
+            return Outcome.AGENT_ERROR
+        return Outcome.OK
+
+
+def prompt_text(ctx: RunContext) -> str:
+    """The prompt for the command line; a pointer to the prompt file when it is too long."""
+    if len(ctx.prompt.encode()) <= _INLINE_PROMPT_LIMIT:
+        return ctx.prompt
+    return (
+        f"Your full instructions are in the file {ctx.prompt_file}. Read that file now and "
+        "follow it exactly."
+    )

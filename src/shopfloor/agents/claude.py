@@ -1,0 +1,101 @@
+"""Claude Code: `claude -p PROMPT --output-format json`.
+
+Its lies (AGENT-CLIS.md): it exits 1 on API errors while printing `subtype: "success"` (the
+truth is `is_error` and `api_error_status`), and without a permission mode it silently denies
+writes and exits 0 with "done" — so `permission_denials` is read on every run. Roles map to
+permission modes: Coder and Hotfix may edit and run commands; the PM may edit (its task file)
+but not run commands; QA may only read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from shopfloor.agents import Backend, Outcome, Parsed, RunContext
+from shopfloor.agents._cli import (
+    CliBackend,
+    add,
+    as_int,
+    error_outcome,
+    last_json_object,
+    prompt_text,
+    reset_time,
+)
+
+_READ_TOOLS = "Read,Glob,Grep,LS"
+_WRITE_TOOLS = "Edit,MultiEdit,Write,NotebookEdit"
+_PERMISSIONS = {
+    "coder": ["--permission-mode", "acceptEdits", "--allowedTools", f"Bash,{_READ_TOOLS}"],
+    "hotfix": ["--permission-mode", "acceptEdits", "--allowedTools", f"Bash,{_READ_TOOLS}"],
+    "pm": ["--permission-mode", "acceptEdits", "--disallowedTools", "Bash"],
+    "qa": ["--permission-mode", "default", "--disallowedTools", f"Bash,{_WRITE_TOOLS}"],
+}
+
+
+class ClaudeBackend(CliBackend):
+    name = "claude"
+    binary = "claude"
+
+    def arguments(self, ctx: RunContext, extra: list[str]) -> list[str]:
+        argv = ["-p", prompt_text(ctx), "--output-format", "json"]
+        argv += _PERMISSIONS.get(ctx.role, _PERMISSIONS["qa"])
+        if ctx.agent.model:
+            argv += ["--model", ctx.agent.model]
+        if ctx.budget_usd is not None:
+            argv += ["--max-budget-usd", f"{max(ctx.budget_usd, 0.01):.2f}"]
+        return argv + extra
+
+    def environment(self, ctx: RunContext) -> dict[str, str]:
+        return {"DISABLE_AUTOUPDATER": "1"}  # never update itself in the middle of a pipeline
+
+    def parse(self, stdout: str, stderr: str) -> Parsed:
+        doc = last_json_object(stdout)
+        if doc is None or doc.get("type") != "result":
+            parsed = Parsed(final_text=stdout[-4000:])
+            error_outcome(parsed, stderr.strip() or stdout.strip() or "claude printed no result")
+            return parsed
+        raw_usage = doc.get("usage")
+        usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
+        tokens_in = as_int(usage.get("input_tokens"))
+        for key in ("cache_creation_input_tokens", "cache_read_input_tokens"):
+            tokens_in = add(tokens_in, as_int(usage.get(key)))
+        cost = doc.get("total_cost_usd")
+        parsed = Parsed(
+            final_text=str(doc.get("result") or ""),
+            session_id=doc.get("session_id"),
+            tokens_in=tokens_in,
+            tokens_out=as_int(usage.get("output_tokens")),
+            cost_usd=float(cost) if isinstance(cost, int | float) else None,
+        )
+        _judge(parsed, doc)
+        return parsed
+
+
+def _judge(parsed: Parsed, doc: dict[str, Any]) -> None:
+    text = parsed.final_text
+    status = doc.get("api_error_status")
+    if doc.get("is_error"):
+        error_outcome(parsed, f"{status or ''} {text}")
+        if status in (401, 403):
+            parsed.outcome = Outcome.AUTH_ERROR
+        elif status == 429:
+            parsed.outcome, parsed.reset_at = Outcome.RATE_LIMITED, reset_time(text)
+        return
+    denials = doc.get("permission_denials") or []
+    if denials:
+        tools = sorted({str(d.get("tool_name", "?")) for d in denials if isinstance(d, dict)})
+        parsed.outcome = Outcome.PERMISSION_DENIED
+        parsed.error = f"claude was denied {len(denials)} tool use(s): {', '.join(tools)}"
+        return
+    subtype = str(doc.get("subtype") or "success")
+    if "budget" in subtype:  # --max-budget-usd: it stopped itself at the task's limit
+        parsed.outcome = Outcome.OVER_BUDGET
+        parsed.error = f"claude stopped: {subtype}"
+    elif subtype != "success":
+        parsed.outcome = Outcome.AGENT_ERROR
+        parsed.error = f"claude stopped: {subtype}"
+
+
+def register_backends(register: Callable[[str, Callable[[], Backend]], None]) -> None:
+    register("claude", ClaudeBackend)

@@ -1,0 +1,71 @@
+"""Drive one real agent CLI through Shopfloor's own run contract against the model server.
+
+`run_cli("claude", tmp_path, script, role="hotfix")` makes a project whose agent is the pinned
+CLI, starts the scripted model server, and calls `shop.run_agent` — the same code path the
+daemon takes — returning the judged run, the server (to inspect requests) and the repo root.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from shopfloor import actions, config
+from shopfloor.board import Board, Entry
+from shopfloor.journal import Journal
+from shopfloor.shop import AgentRun, Shop, run_agent
+from tests import clis
+from tests.fakes.model_server import ModelServer, Script, ScriptFor
+from tests.support import make_project
+
+
+@dataclass
+class CliRun:
+    run: AgentRun
+    server: ModelServer
+    root: Path
+    entry: Entry
+
+    @property
+    def stdout(self) -> str:
+        return (self.run.run_dir / "stdout.log").read_text(errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        return (self.run.run_dir / "stderr.log").read_text(errors="replace")
+
+
+def project_for(cli: str, tmp: Path, url: str, **agent: object) -> Path:
+    binary = clis.require(cli)
+    env = clis.prepare(cli, tmp / "cli-home", url)
+    table = {
+        "backend": cli,
+        "command": str(binary),
+        "env": env,
+        "stall": "60s",
+        "timeout": "180s",
+        **agent,
+    }
+    return make_project(tmp, agents={cli: table})
+
+
+def run_cli(
+    cli: str,
+    tmp: Path,
+    script: Script | ScriptFor,
+    role: str = "hotfix",
+    **agent: object,
+) -> CliRun:
+    with ModelServer(script) as server:
+        root = project_for(cli, tmp, server.url, **agent)
+        board = Board(root)
+        entry = actions.create_hotfix(board, "Fix the answer", body="answer() must return 43")
+        shop = Shop(root, config.load(root / "shopfloor.toml"), board, Journal.for_project(root))
+        run = run_agent(
+            shop,
+            role,
+            entry,
+            root,
+            {"task_text": board.read_text(entry), "previous_attempt": "", "checks": "none"},
+        )
+        return CliRun(run, server, root, board.find(entry.id))

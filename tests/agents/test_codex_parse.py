@@ -1,0 +1,127 @@
+"""Tier (a): Codex output the scripted server cannot provoke, and the command line per role."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shopfloor.agents import Outcome, RunContext
+from shopfloor.agents.codex import CodexBackend, usage_limit_reset
+from shopfloor.config import AgentConfig
+
+NOW = datetime(2026, 8, 8, 10, 0, tzinfo=timezone(timedelta(hours=2)))
+
+
+def stream(*events: dict[str, Any]) -> str:
+    return "\n".join(json.dumps(e) for e in events) + "\n"
+
+
+def failed(message: str) -> str:
+    return stream(
+        {"type": "thread.started", "thread_id": "t-1"},
+        {"type": "turn.started"},
+        {"type": "error", "message": message},
+        {"type": "turn.failed", "error": {"message": message}},
+    )
+
+
+def test_a_usage_limit_is_rate_limited_with_its_reset_time() -> None:
+    text = (
+        "You've hit your usage limit. To get more access now, send a request to your admin "
+        "or try again in 3 days 6 hours 57 minutes."
+    )
+    parsed = CodexBackend().parse(failed(text), "")
+    assert parsed.outcome is Outcome.RATE_LIMITED and parsed.error == text
+    assert parsed.reset_at is not None
+    expected = datetime.now().timestamp() + 3 * 86400 + 6 * 3600 + 57 * 60
+    assert abs(parsed.reset_at - expected) < 60
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("or try again in 45 minutes.", NOW + timedelta(minutes=45)),
+        ("or try again at 3:28 PM.", NOW.replace(hour=15, minute=28)),
+        ("or try again at 9:05 AM.", NOW.replace(hour=9, minute=5) + timedelta(days=1)),
+        ("or try again at Aug 9th, 2026 12:30 PM.", NOW.replace(day=9, hour=12, minute=30)),
+        ("Try again later.", None),
+    ],
+)
+def test_usage_limit_reset_reads_codex_wording(text: str, expected: datetime | None) -> None:
+    got = usage_limit_reset(f"You've hit your usage limit. {text}", NOW)
+    assert got == (expected.timestamp() if expected else None)
+
+
+def test_a_missing_api_key_variable_is_an_auth_error() -> None:
+    parsed = CodexBackend().parse(failed("Missing environment variable: `OPENAI_API_KEY`."), "")
+    assert parsed.outcome is Outcome.AUTH_ERROR
+
+
+def test_warning_items_do_not_fail_a_run_and_usage_adds_up_over_turns() -> None:
+    out = stream(
+        {"type": "thread.started", "thread_id": "t-9"},
+        {"type": "item.completed", "item": {"type": "error", "message": "Model metadata..."}},
+        {"type": "item.completed", "item": {"type": "agent_message", "text": "first"}},
+        {"type": "turn.completed", "usage": {"input_tokens": 10, "cached_input_tokens": 8}},
+        {"type": "item.completed", "item": {"type": "agent_message", "text": "last"}},
+        {"type": "turn.completed", "usage": {"input_tokens": 5, "output_tokens": 7}},
+    )
+    parsed = CodexBackend().parse(out, "WARNING: noise\n")
+    assert parsed.outcome is None and parsed.error is None
+    assert (parsed.final_text, parsed.session_id) == ("last", "t-9")
+    assert (parsed.tokens_in, parsed.tokens_out, parsed.cost_usd) == (15, 7, None)
+
+
+def test_a_usage_error_with_no_events_reports_stderr() -> None:
+    stderr = "error: unexpected argument '--bogus' found\n\nUsage: codex exec [OPTIONS] [PROMPT]\n"
+    parsed = CodexBackend().parse("", stderr)
+    assert parsed.outcome is Outcome.AGENT_ERROR
+    assert parsed.error and "--bogus" in parsed.error
+
+
+def _ctx(role: str, tmp: Path, **agent: Any) -> RunContext:
+    run = tmp / ".shopfloor" / "runs" / "R-1"
+    return RunContext(
+        role=role,
+        run_id="R-1",
+        task_id="T-1",
+        task_file=tmp / "tasks" / "active" / "T-1.md",
+        prompt_file=run / "prompt.md",
+        result_file=run / "result.json",
+        workdir=tmp / "wt",
+        prompt="-starts with a dash",
+        agent=AgentConfig(backend="codex", **agent),
+    )
+
+
+def _sandbox_of(argv: list[str]) -> tuple[str, str, str | None]:
+    added = argv[argv.index("--add-dir") + 1] if "--add-dir" in argv else None
+    return argv[argv.index("-s") + 1], argv[argv.index("-C") + 1], added
+
+
+def test_each_role_gets_its_sandbox(tmp_path: Path) -> None:
+    run = str(tmp_path / ".shopfloor" / "runs" / "R-1")
+    wt, lane = str(tmp_path / "wt"), str(tmp_path / "tasks" / "active")
+    expected = {
+        "coder": ("workspace-write", wt, run),
+        "hotfix": ("workspace-write", wt, run),
+        "pm": ("workspace-write", lane, run),
+        "qa": ("read-only", wt, None),
+    }
+    for role, sandbox in expected.items():
+        argv = CodexBackend().build(_ctx(role, tmp_path)).argv
+        assert _sandbox_of(argv) == sandbox, role
+    pm = CodexBackend().build(_ctx("pm", tmp_path)).argv
+    assert "sandbox_workspace_write.exclude_slash_tmp=true" in pm
+
+
+def test_model_and_user_args_come_before_the_prompt(tmp_path: Path) -> None:
+    ctx = _ctx("coder", tmp_path, model="gpt-5.5", args=["-c", "x=1"], command="/opt/codex")
+    argv = CodexBackend().build(ctx).argv
+    assert argv[:4] == ["/opt/codex", "exec", "--json", "--skip-git-repo-check"]
+    assert argv[argv.index("--model") + 1] == "gpt-5.5"
+    assert argv[-4:] == ["-c", "x=1", "--", "-starts with a dash"]
