@@ -4,6 +4,7 @@ a human, a day over budget stops new claims (never hotfixes), a paused agent's t
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -40,6 +41,8 @@ def test_a_task_over_its_budget_is_parked_for_a_human_with_the_reason(tmp_path: 
     entry = Board(root).find(task_id)
     assert entry.lane is Lane.REVIEW and entry.header.status == "awaiting-human"
     assert "over-budget" in tracker(root, task_id) and "budget spent" in tracker(root, task_id)
+    spend_line = r"coder a run R-\d+ ok \d+s 1\.1k tokens \$0\.04"
+    assert re.search(spend_line, tracker(root, task_id))  # tokens and cost in the tracker
     status = json.loads(shopfloor(root, "status", "--json").stdout)
     assert status["spend"]["by_task"] == {task_id: 0.08}
     shown = json.loads(shopfloor(root, "show", task_id, "--json").stdout)

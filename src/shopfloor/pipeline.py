@@ -102,6 +102,9 @@ def run_line(run: AgentRun, extra: str = "") -> str:
     if run.role == "qa" and verdict:
         word = "PASS" if verdict == "pass" and run.ok else "FAIL"
     cost = f" ${run.parsed.cost_usd:.2f}" if run.parsed.cost_usd else ""
+    tokens = (run.parsed.tokens_in or 0) + (run.parsed.tokens_out or 0)
+    if tokens:
+        cost = f" {tokens / 1000:.1f}k tokens{cost}"
     tail = f" — {run.summary}" if run.summary else ""
     return (
         f"{run.role} {run.agent} run {run.run_id} {word} {human_duration(run.duration)}"

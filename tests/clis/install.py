@@ -37,8 +37,12 @@ def binary(pin: Pin) -> Path:
 
 
 def size_mb(path: Path) -> float:
-    total = sum(p.lstat().st_size for p in path.rglob("*") if not p.is_symlink())
-    return total / 1e6
+    """Disk use like `du`: each inode once (npm hard-links), symlinks not followed."""
+    seen: dict[tuple[int, int], int] = {}
+    for p in path.rglob("*"):
+        st = p.lstat()
+        seen[(st.st_dev, st.st_ino)] = st.st_blocks * 512
+    return sum(seen.values()) / 1e6
 
 
 def install(pin: Pin) -> str:
