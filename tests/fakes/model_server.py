@@ -7,7 +7,8 @@ to play is the number of tool results already in the request, so retries and con
 need no bookkeeping. The tool call for a step is built from the tools the request offers
 (`Write`, `write_file`, `write`, `Bash`, `exec_command`, `shell`, ...), so a CLI renaming a
 tool between releases does not break the tests. Requests offering no tools (titles, routers,
-summaries) get a short side answer.
+summaries) get a short side answer — except aider's, which has no tools at all and gets the
+script as text in its SEARCH/REPLACE edit format (`aider_reply`).
 
 `{workdir}`, `{task_file}` and `{result_file}` in a step are filled from the Shopfloor
 bootloader inside the request, so one script serves every run of a pipeline.
@@ -52,7 +53,17 @@ class Shell:
     command: str
 
 
-Step = Write | Append | Shell
+@dataclass(frozen=True)
+class Call:
+    """Call tool `name` with `args` verbatim, offered or not (a model ignoring its tool list).
+
+    String values in `args` get `{workdir}`/`{task_file}`/`{result_file}` filled in."""
+
+    name: str
+    args: tuple[tuple[str, str], ...] = ()
+
+
+Step = Write | Append | Shell | Call
 
 
 @dataclass(frozen=True)
@@ -150,9 +161,12 @@ def tool_call(
         name = _pick(tools, _READ_TOOLS)
         assert name is not None
         props = _props(tools[name])
-        return name, {_key(props, "file_path", "filePath", "path", "absolute_path"): item[1]}
+        path = _fill(item[1], text)  # the read before an append names the same filled path
+        return name, {_key(props, "file_path", "filePath", "path", "absolute_path"): path}
     if isinstance(item, Shell):
         return _shell_call(tools, _fill(item.command, text))
+    if isinstance(item, Call):
+        return item.name, {key: _fill(value, text) for key, value in item.args}
     path = _fill(item.path, text)
     if isinstance(item, Append):
         try:
@@ -192,6 +206,70 @@ def decide(script: Script, tools: dict[str, dict[str, Any]], n_results: int, tex
     if n_results < len(plan):
         return Reply(tool=tool_call(plan[n_results], tools, text))
     return Reply(text=_fill(script.final, text))
+
+
+# ---------------------------------------------------------------------------- aider's edit format
+
+#: Aider offers no tools: it asks for edits as text, in the format its system prompt describes.
+#: The fake plays a script in the SEARCH/REPLACE ("diff") format, the one that carries shell
+#: commands (```bash blocks); other formats get the side answer.
+_AIDER_SYSTEM = ("Act as an expert software developer", "*SEARCH/REPLACE block*")
+_AIDER_ADDED_FILES = "I added these files to the chat:"
+
+
+def is_aider(body: dict[str, Any]) -> bool:
+    """Whether a tool-less Chat Completions request is aider asking for SEARCH/REPLACE edits."""
+    system = [m.get("content") for m in body.get("messages", []) if m.get("role") == "system"]
+    return any(isinstance(s, str) and all(p in s for p in _AIDER_SYSTEM) for s in system)
+
+
+def _aider_turn(messages: list[dict[str, Any]]) -> tuple[bool, bool]:
+    """(is this the first answer to the task, did aider just add files and ask again).
+
+    Aider applies nothing from a reply that names repo files outside the chat: it adds them
+    and asks again, so that answer must carry the edits and commands once more."""
+    texts = [(m.get("role"), str(m.get("content") or "")) for m in messages]
+    task = next((i for i, (r, t) in enumerate(texts) if r == "user" and role_of(t) != "unknown"), 0)
+    answered = any(r == "assistant" for r, _ in texts[task + 1 :])
+    last = texts[-1] if texts else ("", "")
+    return not answered, last[0] == "user" and last[1].startswith(_AIDER_ADDED_FILES)
+
+
+def _aider_edit(step: Write | Append, text: str) -> str:
+    """One SEARCH/REPLACE block that brings the file to the step's content ("" when it is)."""
+    path = Path(_fill(step.path, text))
+    try:
+        current: str | None = path.read_text()
+    except FileNotFoundError:
+        current = None
+    if isinstance(step, Append):  # an empty SEARCH appends to an existing file
+        if current is not None and current.endswith(step.text):
+            return ""
+        search, replace = "", step.text
+    else:
+        replace = _fill(step.content, text)
+        if current == replace:
+            return ""
+        search = current or ""
+    workdir = Path(_fill("{workdir}", text))
+    shown = path.relative_to(workdir) if path.is_relative_to(workdir) else path
+    return (
+        f"{shown}\n```\n<<<<<<< SEARCH\n{search}=======\n{replace}"
+        f"{'' if replace.endswith(chr(10)) else chr(10)}>>>>>>> REPLACE\n```\n\n"
+    )
+
+
+def aider_reply(script: Script, body: dict[str, Any], text: str) -> str:
+    """The script as one aider answer: the edits still to make, the shell commands (on the
+    first answer or a re-ask after aider added files), then the final message."""
+    first, re_asked = _aider_turn(body.get("messages") or [])
+    parts: list[str] = []
+    for step in script.steps:
+        if isinstance(step, Write | Append):
+            parts.append(_aider_edit(step, text))
+        elif isinstance(step, Shell) and (first or re_asked):
+            parts.append(f"```bash\n{_fill(step.command, text)}\n```\n\n")
+    return "".join(parts) + _fill(script.final, text)
 
 
 # ---------------------------------------------------------------------------- wire shapes
@@ -574,6 +652,7 @@ class Seen:
     body: dict[str, Any]
     tools: list[str]
     role: str
+    scripted: bool = False  # a tool-less request answered from the script (aider)
 
 
 @dataclass
@@ -599,7 +678,7 @@ class ModelServer:
 
     def tokens(self) -> tuple[int, int]:
         """Input and output tokens the server reported over all tool-bearing requests."""
-        replies = [r for r in self.requests if r.tools]
+        replies = [r for r in self.requests if r.tools or r.scripted]
         return 1000 * len(replies), 50 * len(replies)
 
     def __enter__(self) -> ModelServer:
@@ -673,7 +752,8 @@ class _Handler(BaseHTTPRequestHandler):
         family, tools, results = api
         text = raw.decode("utf-8", "replace")
         script = self.model_server.script_for(text)
-        self.model_server.requests.append(Seen(path, body, sorted(tools), role_of(text)))
+        aider = not tools and family == "openai" and is_aider(body)
+        self.model_server.requests.append(Seen(path, body, sorted(tools), role_of(text), aider))
         if script.fail == "hang":
             self.model_server._stop.wait(600)
             return
@@ -681,6 +761,9 @@ class _Handler(BaseHTTPRequestHandler):
             status, error = _ERRORS[family][script.fail]
             headers = {"retry-after": "30"} if script.fail == "429" else {}
             self._json(status, error, headers)
+            return
+        if aider:
+            self._answer(family, path, body, Reply(text=aider_reply(script, body, text)))
             return
         self._answer(family, path, body, decide(script, tools, results, text))
 
