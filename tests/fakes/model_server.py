@@ -13,7 +13,8 @@ script as text in its SEARCH/REPLACE edit format (`aider_reply`).
 `{workdir}`, `{task_file}` and `{result_file}` in a step are filled from the Shopfloor
 bootloader inside the request, so one script serves every run of a pipeline.
 
-Failure modes for the error tests: `fail="401" | "429" | "500" | "hang"`.
+Failure modes for the error tests: `fail="401" | "429" | "500" | "hang"` (and, for the
+OpenAI wire shapes only, `"429-quota"`: a spent quota that resets later).
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class Script:
     steps: tuple[Step, ...] = ()
     final: str = "done"
     fail: str | None = None  # "401" | "429" | "500" | "hang"
+    retry_after: str = "30"  # the 429's retry-after header (seconds or an HTTP date)
 
 
 def result_block(outcome: str = "ok", summary: str = "done", **extra: Any) -> str:
@@ -602,6 +604,18 @@ _ERRORS: dict[str, dict[str, tuple[int, dict[str, Any]]]] = {
                 }
             },
         ),
+        # A spent quota rather than a burst limit: CLIs that retry 429s (qwen: 7 attempts
+        # honouring Retry-After) give up at once on this wording.
+        "429-quota": (
+            429,
+            {
+                "error": {
+                    "message": "You exceeded your current quota, it will reset in 2 hours.",
+                    "type": "insufficient_quota",
+                    "code": "insufficient_quota",
+                }
+            },
+        ),
     },
     "gemini": {
         "401": (
@@ -759,7 +773,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if script.fail:
             status, error = _ERRORS[family][script.fail]
-            headers = {"retry-after": "30"} if script.fail == "429" else {}
+            headers = {"retry-after": script.retry_after} if script.fail == "429" else {}
             self._json(status, error, headers)
             return
         if aider:
