@@ -46,8 +46,8 @@ def toplevel(path: Path) -> Path | None:
     return Path(out.strip()).resolve() if out.strip() else None
 
 
-#: What a task branch never carries: the board and Shopfloor's own state.
-_EXCLUDE = (":(exclude)tasks", ":(exclude).shopfloor")
+#: What a task branch never carries: the board, Shopfloor's own state, agent CLI caches.
+_EXCLUDE = (":(exclude)tasks", ":(exclude).shopfloor", ":(exclude).aider*")
 
 
 def head(repo: Path) -> str | None:
