@@ -392,7 +392,7 @@ def test_init_writes_only_agents_it_can_run_and_names_the_others(
 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    fake = bin_dir / "qwen"
+    fake = bin_dir / "opencode"
     fake.write_text("#!/bin/sh\nexit 0\n")
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     old_path = os.environ["PATH"]
@@ -402,6 +402,6 @@ def test_init_writes_only_agents_it_can_run_and_names_the_others(
     finally:
         os.environ["PATH"] = old_path
     text = (git_repo / "shopfloor.toml").read_text()
-    assert "not yet driven by this version: qwen" in text
+    assert "not yet driven by this version: opencode" in text
     cfg = config.load(git_repo / "shopfloor.toml")
     assert set(cfg.agents) == {"simulator"}

@@ -1,11 +1,96 @@
-"""The pi backend: not driven yet (this module registers nothing until it is)."""
+"""pi (`@mariozechner/pi-coding-agent`): `pi --mode json [--model M] -p PROMPT`.
+
+Its lies: with `--mode json` it exits 0 whatever the model API answered — a 401, a 429 and a
+500 all end in an assistant `message_end` with `stopReason: "error"` and an `errorMessage`
+("401 Incorrect API key provided ..."), so the last assistant message decides. Only failures
+before the session starts (no API key for the model) exit 1, with the reason on stderr.
+It also reads an argument starting with `@` as a file to attach and one starting with `-` as
+an option, so the prompt never goes out with either in front.
+
+pi never asks for approval; what a role may do is the set of tools it gets (`--tools`, an
+allowlist the model is offered and held to): Coder and Hotfix edit files and run commands,
+the PM edits (its task file) without a shell, QA only reads.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-from shopfloor.agents import Backend
+from shopfloor.agents import Backend, Parsed, RunContext
+from shopfloor.agents._cli import CliBackend, add, as_int, error_outcome, json_lines, prompt_text
+
+_READ = "read,grep,find,ls"
+_TOOLS = {
+    "coder": f"{_READ},edit,write,bash",
+    "hotfix": f"{_READ},edit,write,bash",
+    "pm": f"{_READ},edit,write",
+    "qa": _READ,
+}
+
+
+class PiBackend(CliBackend):
+    name = "pi"
+    binary = "pi"
+
+    def arguments(self, ctx: RunContext, extra: list[str]) -> list[str]:
+        argv = ["--mode", "json", "--tools", _TOOLS.get(ctx.role, _TOOLS["qa"])]
+        if ctx.agent.model:
+            argv += ["--model", ctx.agent.model]
+        # `-p` takes the next argument as the prompt: the user's flags go before it.
+        return [*argv, *extra, "-p", _positional(prompt_text(ctx))]
+
+    def environment(self, ctx: RunContext) -> dict[str, str]:
+        return {"PI_SKIP_VERSION_CHECK": "1"}  # no update check at every start of a run
+
+    def parse(self, stdout: str, stderr: str) -> Parsed:
+        parsed = Parsed()
+        last: dict[str, Any] | None = None
+        for event in json_lines(stdout):
+            if event.get("type") == "session" and isinstance(event.get("id"), str):
+                parsed.session_id = event["id"]
+            message = event.get("message")
+            if event.get("type") != "message_end" or not isinstance(message, dict):
+                continue
+            if message.get("role") == "assistant":  # one per model reply, errors included
+                _count(parsed, message)
+                last = message
+                parsed.final_text = _text(message) or parsed.final_text
+        if last is None:
+            parsed.final_text = stdout[-4000:]
+            error_outcome(parsed, stderr.strip() or "pi printed no assistant message")
+        elif last.get("stopReason") in ("error", "aborted"):
+            reason = str(last.get("errorMessage") or f"request {last.get('stopReason')}")
+            error_outcome(parsed, reason)
+        return parsed
+
+
+def _positional(prompt: str) -> str:
+    """A leading space keeps pi from reading the prompt as `@file` or as an option."""
+    return f" {prompt}" if prompt.startswith(("@", "-")) else prompt
+
+
+def _text(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    if not isinstance(content, list):
+        return ""
+    parts = [c.get("text") for c in content if isinstance(c, dict) and c.get("type") == "text"]
+    return "".join(p for p in parts if isinstance(p, str))
+
+
+def _count(parsed: Parsed, message: dict[str, Any]) -> None:
+    """Add one model reply's usage: pi reports it per assistant message, never as a total."""
+    usage = message.get("usage")
+    if not isinstance(usage, dict):
+        return
+    for key in ("input", "cacheRead", "cacheWrite"):
+        parsed.tokens_in = add(parsed.tokens_in, as_int(usage.get(key)))
+    parsed.tokens_out = add(parsed.tokens_out, as_int(usage.get("output")))
+    cost = usage.get("cost")
+    total = cost.get("total") if isinstance(cost, dict) else None
+    if isinstance(total, int | float) and not isinstance(total, bool):
+        parsed.cost_usd = (parsed.cost_usd or 0.0) + float(total)
 
 
 def register_backends(register: Callable[[str, Callable[[], Backend]], None]) -> None:
-    pass
+    register("pi", PiBackend)

@@ -1,11 +1,147 @@
-"""The qwen backend: not driven yet (this module registers nothing until it is)."""
+"""Qwen Code (`@qwen-code/qwen-code`): `qwen PROMPT --output-format stream-json`.
+
+`stream-json` rather than `json`: both end in the same `result` item, but `json` prints one
+array only when the run ends, so a long run looks silent (stalled) until then.
+
+Its lies: a permission it declines (a write in QA, a shell command for the PM) ends the run
+with exit 0, `subtype: "success"` and the model's cheerful final text; only
+`permission_denials` in the result says so. API errors end in `is_error: true` with the
+message in `error.message` ("[API Error: 401 ...]") and, in 0.24, exit 1 — older releases
+exited 0, so the result item decides, never the exit code. It retries 429s and 5xx itself
+(7 attempts, honouring Retry-After) before giving up; only a quota that "will reset" fails
+at once. It reports tokens (`input_tokens` already counts cached ones) but no cost.
+
+Roles map to approval modes: Coder and Hotfix run in `yolo` (no sandbox: writes anywhere
+the user may); the PM in `auto-edit` with the shell excluded; QA in `default`, which in a
+headless run declines every edit and command, with the editing tools excluded too. In 0.24
+`--exclude-tools` is a deny rule checked at call time — the tools are still offered to the
+model, and a call is declined and listed in `permission_denials`. (`plan` mode would hide
+them, but it tells the model to pair-plan with a user and call exit_plan_mode.)
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
 
-from shopfloor.agents import Backend
+from shopfloor.agents import Backend, Outcome, Parsed, RunContext
+from shopfloor.agents._cli import CliBackend, as_int, error_outcome, json_lines, prompt_text
+
+# `--exclude-tools` takes an array: in `--flag=a,b` form it cannot swallow the next argument.
+_PERMISSIONS = {
+    "coder": ["--approval-mode", "yolo"],
+    "hotfix": ["--approval-mode", "yolo"],
+    "pm": ["--approval-mode", "auto-edit", "--exclude-tools=run_shell_command"],
+    "qa": [
+        "--approval-mode",
+        "default",
+        "--exclude-tools=write_file,edit,notebook_edit,run_shell_command",
+    ],
+}
+
+
+class QwenBackend(CliBackend):
+    name = "qwen"
+    binary = "qwen"
+
+    def arguments(self, ctx: RunContext, extra: list[str]) -> list[str]:
+        # The prompt goes first: yargs lets an array option (the user's included) swallow
+        # every positional after it.
+        argv = [_positional(prompt_text(ctx)), "--output-format", "stream-json"]
+        argv += _PERMISSIONS.get(ctx.role, _PERMISSIONS["qa"])
+        if ctx.agent.model:
+            argv += ["--model", ctx.agent.model]
+        return argv + extra
+
+    def environment(self, ctx: RunContext) -> dict[str, str]:
+        return {"QWEN_CODE_SKIP_UPDATE_CHECK_ONCE": "true"}  # no update check per run
+
+    def parse(self, stdout: str, stderr: str) -> Parsed:
+        items = list(_items(stdout))
+        result = next((i for i in reversed(items) if i.get("type") == "result"), None)
+        if result is None:
+            parsed = Parsed(final_text=_last_text(items) or stdout[-4000:])
+            parsed.session_id = next((_session(i) for i in items if _session(i)), None)
+            error_outcome(parsed, _stderr_error(stderr) or "qwen printed no result")
+            return parsed
+        raw_usage = result.get("usage")
+        usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
+        parsed = Parsed(
+            final_text=str(result.get("result") or ""),
+            session_id=_session(result),
+            tokens_in=as_int(usage.get("input_tokens")),
+            tokens_out=as_int(usage.get("output_tokens")),
+        )
+        _judge(parsed, result)
+        return parsed
+
+
+def _positional(prompt: str) -> str:
+    """A leading space keeps yargs from reading a prompt that starts with `-` as options."""
+    return f" {prompt}" if prompt.startswith("-") else prompt
+
+
+def _items(stdout: str) -> Iterator[dict[str, Any]]:
+    """The output's items: one JSON array (`--output-format json`) or JSON lines."""
+    try:
+        whole = json.loads(stdout.strip() or "null")
+    except json.JSONDecodeError:
+        whole = None
+    if isinstance(whole, list):
+        yield from (item for item in whole if isinstance(item, dict))
+    else:
+        yield from json_lines(stdout)
+
+
+def _session(item: dict[str, Any]) -> str | None:
+    value = item.get("session_id")
+    return value if isinstance(value, str) else None
+
+
+def _last_text(items: list[dict[str, Any]]) -> str:
+    for item in reversed(items):
+        message = item.get("message")
+        content = message.get("content") if isinstance(message, dict) else None
+        if item.get("type") == "assistant" and isinstance(content, list):
+            texts = [c.get("text") for c in content if isinstance(c, dict)]
+            return "".join(t for t in texts if isinstance(t, str))
+    return ""
+
+
+def _stderr_error(stderr: str) -> str:
+    """The `{"error": {...}}` qwen prints on stderr when it fails, else all of stderr."""
+    doc = _trailing_object(stderr)
+    error = doc.get("error") if doc else None
+    if isinstance(error, dict) and error.get("message"):
+        return str(error["message"])
+    return stderr.strip()
+
+
+def _trailing_object(text: str) -> dict[str, Any] | None:
+    start = text.rfind("\n{")
+    try:
+        value = json.loads(text[start + 1 :] if start >= 0 else text)
+    except json.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _judge(parsed: Parsed, result: dict[str, Any]) -> None:
+    if result.get("is_error"):
+        error = result.get("error")
+        message = error.get("message") if isinstance(error, dict) else None
+        error_outcome(parsed, str(message or result.get("subtype") or parsed.final_text))
+        return
+    denials = result.get("permission_denials") or []
+    if denials:
+        tools = sorted({str(d.get("tool_name", "?")) for d in denials if isinstance(d, dict)})
+        parsed.outcome = Outcome.PERMISSION_DENIED
+        parsed.error = f"qwen declined {len(denials)} tool use(s): {', '.join(tools)}"
+    elif result.get("subtype") not in (None, "success"):
+        parsed.outcome = Outcome.AGENT_ERROR
+        parsed.error = f"qwen stopped: {result.get('subtype')}"
 
 
 def register_backends(register: Callable[[str, Callable[[], Backend]], None]) -> None:
-    pass
+    register("qwen", QwenBackend)
