@@ -79,7 +79,9 @@ def _exit_code(run_dir: Path) -> int | None:
 
 def _scrub(text: str, tmp: str) -> str:
     """Temp paths vary per run; keep recordings stable and free of this machine's names."""
-    return text.replace(str(Path(tmp).resolve()), "/tmp/rec").replace(tmp, "/tmp/rec")
+    repo = str(Path(__file__).resolve().parents[2])
+    text = text.replace(str(Path(tmp).resolve()), "/tmp/rec").replace(tmp, "/tmp/rec")
+    return text.replace(repo, "/repo")
 
 
 def cases_for(cli: str) -> dict[str, Case]:

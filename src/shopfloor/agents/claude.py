@@ -1,4 +1,4 @@
-"""Claude Code: `claude -p PROMPT --output-format json`.
+"""Claude Code: `claude -p PROMPT --output-format stream-json --verbose`.
 
 Its lies (AGENT-CLIS.md): it exits 1 on API errors while printing `subtype: "success"` (the
 truth is `is_error` and `api_error_status`), and without a permission mode it silently denies
@@ -38,7 +38,9 @@ class ClaudeBackend(CliBackend):
     binary = "claude"
 
     def arguments(self, ctx: RunContext, extra: list[str]) -> list[str]:
-        argv = ["-p", prompt_text(ctx), "--output-format", "json"]
+        # stream-json (it needs --verbose): `json` prints nothing until the end, so a long run
+        # would look stalled; the last line is the same `result` object.
+        argv = ["-p", prompt_text(ctx), "--output-format", "stream-json", "--verbose"]
         argv += _PERMISSIONS.get(ctx.role, _PERMISSIONS["qa"])
         if ctx.agent.model:
             argv += ["--model", ctx.agent.model]
