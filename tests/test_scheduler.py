@@ -260,13 +260,15 @@ def test_logs_prints_the_newest_run_and_all_runs_on_request(tmp_path: Path) -> N
     assert shopfloor(root, "logs", "T-9999", check=False).returncode == 4
 
 
-def test_the_daemon_refuses_an_agent_backend_it_does_not_have(tmp_path: Path) -> None:
-    """Rule: an unrunnable agent stops the daemon at start, before any task is touched."""
-    root = make_project(tmp_path, agents={"x": {"backend": "gemini"}})
+def test_the_daemon_refuses_a_role_without_an_agent(tmp_path: Path) -> None:
+    """Rule: a role whose agent is not defined stops the daemon at start, before any task is
+    touched."""
+    root = make_project(tmp_path)
+    (root / "shopfloor.toml").write_text("[pipeline]\nchecks = []\n")  # no [agents.*] at all
     task_id = actions.create_task(Board(root), actions.NewTask("untouched", "x")).id
     proc = shopfloor(root, "run", "--once", check=False)
     assert proc.returncode == 1
-    assert "agents.x.backend = 'gemini' is not available" in proc.stderr
+    assert "roles.pm = 'claude', but [agents.claude] is not defined" in proc.stderr
     assert "Traceback" not in proc.stderr
     entry = Board(root).find(task_id)
     assert (entry.lane, entry.header.status) == (Lane.INBOX, "queued")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,14 +89,6 @@ def detect_agents() -> list[str]:
     return [name for name, binary in KNOWN_CLIS if shutil.which(binary)]
 
 
-def runnable(found: list[str]) -> tuple[list[str], list[str]]:
-    """(CLIs this version has a backend for, CLIs found that it cannot drive yet)."""
-    from shopfloor import agents
-
-    available = set(agents.available())
-    return [n for n in found if n in available], [n for n in found if n not in available]
-
-
 def detect_checks(root: Path) -> list[str]:
     """The project's test command, guessed from the files it has."""
     if any((root / f).exists() for f in ("pyproject.toml", "setup.py", "pytest.ini", "tests")):
@@ -117,16 +108,12 @@ def _toml_list(items: list[str]) -> str:
     return "[" + ", ".join(f'"{i}"' for i in items) + "]"
 
 
-def render_config(agents: list[str], checks: list[str], unsupported: Sequence[str] = ()) -> str:
+def render_config(agents: list[str], checks: list[str]) -> str:
     parts = [
-        "# Shopfloor configuration. See README.md and docs/configuration.md.\n"
-        "# Secrets never go in this file: name an environment variable instead (token_env).\n\n"
+        "# Shopfloor configuration. See README.md (Configuration) and docs/agents.md.\n"
+        "# Secrets never go in this file: name an environment variable instead (token_env).\n"
+        "# `shopfloor doctor` checks that every agent below can run here.\n\n"
     ]
-    if unsupported:
-        parts.append(
-            f"# Found on PATH but not yet driven by this version: {', '.join(unsupported)}.\n"
-            '# Any CLI can still be an agent with backend = "command" and an argv list.\n\n'
-        )
     if agents:
         parts.append("# Agent CLIs found on PATH by `shopfloor init`. Add or remove freely.\n")
         for i, name in enumerate(agents):
@@ -194,8 +181,7 @@ def init(path: Path, agents: list[str] | None = None) -> InitReport:
     if config_path.exists():
         report.kept.append(defaults.CONFIG_FILE)
     else:
-        usable, unsupported = runnable(report.agents)
-        text = render_config(usable, detect_checks(root), unsupported)
+        text = render_config(report.agents, detect_checks(root))
         try:
             _fs.create_exclusive(config_path, text)
             report.created.append(defaults.CONFIG_FILE)

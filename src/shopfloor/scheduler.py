@@ -47,21 +47,13 @@ _STAGES: dict[str, Callable[[Shop, Entry], Entry]] = {
 
 
 def check_agents(config: Config) -> None:
-    """Every role's agent must name a backend this installation has."""
-    from shopfloor import agents
+    """Every role must name an agent that shopfloor.toml defines."""
     from shopfloor.config import ROLES
 
-    available = agents.available()
     for role in ROLES:
         name = getattr(config.roles, role)
-        agent = config.agents.get(name)
-        if agent is None:
+        if name not in config.agents:
             raise ConfigError(f"roles.{role} = {name!r}, but [agents.{name}] is not defined")
-        if agent.backend not in available:
-            raise ConfigError(
-                f"agents.{name}.backend = {agent.backend!r} is not available in this version "
-                f'(available: {", ".join(available)}); use backend = "command" to run any CLI'
-            )
 
 
 class DaemonLockedError(ShopfloorError):

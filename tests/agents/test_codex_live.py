@@ -20,7 +20,8 @@ from shopfloor.shop import AgentRun, Shop, run_agent
 from tests.agents.harness import project_for, run_cli
 from tests.fakes.model_server import Append, ModelServer, Script, Shell, Write, result_block
 
-pytestmark = pytest.mark.agentcli
+# Real CLIs retry API errors on their own schedule (qwen, opencode: over a minute).
+pytestmark = [pytest.mark.agentcli, pytest.mark.timeout(600)]
 
 ORIGINAL = "def answer():\n    return 42\n"
 FIX = Script(

@@ -19,7 +19,8 @@ from tests.fakes.model_server import (
     role_of,
 )
 
-pytestmark = pytest.mark.agentcli
+# Real CLIs retry API errors on their own schedule (qwen, opencode: over a minute).
+pytestmark = [pytest.mark.agentcli, pytest.mark.timeout(600)]
 
 FIX = Script(
     steps=(

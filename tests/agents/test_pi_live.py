@@ -10,7 +10,8 @@ from shopfloor.agents import Outcome
 from tests.agents.harness import run_cli
 from tests.fakes.model_server import Append, Script, Shell, Write, result_block
 
-pytestmark = pytest.mark.agentcli
+# Real CLIs retry API errors on their own schedule (qwen, opencode: over a minute).
+pytestmark = [pytest.mark.agentcli, pytest.mark.timeout(600)]
 
 FIX = Script(
     steps=(

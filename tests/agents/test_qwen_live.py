@@ -18,7 +18,8 @@ from shopfloor.journal import Journal
 from tests.agents.harness import run_cli
 from tests.fakes.model_server import Append, Reply, Script, Shell, result_block
 
-pytestmark = pytest.mark.agentcli
+# Real CLIs retry API errors on their own schedule (qwen, opencode: over a minute).
+pytestmark = [pytest.mark.agentcli, pytest.mark.timeout(600)]
 
 # qwen refuses to overwrite a file it has not read in the session, so the fix is an Append
 # (read_file, then write_file): a later definition wins.
