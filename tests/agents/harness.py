@@ -15,8 +15,29 @@ from shopfloor.board import Board, Entry
 from shopfloor.journal import Journal
 from shopfloor.shop import AgentRun, Shop, run_agent
 from tests import clis
-from tests.fakes.model_server import ModelServer, Script, ScriptFor
+from tests.fakes.model_server import (
+    Append,
+    ModelServer,
+    Script,
+    ScriptFor,
+    Shell,
+    Write,
+    result_block,
+)
 from tests.support import make_project
+
+FIXED_APP = "def answer():\n    return 43\n"
+#: The standard editing run: write code, append verification steps to the task, run a command.
+FIX = Script(
+    steps=(
+        Write("{workdir}/app.py", FIXED_APP),
+        Append(
+            "{task_file}", "\n## Verification\n1. python -c 'import app; print(app.answer())'\n"
+        ),
+        Shell("echo checked > {workdir}/ran.txt"),
+    ),
+    final=result_block("ok", "answer fixed"),
+)
 
 
 @dataclass
@@ -69,3 +90,18 @@ def run_cli(
             {"task_text": board.read_text(entry), "previous_attempt": "", "checks": "none"},
         )
         return CliRun(run, server, root, board.find(entry.id))
+
+
+def assert_fixed(done: CliRun, app: str = FIXED_APP) -> tuple[int, int]:
+    """A FIX run did all three things, its result was read, and the tokens the CLI reported
+    are the ones the server sent; returns those tokens (in, out)."""
+    from shopfloor.agents import Outcome
+
+    assert done.run.outcome is Outcome.OK, done.stdout + done.stderr
+    assert (done.root / "app.py").read_text().endswith(app)
+    assert (done.root / "ran.txt").read_text().strip() == "checked"
+    assert "## Verification" in done.entry.path.read_text()
+    assert done.run.result["summary"] == "answer fixed"
+    tokens = done.server.tokens()
+    assert (done.run.parsed.tokens_in, done.run.parsed.tokens_out) == tokens
+    return tokens

@@ -11,22 +11,11 @@ from pathlib import Path
 import pytest
 
 from shopfloor.agents import Outcome
-from tests.agents.harness import run_cli
+from tests.agents.harness import FIX, assert_fixed, run_cli
 from tests.fakes.model_server import Append, Script, Shell, Write, result_block
 
 # Real CLIs retry API errors on their own schedule (qwen, opencode: over a minute).
 pytestmark = [pytest.mark.agentcli, pytest.mark.timeout(600)]
-
-FIX = Script(
-    steps=(
-        Write("{workdir}/app.py", "def answer():\n    return 43\n"),
-        Append(
-            "{task_file}", "\n## Verification\n1. python -c 'import app; print(app.answer())'\n"
-        ),
-        Shell("echo checked > {workdir}/ran.txt"),
-    ),
-    final=result_block("ok", "answer fixed"),
-)
 
 
 def test_aider_hotfix_edits_files_runs_commands_and_reports_tokens_and_cost(
@@ -34,14 +23,8 @@ def test_aider_hotfix_edits_files_runs_commands_and_reports_tokens_and_cost(
 ) -> None:
     # --no-stream: only then does aider report the server's usage instead of its own estimate
     done = run_cli("aider", tmp_path, FIX, args=["--no-stream"])
-    assert done.run.outcome is Outcome.OK, done.stdout + done.stderr
-    assert (done.root / "app.py").read_text() == "def answer():\n    return 43\n"
-    assert (done.root / "ran.txt").read_text().strip() == "checked"
-    assert "## Verification" in done.entry.path.read_text()
-    assert done.run.result["summary"] == "answer fixed"
-    tokens_in, tokens_out = done.server.tokens()
+    tokens_in, _ = assert_fixed(done)
     assert tokens_in > 0  # the first answer names app.py: aider adds it and asks again
-    assert (done.run.parsed.tokens_in, done.run.parsed.tokens_out) == (tokens_in, tokens_out)
     assert done.run.parsed.cost_usd and done.run.parsed.cost_usd > 0
     leftovers = {p.name for p in done.root.iterdir() if p.name.startswith(".aider")}
     assert not leftovers, leftovers  # history in the run dir, no repo-map cache

@@ -7,33 +7,16 @@ from pathlib import Path
 import pytest
 
 from shopfloor.agents import Outcome
-from tests.agents.harness import run_cli
-from tests.fakes.model_server import Append, Script, Shell, Write, result_block
+from tests.agents.harness import FIX, assert_fixed, run_cli
+from tests.fakes.model_server import Script, Write, result_block
 
 # Real CLIs retry API errors on their own schedule (qwen, opencode: over a minute).
 pytestmark = [pytest.mark.agentcli, pytest.mark.timeout(600)]
 
-FIX = Script(
-    steps=(
-        Write("{workdir}/app.py", "def answer():\n    return 43\n"),
-        Append(
-            "{task_file}", "\n## Verification\n1. python -c 'import app; print(app.answer())'\n"
-        ),
-        Shell("echo checked > {workdir}/ran.txt"),
-    ),
-    final=result_block("ok", "answer fixed"),
-)
-
 
 def test_claude_hotfix_edits_files_and_reports_tokens_and_cost(tmp_path: Path) -> None:
     done = run_cli("claude", tmp_path, FIX)
-    assert done.run.outcome is Outcome.OK, done.stdout + done.stderr
-    assert (done.root / "app.py").read_text() == "def answer():\n    return 43\n"
-    assert (done.root / "ran.txt").read_text().strip() == "checked"
-    assert "## Verification" in done.entry.path.read_text()
-    assert done.run.result["summary"] == "answer fixed"
-    tokens_in, tokens_out = done.server.tokens()
-    assert done.run.parsed.tokens_in == tokens_in and done.run.parsed.tokens_out == tokens_out
+    assert_fixed(done)
     assert done.run.parsed.cost_usd and done.run.parsed.cost_usd > 0
     assert done.run.parsed.session_id
 

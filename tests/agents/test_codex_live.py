@@ -17,34 +17,18 @@ from shopfloor.agents import Outcome
 from shopfloor.board import Board
 from shopfloor.journal import Journal
 from shopfloor.shop import AgentRun, Shop, run_agent
-from tests.agents.harness import project_for, run_cli
+from tests.agents.harness import FIX, assert_fixed, project_for, run_cli
 from tests.fakes.model_server import Append, ModelServer, Script, Shell, Write, result_block
 
 # Real CLIs retry API errors on their own schedule (qwen, opencode: over a minute).
 pytestmark = [pytest.mark.agentcli, pytest.mark.timeout(600)]
 
 ORIGINAL = "def answer():\n    return 42\n"
-FIX = Script(
-    steps=(
-        Write("{workdir}/app.py", "def answer():\n    return 43\n"),
-        Append(
-            "{task_file}", "\n## Verification\n1. python -c 'import app; print(app.answer())'\n"
-        ),
-        Shell("echo checked > {workdir}/ran.txt"),
-    ),
-    final=result_block("ok", "answer fixed"),
-)
 
 
 def test_codex_hotfix_edits_files_and_reports_tokens(tmp_path: Path) -> None:
     done = run_cli("codex", tmp_path, FIX)
-    assert done.run.outcome is Outcome.OK, done.stdout + done.stderr
-    assert (done.root / "app.py").read_text() == "def answer():\n    return 43\n"
-    assert (done.root / "ran.txt").read_text().strip() == "checked"
-    assert "## Verification" in done.entry.path.read_text()
-    assert done.run.result["summary"] == "answer fixed"
-    tokens_in, tokens_out = done.server.tokens()
-    assert (done.run.parsed.tokens_in, done.run.parsed.tokens_out) == (tokens_in, tokens_out)
+    assert_fixed(done)
     assert done.run.parsed.cost_usd is None  # Codex reports no cost
     assert done.run.parsed.session_id
 

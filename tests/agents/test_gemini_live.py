@@ -8,12 +8,11 @@ import pytest
 
 from shopfloor.agents import Outcome
 from shopfloor.journal import Journal
-from tests.agents.harness import CliRun, run_cli
+from tests.agents.harness import FIX, CliRun, assert_fixed, run_cli
 from tests.fakes.model_server import (
     Append,
     Call,
     Script,
-    Shell,
     Write,
     result_block,
     role_of,
@@ -22,16 +21,6 @@ from tests.fakes.model_server import (
 # Real CLIs retry API errors on their own schedule (qwen, opencode: over a minute).
 pytestmark = [pytest.mark.agentcli, pytest.mark.timeout(600)]
 
-FIX = Script(
-    steps=(
-        Write("{workdir}/app.py", "def answer():\n    return 43\n"),
-        Append(
-            "{task_file}", "\n## Verification\n1. python -c 'import app; print(app.answer())'\n"
-        ),
-        Shell("echo checked > {workdir}/ran.txt"),
-    ),
-    final=result_block("ok", "answer fixed"),
-)
 #: What a model ignoring its tool list would do: write, edit and run a shell anyway.
 FORCED = (
     Call("write_file", (("file_path", "{workdir}/app.py"), ("content", "broken = True\n"))),
@@ -54,13 +43,7 @@ def _offered(done: CliRun, role: str) -> set[str]:
 
 def test_gemini_hotfix_edits_files_and_reports_tokens(tmp_path: Path) -> None:
     done = run_cli("gemini", tmp_path, FIX, model="gemini-2.5-flash")
-    assert done.run.outcome is Outcome.OK, done.stdout + done.stderr
-    assert (done.root / "app.py").read_text() == "def answer():\n    return 43\n"
-    assert (done.root / "ran.txt").read_text().strip() == "checked"
-    assert "## Verification" in done.entry.path.read_text()
-    assert done.run.result["summary"] == "answer fixed"
-    tokens_in, tokens_out = done.server.tokens()
-    assert (done.run.parsed.tokens_in, done.run.parsed.tokens_out) == (tokens_in, tokens_out)
+    assert_fixed(done)
     assert done.run.parsed.session_id
     assert done.run.parsed.cost_usd is None  # gemini reports no cost
     # the configured model reached the wire (`--model`), not the test default GEMINI_MODEL

@@ -18,37 +18,21 @@ from shopfloor.agents import Outcome
 from shopfloor.board import Board
 from shopfloor.journal import Journal
 from shopfloor.shop import AgentRun, Shop, run_agent
-from tests.agents.harness import project_for, run_cli
-from tests.fakes.model_server import Append, ModelServer, Script, Shell, Write, result_block
+from tests.agents.harness import FIX, assert_fixed, project_for, run_cli
+from tests.fakes.model_server import Append, ModelServer, Script, Write, result_block
 
 # Real CLIs retry API errors on their own schedule (qwen, opencode: over a minute).
 pytestmark = [pytest.mark.agentcli, pytest.mark.timeout(600)]
 
 ORIGINAL = "def answer():\n    return 42\n"
 FIXED = "def answer():\n    return 43\n"
-FIX = Script(
-    steps=(
-        Write("{workdir}/app.py", FIXED),
-        Append(
-            "{task_file}", "\n## Verification\n1. python -c 'import app; print(app.answer())'\n"
-        ),
-        Shell("echo checked > {workdir}/ran.txt"),
-    ),
-    final=result_block("ok", "answer fixed"),
-)
 #: Longer than OpenCode's silent start (it prints nothing until the first model reply).
 STALL = "30s"
 
 
 def test_opencode_hotfix_edits_files_and_reports_tokens(tmp_path: Path) -> None:
     done = run_cli("opencode", tmp_path, FIX)
-    assert done.run.outcome is Outcome.OK, done.stdout + done.stderr
-    assert (done.root / "app.py").read_text() == FIXED
-    assert (done.root / "ran.txt").read_text().strip() == "checked"
-    assert "## Verification" in done.entry.path.read_text()
-    assert done.run.result["summary"] == "answer fixed"
-    tokens_in, tokens_out = done.server.tokens()
-    assert (done.run.parsed.tokens_in, done.run.parsed.tokens_out) == (tokens_in, tokens_out)
+    assert_fixed(done)
     assert done.run.parsed.cost_usd == 0  # a custom provider has no prices
     assert done.run.parsed.session_id and done.run.parsed.session_id.startswith("ses_")
 

@@ -15,7 +15,7 @@ import pytest
 import tests.fakes.model_server as model_server
 from shopfloor.agents import Outcome
 from shopfloor.journal import Journal
-from tests.agents.harness import run_cli
+from tests.agents.harness import assert_fixed, run_cli
 from tests.fakes.model_server import Append, Reply, Script, Shell, result_block
 
 # Real CLIs retry API errors on their own schedule (qwen, opencode: over a minute).
@@ -37,13 +37,7 @@ FIX = Script(
 
 def test_qwen_hotfix_edits_files_and_reports_tokens(tmp_path: Path) -> None:
     done = run_cli("qwen", tmp_path, FIX)
-    assert done.run.outcome is Outcome.OK, done.stdout + done.stderr
-    assert (done.root / "app.py").read_text().endswith("\n\ndef answer():\n    return 43\n")
-    assert (done.root / "ran.txt").read_text().strip() == "checked"
-    assert "## Verification" in done.entry.path.read_text()
-    assert done.run.result["summary"] == "answer fixed"
-    tokens_in, tokens_out = done.server.tokens()
-    assert done.run.parsed.tokens_in == tokens_in and done.run.parsed.tokens_out == tokens_out
+    assert_fixed(done, app="\n\ndef answer():\n    return 43\n")
     assert done.run.parsed.cost_usd is None  # qwen reports no cost
     assert done.run.parsed.session_id
 

@@ -53,7 +53,7 @@ def test_a_declined_write_is_permission_denied_though_it_says_success() -> None:
     denial = {"tool_name": "write_file", "tool_use_id": "call_1", "tool_input": {}}
     parsed = QwenBackend().parse(json.dumps(_result(permission_denials=[denial])), "")
     assert parsed.outcome is Outcome.PERMISSION_DENIED
-    assert parsed.error == "qwen declined 1 tool use(s): write_file"
+    assert parsed.error == "qwen was denied 1 tool use(s): write_file"
 
 
 @pytest.mark.parametrize(

@@ -17,8 +17,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.agents.harness import run_cli
-from tests.fakes.model_server import Append, Script, Shell, Write, result_block
+from tests.agents.harness import FIX, run_cli
+from tests.fakes.model_server import Script, result_block
 
 RECORDED = Path(__file__).resolve().parents[1] / "agents" / "recorded"
 
@@ -31,17 +31,8 @@ class Case:
     agent: tuple[tuple[str, str], ...] = ()
 
 
-EDIT = Script(
-    steps=(
-        Write("{workdir}/app.py", "def answer():\n    return 43\n"),
-        Append("{task_file}", "\n## Verification\n1. python -c 'import app'\n"),
-        Shell("echo checked > {workdir}/ran.txt"),
-    ),
-    final=result_block("ok", "answer fixed"),
-)
-
 CASES: dict[str, Case] = {
-    "ok": Case(EDIT, "ok"),
+    "ok": Case(FIX, "ok"),
     "qa-verdict": Case(Script(final=result_block("ok", "meets spec", verdict="pass")), "ok", "qa"),
     "auth-401": Case(Script(fail="401"), "auth-error"),
     "rate-429": Case(Script(fail="429"), "rate-limited"),

@@ -115,6 +115,17 @@ def error_outcome(parsed: Parsed, text: str) -> None:
         parsed.reset_at = reset_time(text)
 
 
+def mark_denials(parsed: Parsed, denials: Any, cli: str) -> bool:
+    """permission-denied when the CLI lists tool uses it refused (claude and qwen report
+    `permission_denials` the same way); True if it did."""
+    if not isinstance(denials, list) or not denials:
+        return False
+    tools = sorted({str(d.get("tool_name", "?")) for d in denials if isinstance(d, dict)})
+    parsed.outcome = Outcome.PERMISSION_DENIED
+    parsed.error = f"{cli} was denied {len(denials)} tool use(s): {', '.join(tools)}"
+    return True
+
+
 class CliBackend:
     """Base for a real agent CLI: subclasses set `name`/`binary` and define `arguments`/`parse`."""
 

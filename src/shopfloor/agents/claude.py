@@ -19,6 +19,7 @@ from shopfloor.agents._cli import (
     as_int,
     error_outcome,
     last_json_object,
+    mark_denials,
     prompt_text,
     reset_time,
 )
@@ -84,11 +85,7 @@ def _judge(parsed: Parsed, doc: dict[str, Any]) -> None:
         elif status == 429:
             parsed.outcome, parsed.reset_at = Outcome.RATE_LIMITED, reset_time(text)
         return
-    denials = doc.get("permission_denials") or []
-    if denials:
-        tools = sorted({str(d.get("tool_name", "?")) for d in denials if isinstance(d, dict)})
-        parsed.outcome = Outcome.PERMISSION_DENIED
-        parsed.error = f"claude was denied {len(denials)} tool use(s): {', '.join(tools)}"
+    if mark_denials(parsed, doc.get("permission_denials"), "claude"):
         return
     subtype = str(doc.get("subtype") or "success")
     if "budget" in subtype:  # --max-budget-usd: it stopped itself at the task's limit

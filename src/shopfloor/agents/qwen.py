@@ -26,7 +26,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from shopfloor.agents import Backend, Outcome, Parsed, RunContext
-from shopfloor.agents._cli import CliBackend, as_int, error_outcome, json_lines, prompt_text
+from shopfloor.agents._cli import (
+    CliBackend,
+    as_int,
+    error_outcome,
+    json_lines,
+    mark_denials,
+    prompt_text,
+)
 
 # `--exclude-tools` takes an array: in `--flag=a,b` form it cannot swallow the next argument.
 _PERMISSIONS = {
@@ -133,12 +140,9 @@ def _judge(parsed: Parsed, result: dict[str, Any]) -> None:
         message = error.get("message") if isinstance(error, dict) else None
         error_outcome(parsed, str(message or result.get("subtype") or parsed.final_text))
         return
-    denials = result.get("permission_denials") or []
-    if denials:
-        tools = sorted({str(d.get("tool_name", "?")) for d in denials if isinstance(d, dict)})
-        parsed.outcome = Outcome.PERMISSION_DENIED
-        parsed.error = f"qwen declined {len(denials)} tool use(s): {', '.join(tools)}"
-    elif result.get("subtype") not in (None, "success"):
+    if mark_denials(parsed, result.get("permission_denials"), "qwen"):
+        return
+    if result.get("subtype") not in (None, "success"):
         parsed.outcome = Outcome.AGENT_ERROR
         parsed.error = f"qwen stopped: {result.get('subtype')}"
 
