@@ -27,7 +27,7 @@ agents: $(STAMP)
 	$(BIN)/python tests/clis/install.py
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 test: lint typecheck agents unit
 

@@ -56,7 +56,7 @@ class CliRun:
         return (self.run.run_dir / "stderr.log").read_text(errors="replace")
 
 
-def project_for(cli: str, tmp: Path, url: str, **agent: object) -> Path:
+def project_for(cli: str, tmp: Path, url: str, extra: str = "", **agent: object) -> Path:
     binary = clis.require(cli)
     env = clis.prepare(cli, tmp / "cli-home", url)
     table = {
@@ -67,7 +67,7 @@ def project_for(cli: str, tmp: Path, url: str, **agent: object) -> Path:
         "timeout": "180s",
         **agent,
     }
-    return make_project(tmp, agents={cli: table})
+    return make_project(tmp, agents={cli: table}, extra=extra)
 
 
 def run_cli(
@@ -75,10 +75,12 @@ def run_cli(
     tmp: Path,
     script: Script | ScriptFor,
     role: str = "hotfix",
+    extra: str = "",
     **agent: object,
 ) -> CliRun:
+    """`extra`: more shopfloor.toml (a [budget], say); `agent`: the agent's own table."""
     with ModelServer(script) as server:
-        root = project_for(cli, tmp, server.url, **agent)
+        root = project_for(cli, tmp, server.url, extra, **agent)
         board = Board(root)
         entry = actions.create_hotfix(board, "Fix the answer", body="answer() must return 43")
         shop = Shop(root, config.load(root / "shopfloor.toml"), board, Journal.for_project(root))

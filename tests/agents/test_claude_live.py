@@ -8,7 +8,7 @@ import pytest
 
 from shopfloor.agents import Outcome
 from tests.agents.harness import FIX, assert_fixed, run_cli
-from tests.fakes.model_server import Script, Write, result_block
+from tests.fakes.model_server import Script, Shell, Write, result_block
 
 # Real CLIs retry API errors on their own schedule (qwen, opencode: over a minute).
 pytestmark = [pytest.mark.agentcli, pytest.mark.timeout(600)]
@@ -66,3 +66,12 @@ def test_claude_rate_limited_pauses_the_agent_and_the_task_waits(tmp_path: Path)
     assert "paused until" in tracker(root, task_id)
     with Journal.for_project(root) as journal:
         assert set(journal.pauses()) == {"claude"}
+
+
+def test_claude_stops_itself_at_what_the_task_budget_leaves(tmp_path: Path) -> None:
+    """The remaining budget goes to --max-budget-usd; claude's own stop reads as over-budget."""
+    steps = tuple(Shell(f"echo {i} >> {{workdir}}/n.txt") for i in range(6))
+    many = Script(steps=steps, final=result_block("ok", "all six"))
+    done = run_cli("claude", tmp_path, many, role="coder", extra="[budget]\ntask_usd = 0.01\n")
+    assert done.run.outcome is Outcome.OVER_BUDGET, done.stdout
+    assert len((done.root / "n.txt").read_text().splitlines()) < 6  # it stopped early

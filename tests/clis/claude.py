@@ -19,10 +19,15 @@ def prepare(home: Path, url: str) -> dict[str, str]:
 
 def _extra_cases() -> dict[str, object]:
     from tests.clis.record import Case
-    from tests.fakes.model_server import Script, Write, result_block
+    from tests.fakes.model_server import Script, Shell, Write, result_block
 
     outside = Script(steps=(Write("/etc/shopfloor-denied.txt", "x\n"),), final=result_block())
-    return {"denied-write": Case(outside, "permission-denied")}
+    steps = tuple(Shell(f"echo {i} >> {{workdir}}/n.txt") for i in range(6))
+    capped = (("args", ["--max-budget-usd", "0.01"]),)
+    return {
+        "denied-write": Case(outside, "permission-denied"),
+        "over-budget": Case(Script(steps, result_block()), "over-budget", "coder", capped),
+    }
 
 
 def __getattr__(name: str) -> object:  # lazy: record.py imports this module first

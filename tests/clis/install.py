@@ -54,7 +54,7 @@ def install(pin: Pin) -> str:
     start = time.monotonic()
     if pin.registry == "pypi":
         subprocess.run([sys.executable, "-m", "venv", str(target / "venv")], check=True)
-        pip = [str(target / "venv" / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+        pip = [str(target / "venv" / "bin" / "python"), "-m", "pip", "install", "-qq"]
         subprocess.run([*pip, f"{pin.package}=={pin.version}"], check=True)
     else:
         subprocess.run(

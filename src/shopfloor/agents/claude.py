@@ -78,6 +78,11 @@ class ClaudeBackend(CliBackend):
 def _judge(parsed: Parsed, doc: dict[str, Any]) -> None:
     text = parsed.final_text
     status = doc.get("api_error_status")
+    subtype = str(doc.get("subtype") or "success")
+    if "budget" in subtype:  # --max-budget-usd: it stopped itself at the task's limit
+        parsed.outcome = Outcome.OVER_BUDGET
+        parsed.error = f"claude stopped: {subtype}"
+        return
     if doc.get("is_error"):
         error_outcome(parsed, f"{status or ''} {text}")
         if status in (401, 403):
@@ -87,11 +92,7 @@ def _judge(parsed: Parsed, doc: dict[str, Any]) -> None:
         return
     if mark_denials(parsed, doc.get("permission_denials"), "claude"):
         return
-    subtype = str(doc.get("subtype") or "success")
-    if "budget" in subtype:  # --max-budget-usd: it stopped itself at the task's limit
-        parsed.outcome = Outcome.OVER_BUDGET
-        parsed.error = f"claude stopped: {subtype}"
-    elif subtype != "success":
+    if subtype != "success":
         parsed.outcome = Outcome.AGENT_ERROR
         parsed.error = f"claude stopped: {subtype}"
 
