@@ -386,3 +386,20 @@ def test_every_cli_init_can_configure_has_a_backend() -> None:
     from shopfloor import agents, scaffold
 
     assert {name for name, _ in scaffold.KNOWN_CLIS} <= set(agents.available())
+
+
+def test_status_loads_no_heavy_library(project: Path) -> None:
+    """Rule: `status` stays fast: neither pydantic (config), ruamel (task edits) nor rich (it
+    prints JSON) is imported on its path, nor importlib.metadata (backend plugins)."""
+    code = (
+        "import sys; from shopfloor.cli import main\n"
+        "try:\n    main(['-C', sys.argv[1], 'status', '--json'])\n"
+        "except SystemExit:\n    pass\n"
+        "heavy = [m for m in ('pydantic', 'ruamel.yaml', 'rich', 'importlib.metadata')"
+        " if m in sys.modules]\n"
+        "print('HEAVY', heavy, file=sys.stderr)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(project)], capture_output=True, text=True, timeout=60
+    )
+    assert "HEAVY []" in proc.stderr, proc.stderr

@@ -14,10 +14,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from shopfloor.agents import Outcome
-from shopfloor.config import Config
-from shopfloor.journal import Journal
+
+if TYPE_CHECKING:  # `status` imports this module: keep pydantic out of its start-up
+    from shopfloor.config import Config
+    from shopfloor.journal import Journal
 
 #: Outcomes that pause an agent's queue: waiting out a limit, or a human fixing its set-up.
 PAUSING = frozenset({Outcome.RATE_LIMITED, Outcome.AUTH_ERROR, Outcome.NOT_INSTALLED})

@@ -12,7 +12,6 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -130,6 +129,8 @@ def _load() -> None:
         return
     for module in _BUILTINS:
         importlib.import_module(f"shopfloor.agents.{module}").register_backends(register)
+    from importlib.metadata import entry_points  # slow to import; only when backends load
+
     for point in entry_points(group="shopfloor.backends"):
         point.load()(register)
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
-from shopfloor import doctor
 from shopfloor.cli._common import console, print_json, project
+
+if TYPE_CHECKING:
+    from shopfloor.doctor import AgentCheck
 
 
 def register(app: click.Group) -> None:
@@ -22,6 +25,8 @@ def doctor_cmd(ctx: click.Context, as_json: bool) -> None:
 
     Exits 1 when an agent that plays a role cannot run.
     """
+    from shopfloor import doctor  # pydantic and friends: only for this command, not `status`
+
     checks = doctor.check_all(project(ctx).config)
     if as_json:
         print_json([c.to_json() for c in checks])
@@ -31,7 +36,7 @@ def doctor_cmd(ctx: click.Context, as_json: bool) -> None:
         sys.exit(1)
 
 
-def _print(checks: list[doctor.AgentCheck]) -> None:
+def _print(checks: list[AgentCheck]) -> None:
     out = console()
     out.soft_wrap = True  # long paths and advice stay on one line, to copy and paste
     for check in checks:
