@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ pytestmark = [pytest.mark.agentcli, pytest.mark.timeout(600)]
 def test_claude_hotfix_edits_files_and_reports_tokens_and_cost(tmp_path: Path) -> None:
     done = run_cli("claude", tmp_path, FIX)
     assert_fixed(done)
+    systems = [json.dumps(r.body.get("system")) for r in done.server.requests if r.tools]
+    assert all("running headless under Shopfloor" in s for s in systems)  # no questions asked
     assert done.run.parsed.cost_usd and done.run.parsed.cost_usd > 0
     assert done.run.parsed.session_id
 

@@ -20,6 +20,13 @@ from shopfloor.agents import Invocation, Outcome, Parsed, RunContext, classify_e
 if TYPE_CHECKING:
     from shopfloor.runner import RunResult
 
+#: For CLIs with a system-prompt channel: nobody will answer a question in a headless run.
+HEADLESS_NOTE = (
+    "You are running headless under Shopfloor: no human will answer questions or approve "
+    "anything during this run. Decide, act, and end your final message with the fenced json "
+    "result block your instructions describe."
+)
+
 #: Roles that change files. PM edits only its task file; QA only reads.
 EDITING_ROLES = frozenset({"coder", "hotfix"})
 

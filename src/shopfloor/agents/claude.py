@@ -14,6 +14,7 @@ from typing import Any
 
 from shopfloor.agents import Backend, Outcome, Parsed, RunContext
 from shopfloor.agents._cli import (
+    HEADLESS_NOTE,
     CliBackend,
     add,
     as_int,
@@ -42,6 +43,7 @@ class ClaudeBackend(CliBackend):
         # stream-json (it needs --verbose): `json` prints nothing until the end, so a long run
         # would look stalled; the last line is the same `result` object.
         argv = ["-p", prompt_text(ctx), "--output-format", "stream-json", "--verbose"]
+        argv += ["--append-system-prompt", HEADLESS_NOTE]
         argv += _PERMISSIONS.get(ctx.role, _PERMISSIONS["qa"])
         if ctx.agent.model:
             argv += ["--model", ctx.agent.model]
