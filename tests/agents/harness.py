@@ -81,17 +81,28 @@ def run_cli(
     """`extra`: more shopfloor.toml (a [budget], say); `agent`: the agent's own table."""
     with ModelServer(script) as server:
         root = project_for(cli, tmp, server.url, extra, **agent)
-        board = Board(root)
-        entry = actions.create_hotfix(board, "Fix the answer", body="answer() must return 43")
-        shop = Shop(root, config.load(root / "shopfloor.toml"), board, Journal.for_project(root))
-        run = run_agent(
-            shop,
-            role,
-            entry,
-            root,
-            {"task_text": board.read_text(entry), "previous_attempt": "", "checks": "none"},
-        )
-        return CliRun(run, server, root, board.find(entry.id))
+        run, entry = run_role(root, role, root)
+        return CliRun(run, server, root, Board(root).find(entry.id))
+
+
+def run_role(root: Path, role: str, workdir: Path) -> tuple[AgentRun, Entry]:
+    """One run of `role` through `run_agent`, for a fresh hotfix-shaped task, in `workdir`."""
+    board = Board(root)
+    entry = actions.create_hotfix(board, "Fix the answer", body="answer() must return 43")
+    shop = Shop(root, config.load(root / "shopfloor.toml"), board, Journal.for_project(root))
+    values = {"task_text": board.read_text(entry), "previous_attempt": "", "checks": "none"}
+    return run_agent(shop, role, entry, workdir, values), entry
+
+
+def coder_run_in_worktree(root: Path) -> tuple[AgentRun, Path]:
+    """A Coder run in its own git worktree, as the pipeline gives it (the result file and the
+    task file then lie outside its working directory)."""
+    from shopfloor import gitops
+
+    workdir = root / ".shopfloor" / "worktrees" / "coder"
+    gitops.add_worktree(root, workdir, "shopfloor/coder")
+    run, _ = run_role(root, "coder", workdir)
+    return run, workdir
 
 
 def assert_fixed(done: CliRun, app: str = FIXED_APP) -> tuple[int, int]:

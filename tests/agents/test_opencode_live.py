@@ -13,12 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from shopfloor import actions, config, gitops
 from shopfloor.agents import Outcome
-from shopfloor.board import Board
-from shopfloor.journal import Journal
-from shopfloor.shop import AgentRun, Shop, run_agent
-from tests.agents.harness import FIX, assert_fixed, project_for, run_cli
+from tests.agents.harness import FIX, assert_fixed, coder_run_in_worktree, project_for, run_cli
 from tests.fakes.model_server import Append, ModelServer, Script, Write, result_block
 
 # Real CLIs retry API errors on their own schedule (qwen, opencode: over a minute).
@@ -60,21 +56,11 @@ def test_opencode_coder_writes_its_worktree_and_the_result_file_outside_it(
     )
     with ModelServer(script) as server:
         root = project_for("opencode", tmp_path, server.url)
-        run, workdir = _coder_run(root)
+        run, workdir = coder_run_in_worktree(root)
     assert run.outcome is Outcome.OK, run.error
     assert (workdir / "app.py").read_text() == FIXED
     assert (root / "app.py").read_text() == ORIGINAL
     assert run.result["summary"] == "from the file"
-
-
-def _coder_run(root: Path) -> tuple[AgentRun, Path]:
-    board = Board(root)
-    entry = actions.create_hotfix(board, "Fix the answer", body="answer() must return 43")
-    shop = Shop(root, config.load(root / "shopfloor.toml"), board, Journal.for_project(root))
-    workdir = root / ".shopfloor" / "worktrees" / entry.id
-    gitops.add_worktree(root, workdir, f"shopfloor/{entry.id}")
-    values = {"task_text": board.read_text(entry), "previous_attempt": "", "checks": "none"}
-    return run_agent(shop, "coder", entry, workdir, values), workdir
 
 
 def test_opencode_qa_is_offered_no_tool_that_writes(tmp_path: Path) -> None:
