@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -177,7 +176,7 @@ def paused_json(pauses: dict[str, tuple[float, str]]) -> list[dict[str, Any]]:
     return [
         {
             "agent": agent,
-            "until": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(until)),
+            "until": task.utc_stamp(until),
             "reason": reason,
         }
         for agent, (until, reason) in sorted(pauses.items())

@@ -56,8 +56,7 @@ def remaining(config: Config, journal: Journal, task_id: str, role: str) -> floa
         return None
     left: list[float] = []
     if config.budget.task_usd is not None:
-        spent = journal.cost_by_task([task_id]).get(task_id, 0.0)
-        left.append(config.budget.task_usd - spent)
+        left.append(config.budget.task_usd - journal.cost_of_task(task_id))
     if config.budget.day_usd is not None:
         left.append(config.budget.day_usd - spent_today(journal))
     return float(min(left)) if left else None

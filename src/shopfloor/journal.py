@@ -208,13 +208,19 @@ class Journal:
 
     # ------------------------------------------------------------------ spend and pauses
 
-    def cost_by_task(self, task_ids: list[str] | None = None) -> dict[str, float]:
+    def cost_by_task(self) -> dict[str, float]:
         """Dollars reported by the agents, summed per task."""
         rows = self._db.execute(
             "SELECT task_id, SUM(cost_usd) FROM runs WHERE cost_usd IS NOT NULL GROUP BY task_id"
         ).fetchall()
-        wanted = None if task_ids is None else set(task_ids)
-        return {str(r[0]): float(r[1]) for r in rows if wanted is None or r[0] in wanted}
+        return {str(r[0]): float(r[1]) for r in rows}
+
+    def cost_of_task(self, task_id: str) -> float:
+        """Dollars reported by the agents for one task (runs_task index)."""
+        row = self._db.execute(
+            "SELECT SUM(cost_usd) FROM runs WHERE task_id = ?", (task_id,)
+        ).fetchone()
+        return float(row[0] or 0.0)
 
     def cost_since(self, started_at: str) -> float:
         """Dollars of every run started at or after `started_at` (an ISO UTC timestamp)."""
@@ -223,8 +229,8 @@ class Journal:
         ).fetchone()
         return float(row[0] or 0.0)
 
-    def pause_agent(self, agent: str, until: float, reason: str) -> int:
-        """Record (or extend) a pause; returns how many times in a row the agent was paused."""
+    def pause_agent(self, agent: str, until: float, reason: str) -> None:
+        """Record (or extend) a pause; `strikes` counts the pauses in a row (the back-off)."""
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO agent_pauses(agent, until, reason) VALUES (?,?,?)"
@@ -232,8 +238,6 @@ class Journal:
                 " reason = excluded.reason, strikes = strikes + 1",
                 (agent, until, reason[:500]),
             )
-            row = db.execute("SELECT strikes FROM agent_pauses WHERE agent = ?", (agent,))
-            return int(row.fetchone()[0])
 
     def strikes(self, agent: str) -> int:
         row = self._db.execute(
@@ -245,13 +249,12 @@ class Journal:
         with self.transaction() as db:
             db.execute("DELETE FROM agent_pauses WHERE agent = ?", (agent,))
 
-    def clear_pauses(self, reason_prefixes: tuple[str, ...]) -> list[str]:
-        """Lift the pauses whose reason starts with one of the prefixes; returns the agents."""
+    def clear_pauses(self, reason_prefixes: tuple[str, ...]) -> None:
+        """Lift the pauses whose reason starts with one of the prefixes."""
         with self.transaction() as db:
             rows = db.execute("SELECT agent, reason FROM agent_pauses").fetchall()
             agents = [str(r[0]) for r in rows if str(r[1]).startswith(reason_prefixes)]
             db.executemany("DELETE FROM agent_pauses WHERE agent = ?", [(a,) for a in agents])
-        return agents
 
     def pauses(self, now: float | None = None) -> dict[str, tuple[float, str]]:
         """Agents paused right now: name -> (until epoch seconds, reason)."""

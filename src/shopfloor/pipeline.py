@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,7 +141,7 @@ def _park_for_agent_problem(shop: Shop, entry: Entry, run: AgentRun, lane: Lane)
 def _will_rerun(run: AgentRun) -> str:
     if run.paused_until is None:
         return "; will run again"
-    until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(run.paused_until))
+    until = task.utc_stamp(run.paused_until)
     return f"; agent {run.agent} paused until {until}, the task waits (no attempt used)"
 
 

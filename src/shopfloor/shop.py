@@ -45,6 +45,17 @@ def log_line(event: str, **fields: Any) -> None:
     sys.stderr.flush()
 
 
+def agent_environment(config: Config, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """What any agent process gets (a run, or doctor's `--version`): this process's
+    environment without the daemon's secrets, plus `extra`."""
+    secrets = set(ALWAYS_SECRET) | config.secret_env_names()
+    env = {k: v for k, v in os.environ.items() if k not in secrets}
+    env.update(extra or {})
+    for name in secrets:  # an agent's own env table cannot smuggle a secret back in
+        env.pop(name, None)
+    return env
+
+
 @dataclass
 class Shop:
     """The daemon's shared state: board, journal, config, live runners, notifications."""
@@ -91,17 +102,9 @@ class Shop:
                 f"(defined: {known})"
             ) from None
 
-    def secret_names(self) -> set[str]:
-        return set(ALWAYS_SECRET) | self.config.secret_env_names()
-
     def child_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         """This process's environment without the daemon's secrets, plus `extra`."""
-        secrets = self.secret_names()
-        env = {k: v for k, v in os.environ.items() if k not in secrets}
-        env.update(extra or {})
-        for name in secrets:  # an agent's own env table cannot smuggle a secret back in
-            env.pop(name, None)
-        return env
+        return agent_environment(self.config, extra)
 
     # ------------------------------------------------------------------ live runs
 
@@ -209,7 +212,8 @@ def run_agent(
     run_dir.mkdir(parents=True)
     if limit is not None and limit <= 0:
         shop.log("run.refused", run=run_id, task=entry.id, role=role, reason="over budget")
-        why = f"budget spent (task ${_task_cost(shop, entry.id):.2f}); raise [budget] to go on"
+        spent = shop.journal.cost_of_task(entry.id)
+        why = f"budget spent (task ${spent:.2f}); raise [budget] to go on"
         return AgentRun(
             run_id, role, agent_name, Outcome.OVER_BUDGET, {}, Parsed(), 0.0, run_dir, why
         )
@@ -288,10 +292,6 @@ def run_agent(
     _journal_end(shop, run, result)
     _track_agent_health(shop, run)
     return run
-
-
-def _task_cost(shop: Shop, task_id: str) -> float:
-    return shop.journal.cost_by_task([task_id]).get(task_id, 0.0)
 
 
 def _track_agent_health(shop: Shop, run: AgentRun) -> None:

@@ -610,6 +610,11 @@ def utc_now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def utc_stamp(epoch: float) -> str:
+    """An epoch time in the board's timestamp format (`2026-11-25T10:00:00Z`)."""
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def slugify(title: str, limit: int = defaults.SLUG_MAX) -> str:
     """A file-name slug: accents folded to ASCII, other scripts kept, cut at a word boundary."""
     folded = []
