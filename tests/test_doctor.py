@@ -83,3 +83,18 @@ def test_the_pinned_claude_is_reported_tested(tmp_path: Path) -> None:
     root = make_project(tmp_path, agents=agents)
     code, checks = doctor(root)
     assert code == 0 and checks["c"]["version"] == TESTED["claude"]
+
+
+def test_the_version_check_never_hands_the_daemon_secrets_to_the_cli(tmp_path: Path) -> None:
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    exe = folder / "claude"
+    seen = tmp_path / "env.txt"
+    exe.write_text(f"#!/bin/sh\nenv > {seen}\necho '{TESTED['claude']} (Claude Code)'\n")
+    exe.chmod(0o755)
+    root = make_project(tmp_path, agents={"c": {"backend": "claude", "command": str(exe)}})
+    secrets = {"SHOPFLOOR_TELEGRAM_TOKEN": "tg-4417", "SHOPFLOOR_WEB_TOKEN": "web-4418"}
+    proc = shopfloor(root, "doctor", "--json", check=False, env=secrets)
+    assert json.loads(proc.stdout)[0]["version"] == TESTED["claude"]
+    env_of_cli = seen.read_text()
+    assert "\nPATH=" in env_of_cli and "tg-4417" not in env_of_cli and "web-4418" not in env_of_cli

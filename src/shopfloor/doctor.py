@@ -8,7 +8,6 @@ for (environment variables and the files each CLI's own login writes), never rea
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -22,6 +21,7 @@ from shopfloor import agents
 from shopfloor.agents.versions import PINS, TESTED
 from shopfloor.config import ROLES, AgentConfig, Config
 from shopfloor.errors import ConfigError
+from shopfloor.shop import agent_environment
 
 _VERSION = re.compile(r"\d+\.\d+\.\d+")
 _VERSION_TIMEOUT = 20.0
@@ -93,16 +93,17 @@ class AgentCheck:
         return {**asdict(self), "ok": self.ok}
 
 
-def check_all(config: Config, env: dict[str, str] | None = None) -> list[AgentCheck]:
+def check_all(config: Config) -> list[AgentCheck]:
     """Check every configured agent (in parallel: each CLI takes a moment to start)."""
-    env = dict(os.environ if env is None else env)
     names = sorted(config.agents)
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(names)))) as pool:
-        return list(pool.map(lambda n: check_agent(config, n, env), names))
+        return list(pool.map(lambda n: check_agent(config, n), names))
 
 
-def check_agent(config: Config, name: str, env: dict[str, str]) -> AgentCheck:
+def check_agent(config: Config, name: str) -> AgentCheck:
     agent = config.agents[name]
+    # The environment a run of this agent gets: its own env table, the daemon's secrets removed.
+    env = agent_environment(config, agent.env)
     roles = [role for role in ROLES if getattr(config.roles, role) == name]
     check = AgentCheck(name, agent.backend, roles, tested_version=TESTED.get(agent.backend))
     try:
@@ -133,7 +134,7 @@ def binary_name(agent: AgentConfig) -> str:
 
 def find_binary(agent: AgentConfig, env: Mapping[str, str]) -> str | None:
     name = binary_name(agent)
-    path = {**env, **agent.env}.get("PATH")
+    path = {**env, **agent.env}.get("PATH")  # the agent's own env table may set PATH
     return shutil.which(name, path=path)
 
 
@@ -155,7 +156,7 @@ def _check_version(check: AgentCheck, agent: AgentConfig, env: dict[str, str]) -
             text=True,
             timeout=_VERSION_TIMEOUT,
             stdin=subprocess.DEVNULL,
-            env={**env, **agent.env},
+            env=env,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         check.errors.append(f"`{check.binary} --version` failed: {exc}")
@@ -175,10 +176,9 @@ def _check_version(check: AgentCheck, agent: AgentConfig, env: dict[str, str]) -
 
 def _check_credentials(check: AgentCheck, agent: AgentConfig, env: dict[str, str]) -> None:
     names, files, advice = CREDENTIALS.get(agent.backend, ((), (), ""))
-    merged = {**env, **agent.env}
-    found = [n for n in names if merged.get(n)]
-    home = Path(merged.get("HOME") or Path.home())
-    codex_home = merged.get("CODEX_HOME")
+    found = [n for n in names if env.get(n)]
+    home = Path(env.get("HOME") or Path.home())
+    codex_home = env.get("CODEX_HOME")
     paths = [home / f for f in files]
     if codex_home:
         paths.append(Path(codex_home) / "auth.json")
