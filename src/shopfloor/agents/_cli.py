@@ -50,7 +50,7 @@ _RETRY_IN = re.compile(
     re.IGNORECASE,
 )
 _RESET_EPOCH = re.compile(r"limit reached\|(\d{10})")
-_UNIT = {"ms": 0.001, "m": 60.0, "min": 60.0, "h": 3600.0}
+_UNIT = {"m": 60.0, "h": 3600.0}
 
 
 def outcome_from_text(text: str) -> Outcome | None:
@@ -72,7 +72,7 @@ def reset_time(text: str, now: float | None = None) -> float | None:
     if not match:
         return None
     unit = (match.group(2) or "s").lower()
-    factor = _UNIT.get(unit, _UNIT.get(unit[:1], 1.0) if unit[:1] in "hm" else 1.0)
+    factor = 0.001 if unit == "ms" else _UNIT.get(unit[0], 1.0)  # s, m/min/minutes, h/hours
     return now + float(match.group(1)) * factor
 
 
