@@ -8,7 +8,6 @@ import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 
 from shopfloor import _fs, defaults, task
@@ -20,18 +19,8 @@ from shopfloor.errors import (
     TaskNotFoundError,
     UnsafePathError,
 )
-
-
-class Lane(StrEnum):
-    INBOX = "inbox"
-    BACKLOG = "backlog"
-    ACTIVE = "active"
-    REVIEW = "review"
-    DONE = "done"
-    FAILED = "failed"
-    HOTFIX = "hotfix"
-    INVALID = "invalid"
-
+from shopfloor.paths import StatePaths
+from shopfloor.words import Lane as Lane  # re-exported: the board is where lanes are used
 
 #: Lanes that hold task files (invalid/ holds what could not be read).
 TASK_LANES = tuple(lane for lane in Lane if lane is not Lane.INVALID)
@@ -136,14 +125,15 @@ class Board:
     def __init__(self, root: Path, header_cache: bool = True) -> None:
         self.root = root.resolve()
         self.tasks_dir = self.root / defaults.TASKS_DIR
-        self.state_dir = self.root / defaults.STATE_DIR
+        self.paths = StatePaths(self.root)
+        self.state_dir = self.paths.state_dir
         if not self.tasks_dir.is_dir():
             raise NotAProjectError(f"no tasks/ folder in {self.root}; run `shopfloor init` there")
         if not self.tasks_dir.resolve().is_relative_to(self.root):
             raise UnsafePathError(f"{self.tasks_dir} is a symlink leaving the repository")
         # One-shot commands (`status`) list from the header cache; the daemon keeps its own
         # view in memory and must not rewrite a 10,000-entry file on its hotfix path.
-        self._headers = HeaderCache(self.state_dir / "cache" / "headers.json", header_cache)
+        self._headers = HeaderCache(self.paths.header_cache, header_cache)
 
     # ------------------------------------------------------------------ paths
 
@@ -349,9 +339,9 @@ class Board:
 
     def allocate_id(self) -> str:
         """The next T-NNNN, unique even when many processes ask at once (flock + counter)."""
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        counter = self.state_dir / "next-id"
-        with _fs.locked(self.state_dir / "ids.lock"):
+        self.paths.ensure()
+        counter = self.paths.next_id
+        with _fs.locked(self.paths.ids_lock):
             highest = self._highest_id_on_disk()
             with contextlib.suppress(FileNotFoundError, ValueError):
                 highest = max(highest, int(counter.read_text().strip() or 0))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shopfloor import defaults
+from shopfloor.paths import StatePaths
 from shopfloor.task import utc_now
 
 MIGRATIONS: tuple[str, ...] = (
@@ -121,7 +121,7 @@ class Journal:
 
     @classmethod
     def for_project(cls, root: Path) -> Journal:
-        return cls(root / defaults.STATE_DIR / defaults.JOURNAL_FILE)
+        return cls(StatePaths(root).journal)
 
     def close(self) -> None:
         with self._lock:
@@ -326,7 +326,7 @@ class Journal:
 
 def open_if_present(root: Path) -> Journal | None:
     """The journal for read-only commands: absent is fine (the board is the truth)."""
-    path = root / defaults.STATE_DIR / defaults.JOURNAL_FILE
+    path = StatePaths(root).journal
     if not path.exists():
         return None
     try:

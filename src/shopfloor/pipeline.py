@@ -66,7 +66,7 @@ def save_state(shop: Shop, task_id: str, **fields: Any) -> None:
 
 
 def worktree_path(shop: Shop, task_id: str) -> Path:
-    return shop.root / defaults.STATE_DIR / "worktrees" / task_id
+    return shop.paths.worktree(task_id)
 
 
 def branch_name(task_id: str) -> str:

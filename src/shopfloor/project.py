@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from shopfloor import defaults
 from shopfloor.board import Board
 from shopfloor.errors import NotAProjectError
+from shopfloor.paths import StatePaths
 
 if TYPE_CHECKING:
     from shopfloor.config import Config
@@ -23,7 +24,7 @@ class Project:
 
     @property
     def state_dir(self) -> Path:
-        return self.root / defaults.STATE_DIR
+        return StatePaths(self.root).state_dir
 
     @property
     def config_path(self) -> Path:

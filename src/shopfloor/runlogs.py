@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shopfloor import _fs, defaults
+from shopfloor import _fs
+from shopfloor.paths import StatePaths
 from shopfloor.task import utc_now
 
 _CHUNK = 64 * 1024
@@ -36,7 +37,7 @@ class RunInfo:
 
 
 def runs_dir(root: Path) -> Path:
-    return root / defaults.STATE_DIR / "runs"
+    return StatePaths(root).runs_dir
 
 
 def write_meta(run_dir: Path, task_id: str, role: str, agent: str = "") -> None:

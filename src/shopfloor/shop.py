@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shopfloor import _fs, agents, budget, defaults, roles, runlogs
+from shopfloor import _fs, agents, budget, roles, runlogs
 from shopfloor.agents import Backend, Outcome, Parsed, RunContext
 from shopfloor.board import Board, Entry
 from shopfloor.config import AgentConfig, Config
 from shopfloor.errors import ConfigError
 from shopfloor.journal import Journal
+from shopfloor.paths import StatePaths
 from shopfloor.runner import Runner, RunResult, RunSpec
 from shopfloor.task import utc_now
 
@@ -71,14 +72,19 @@ class Shop:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
+    def paths(self) -> StatePaths:
+        return self.board.paths
+
+    @property
     def runs_dir(self) -> Path:
-        return self.root / defaults.STATE_DIR / "runs"
+        return self.paths.runs_dir
 
     def new_run_id(self) -> str:
         """R-<n>, unique across restarts (counter file under a lock, checked against run dirs)."""
+        self.paths.ensure()
         self.runs_dir.mkdir(parents=True, exist_ok=True)
-        counter = self.root / defaults.STATE_DIR / "next-run"
-        with _fs.locked(self.root / defaults.STATE_DIR / "runs.lock"):
+        counter = self.paths.next_run
+        with _fs.locked(self.paths.runs_lock):
             try:
                 number = int(counter.read_text().strip())
             except (FileNotFoundError, ValueError):

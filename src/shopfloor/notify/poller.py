@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shopfloor import _fs, defaults
+from shopfloor import _fs
 from shopfloor.notify.bot import describe_chat, parse
 from shopfloor.notify.channels.telegram import classify, make_bot, make_request
 from shopfloor.notify.sender import Backoff
+from shopfloor.paths import StatePaths
 
 if TYPE_CHECKING:
     from telegram import Bot, Message, Update
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("shopfloor.notify")
 
-OFFSET_FILE = "telegram-offset.json"
 #: Longest a command may run before the poller stops waiting for it.
 COMMAND_TIMEOUT = 30.0
 
@@ -75,7 +75,7 @@ class OffsetStore:
     """The next getUpdates offset, per bot id (the part of the token before ':', not secret)."""
 
     def __init__(self, root: Path, token: str) -> None:
-        self.path = root / defaults.STATE_DIR / OFFSET_FILE
+        self.path = StatePaths(root).telegram_offset
         self.bot_id = token.split(":", 1)[0]
 
     def load(self) -> int | None:

@@ -20,12 +20,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shopfloor import defaults
 from shopfloor.journal import Journal
 from shopfloor.notify import events, outbox
 from shopfloor.notify.bot import Commands
 from shopfloor.notify.channels import Channel, ChannelDisabled, Context, build
 from shopfloor.notify.sender import ANY_TIME, Backoff, ChannelSender, JournalOps, supervise
+from shopfloor.paths import StatePaths
 
 if TYPE_CHECKING:
     from shopfloor.config import Config
@@ -171,7 +171,7 @@ class NotifyService:
         bot = self._bot_task(db, backoff, commands_pool)
         if bot is not None:
             tasks.append(bot)
-        journal_path = self.root / defaults.STATE_DIR / defaults.JOURNAL_FILE
+        journal_path = StatePaths(self.root).journal
         outbox.add_waker(journal_path, self.wake)
         self._ready.set()
         log.info("notify: started (%s)", ", ".join(self._senders) or "no channels")

@@ -11,8 +11,9 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
-from shopfloor import _fs, defaults
+from shopfloor import _fs
 from shopfloor.errors import ConflictError, ShopfloorError
+from shopfloor.paths import StatePaths
 
 ROLES = ("pm", "coder", "qa", "hotfix")
 
@@ -45,7 +46,7 @@ def _contract(role: str, result_file: str) -> str:
 
 
 def override_path(root: Path, role: str) -> Path:
-    return root / defaults.STATE_DIR / "roles" / f"{role}.md"
+    return StatePaths(root).role(role)
 
 
 def default_text(role: str) -> str:

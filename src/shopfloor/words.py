@@ -1,0 +1,65 @@
+"""The words of the trade as types: lanes, statuses, roles and lifecycle events.
+
+A ground-floor module (it imports nothing of ours), so a typo in any of these is a mypy error
+instead of a silently unrouted task or notification.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Lane(StrEnum):
+    """A folder under tasks/; the folder a task file sits in is its state."""
+
+    INBOX = "inbox"
+    BACKLOG = "backlog"
+    ACTIVE = "active"
+    REVIEW = "review"
+    DONE = "done"
+    FAILED = "failed"
+    HOTFIX = "hotfix"
+    INVALID = "invalid"
+
+
+class Status(StrEnum):
+    """What a task is doing inside its lane (the `status:` field)."""
+
+    QUEUED = "queued"  # runnable: the next stage picks it up
+    RUNNING = "running"  # a job of the daemon owns it
+    AWAITING_APPROVAL = "awaiting-approval"  # a spec waiting for `shopfloor approve`
+    AWAITING_HUMAN = "awaiting-human"  # parked: a person must act (the tracker says what)
+    BLOCKED = "blocked"  # cannot go on by itself (a failed merge)
+    CLOSED = "closed"  # finished: nothing more will happen unless a person reopens it
+
+
+class Role(StrEnum):
+    PM = "pm"
+    CODER = "coder"
+    QA = "qa"
+    HOTFIX = "hotfix"
+
+
+class Event(StrEnum):
+    """Everything that can happen to a task; `lifecycle.TRANSITIONS` says what each does."""
+
+    CLAIMED = "claimed"
+    SPEC_WRITTEN = "spec-written"
+    SPEC_FAILED = "spec-failed"
+    CODED = "coded"
+    CODE_FAILED = "code-failed"
+    QA_PASSED = "qa-passed"
+    QA_FAILED = "qa-failed"
+    HOTFIX_RAN = "hotfix-ran"
+    AGENT_WAITS = "agent-waits"  # rate limit, a stop: queued again, no attempt used
+    AGENT_PROBLEM = "agent-problem"  # login, binary, budget: parked for a human, no attempt used
+    SETUP_PROBLEM = "setup-problem"  # not the agent's: no commits, unknown agent; parked
+    INTERRUPTED = "interrupted"  # the daemon died or a fault stopped the run; no attempt used
+    MOVED_AWAY = "moved-away"  # a person moved the file while its run went on
+    RECONCILED = "reconciled"  # a status that means nothing in its lane, put right
+    LANDED = "landed"
+    LAND_FAILED = "land-failed"
+    APPROVED = "approved"
+    RETRIED = "retried"
+    CANCELLED = "cancelled"
+    HOTFIX_CLOSED = "hotfix-closed"
