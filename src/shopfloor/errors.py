@@ -35,3 +35,10 @@ class ConflictError(ShopfloorError):
     """The board is in a state that needs a human (same id twice, file exists, ...)."""
 
     exit_code = 5
+
+
+class InfrastructureError(ShopfloorError):
+    """The machine, not the task: a full disk, a read-only folder, a lost journal, a git lock.
+
+    Never counts against a task's attempts; the daemon waits for the fault to clear and resumes.
+    """
