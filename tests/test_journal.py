@@ -29,29 +29,46 @@ def test_migrations_set_user_version_and_run_once(tmp_path: Path) -> None:
     path = tmp_path / "journal.db"
     with Journal(path) as j:
         assert j.schema_version == len(MIGRATIONS)
-        j.record("board.created")
+        j.save_task_state("T-0001", base="abc")
     with Journal(path) as j:  # reopening applies nothing twice and keeps the data
         assert j.schema_version == len(MIGRATIONS)
-        assert [e["kind"] for e in j.events()] == ["board.created"]
+        assert j.task_state("T-0001") == {"base": "abc"}
     raw = sqlite3.connect(path)
     tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     raw.close()
-    assert {"events", "runs", "outbox"} <= tables
+    assert {"transitions", "task_state", "runs", "outbox"} <= tables
+    assert "events" not in tables  # never written by anything: dropped by migration 3
 
 
-def test_events_append_in_order_with_data(tmp_path: Path) -> None:
-    """Rule: events are appended (ids grow) and read back with their JSON data."""
+def test_transitions_are_pending_until_ended_and_form_the_history(tmp_path: Path) -> None:
+    """Rule: a transition is journaled before it is written, and closed after."""
+    row = {
+        "task_id": "T-0001",
+        "event": "claimed",
+        "from_lane": "backlog",
+        "to_lane": "active",
+        "name": "T-0001-x.md",
+        "status": "running",
+        "attempts": 0,
+        "line": "2026-01-01T00:00:00Z coder claimed",
+        "notify": {"event": "task_done", "payload": {"task_id": "T-0001"}},
+    }
     with Journal(tmp_path / "j.db") as j:
-        first = j.record("task.moved", "T-0001", None, to="active")
-        second = j.record("run.started", "T-0001", "R-1", agent="claude")
-        j.record("task.moved", "T-0002", None, to="review")
-        assert second > first
-        events = j.events("T-0001")
-        assert [(e["kind"], e["run_id"], e["data"]) for e in events] == [
-            ("task.moved", None, {"to": "active"}),
-            ("run.started", "R-1", {"agent": "claude"}),
-        ]
-        assert len(j.events()) == 3 and [e["task_id"] for e in j.events(limit=1)] == ["T-0002"]
+        first = j.begin_transition(row)
+        second = j.begin_transition({**row, "task_id": "T-0002", "notify": None})
+        assert [t["id"] for t in j.pending_transitions()] == [first, second]
+        j.end_transition(first, "applied")
+        assert [t["id"] for t in j.pending_transitions()] == [second]
+        (history,) = j.history("T-0001")
+        assert history["state"] == "applied" and history["notify"]["event"] == "task_done"
+
+
+def test_task_state_merges_and_none_removes(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.db") as j:
+        j.save_task_state("T-0001", base="abc", checks=[{"exit_code": 0}])
+        j.save_task_state("T-0001", checks=None, head="def")
+        assert j.task_state("T-0001") == {"base": "abc", "head": "def"}
+        assert j.task_state("T-0002") == {}
 
 
 def test_runs_insert_update_and_filter(tmp_path: Path) -> None:
@@ -99,14 +116,14 @@ def test_writes_from_threads_are_serialised(tmp_path: Path) -> None:
 
         def write(n: int) -> None:
             for i in range(25):
-                j.record("tick", f"T-{n}", None, i=i)
+                j.insert_run(f"R-{n}-{i}", f"T-{n}", "coder")
 
         threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
         for t in threads:
             t.start()
         for t in threads:
             t.join(timeout=30)
-        assert len(j.events(limit=1000)) == 100
+        assert len(j.runs()) == 100
 
 
 def test_open_if_present_tolerates_missing_and_corrupt_journals(tmp_path: Path) -> None:

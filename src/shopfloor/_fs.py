@@ -82,6 +82,78 @@ def _rename_noreplace(src: Path, dst: Path) -> None:
     os.rename(src, dst)
 
 
+_RENAME_EXCHANGE = 2
+
+
+class FileChangedError(OSError):
+    """Another writer replaced the file since it was read: re-read and try again."""
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two names atomically; False where the filesystem cannot (then the caller falls back).
+
+    FileNotFoundError when either is missing, which is the point: a file a person moved away
+    is never re-created by a late writer.
+    """
+    if _renameat2 is None:
+        return False
+    rc = _renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if rc == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL):
+        return False
+    raise OSError(err, os.strerror(err), str(a), None, str(b))
+
+
+def same_file(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def replace_if_same(path: Path, data: str, expect: os.stat_result, durable: bool = True) -> None:
+    """Replace `path` with `data`, but only if it is still the file `expect` (an lstat) saw.
+
+    Compare-and-swap for task files that people edit and move at any moment:
+    FileNotFoundError if it is gone (never re-created), FileChangedError if an editor saved a
+    new version meanwhile (that version is put back untouched; re-read and retry).
+    """
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.sf-", suffix=".tmp", dir=path.parent)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode("utf-8"))
+            fh.flush()
+            if durable:
+                os.fsync(fh.fileno())
+        os.chmod(tmp, expect.st_mode & 0o777 if not _is_link(expect) else 0o644)
+        if _exchange(tmp, path):
+            if not same_file(os.lstat(tmp), expect):
+                _put_back(tmp, path)  # not ours to replace: the other writer's file goes back
+                raise FileChangedError(errno.ESTALE, "changed by another writer", str(path))
+        else:
+            if not same_file(os.lstat(path), expect):  # a narrow race without renameat2
+                raise FileChangedError(errno.ESTALE, "changed by another writer", str(path))
+            os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    if durable:
+        fsync_dir(path.parent)
+
+
+def _put_back(theirs: Path, path: Path) -> None:
+    try:
+        _exchange(theirs, path)
+    except FileNotFoundError:  # ours was moved away meanwhile: theirs takes the name back
+        _rename_noreplace(theirs, path)
+
+
+def _is_link(st: os.stat_result) -> bool:
+    import stat
+
+    return stat.S_ISLNK(st.st_mode)
+
+
 def durable_rename(src: Path, dst: Path) -> None:
     """rename(2) within one filesystem, never replacing an existing file, then fsync both dirs."""
     if not src.is_symlink():

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shopfloor import defaults, task
+from shopfloor import defaults, lifecycle, task
 from shopfloor.board import Board, Entry, Lane
 from shopfloor.errors import ShopfloorError
+from shopfloor.words import Event, Status
 
 #: Version of the JSON documents `status --json` and `show --json` print (docs/cli.md).
 JSON_SCHEMA_VERSION = 1
@@ -233,40 +236,44 @@ def cwd_relative(path: Path) -> str:
 
 
 # ---------------------------------------------------------------------------- decisions
-# These only change the board; the daemon reacts to what it sees there (a task that left
-# active/ has its run stopped), so they work the same with or without a daemon running.
+# These only change the board, through the lifecycle like every other writer; the daemon
+# reacts to what it sees there (a task that left active/ has its run stopped), so they work
+# the same with or without a daemon running.
 
 
-def _touch(board: Board, entry: Entry, line: str, **fields: Any) -> Entry:
-    now = task.utc_now()
-    return board.update(entry, {**fields, "updated": now}, tracker=f"{now} {line}")
+@contextlib.contextmanager
+def _hands(board: Board) -> Iterator[lifecycle.Hands]:
+    """The lifecycle's hands for a one-shot command: the board and, if it opens, the journal."""
+    from shopfloor.journal import Journal
+
+    try:
+        journal: Journal | None = Journal.for_project(board.root)
+    except Exception:  # a move then says the journal is needed; in-place edits go on
+        journal = None
+    try:
+        yield lifecycle.Hands(board, journal)
+    finally:
+        if journal is not None:
+            journal.close()
+
+
+def decide(board: Board, task_id: str, event: Event, line: str) -> Entry:
+    """Apply a person's decision to the task's file where it is now."""
+    with _hands(board) as hands:
+        return lifecycle.apply(hands, board.find(task_id), event, line)
 
 
 def approve(board: Board, task_id: str, who: str = "cli") -> Entry:
-    """Release a spec waiting in backlog/ for a human's go-ahead."""
-    entry = board.find(task_id)
-    if entry.lane is not Lane.BACKLOG or entry.header.status != "awaiting-approval":
-        raise ShopfloorError(
-            f"{task_id} is not awaiting approval (it is in {entry.lane.value}/, "
-            f"status {entry.header.status})"
-        )
-    return _touch(board, entry, f"human approved via {who}", status="queued")
+    """Release a spec waiting for a human's go-ahead."""
+    return decide(board, task_id, Event.APPROVED, f"human approved via {who}")
 
 
 def retry(board: Board, task_id: str, who: str = "cli") -> Entry:
-    """Give a failed or parked task a fresh set of attempts in backlog/."""
+    """Give a failed or parked task a fresh set of attempts where its work starts again."""
     entry = board.find(task_id)
     if entry.lane is Lane.HOTFIX:
         raise ShopfloorError(f"{task_id} is a hotfix; file a new one with `shopfloor hotfix`")
-    parked = entry.header.status in ("awaiting-human", "blocked")
-    if entry.lane is not Lane.FAILED and not parked:
-        raise ShopfloorError(
-            f"{task_id} is in {entry.lane.value}/ with status {entry.header.status}; "
-            "only failed or parked tasks can be retried"
-        )
-    entry = _touch(board, entry, f"human retry via {who}", status="queued", attempts=0)
-    if entry.lane is Lane.FAILED or entry.lane is Lane.ACTIVE:
-        entry = board.move(entry, Lane.BACKLOG)
+    entry = decide(board, task_id, Event.RETRIED, f"human retry via {who}")
     _lift_setup_pauses(board.root)
     return entry
 
@@ -289,8 +296,7 @@ def cancel(board: Board, task_id: str, who: str = "cli") -> Entry:
         raise ShopfloorError(f"{task_id} is already in {entry.lane.value}/")
     if entry.lane is Lane.HOTFIX:
         raise ShopfloorError(f"{task_id} is a hotfix: close it with `shopfloor hotfix close`")
-    entry = _touch(board, entry, f"human cancelled via {who}", status="blocked")
-    return board.move(entry, Lane.FAILED)
+    return decide(board, task_id, Event.CANCELLED, f"human cancelled via {who}")
 
 
 def close_hotfix(
@@ -300,10 +306,9 @@ def close_hotfix(
     entry = board.find(task_id)
     if entry.lane is not Lane.HOTFIX:
         raise ShopfloorError(f"{task_id} is not in hotfix/ (it is in {entry.lane.value}/)")
-    if entry.header.status == "running":
+    if entry.header.status == Status.RUNNING:
         raise ShopfloorError(f"{task_id} is still running; wait for its agent to finish")
-    entry = _touch(board, entry, f"human closed the hotfix via {who}", status="queued")
-    closed = board.move(entry, Lane.DONE)
+    closed = decide(board, task_id, Event.HOTFIX_CLOSED, f"human closed the hotfix via {who}")
     follow = None
     if followup:
         text = board.read_text(closed)

@@ -12,6 +12,10 @@ class GitError(ShopfloorError):
     """A git command failed; the message carries git's own words."""
 
 
+class NoCommitsError(GitError):
+    """The repository has no commits yet: a worktree needs one to start from."""
+
+
 def run_git(cwd: Path, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(
@@ -73,7 +77,7 @@ def add_worktree(repo: Path, path: Path, branch: str) -> str:
     """
     base = head(repo)
     if base is None:
-        raise GitError("the repository has no commits yet; commit something first")
+        raise NoCommitsError("the repository has no commits yet; commit something first")
     remove_worktree(repo, path)
     if branch_exists(repo, branch):
         git(repo, "worktree", "add", "--force", "--", str(path), branch)
@@ -88,12 +92,14 @@ def remove_worktree(repo: Path, path: Path) -> None:
     git(repo, "worktree", "prune", check=False)
 
 
-def commit_all(workdir: Path, message: str) -> str | None:
+def commit_all(workdir: Path, message: str, trailers: dict[str, str] | None = None) -> str | None:
     """Commit every change in `workdir` except the board; None when nothing changed."""
     git(workdir, "add", "--all", "--", ".", *_EXCLUDE)
     staged = git(workdir, "diff", "--cached", "--name-only").strip()
     if not staged:
         return None
+    if trailers:
+        message += "\n\n" + "\n".join(f"{k}: {v}" for k, v in trailers.items())
     git(workdir, *identity(workdir), "commit", "--quiet", "--no-verify", "-m", message)
     return git(workdir, "rev-parse", "HEAD").strip()
 
@@ -133,3 +139,26 @@ def merge(repo: Path, branch: str) -> tuple[bool, str]:
         git(repo, "merge", "--abort", check=False)
     detail = (proc.stderr or proc.stdout).strip().splitlines()
     return False, f"merge failed, nothing merged: {detail[0] if detail else 'unknown error'}"
+
+
+def attempt_commit(repo: Path, branch: str, task_id: str, attempt: int) -> str | None:
+    """The newest commit on `branch` made for this task's attempt (its trailers say so)."""
+    if not branch_exists(repo, branch):
+        return None
+    out = git(repo, "log", "-50", "--format=%H%x00%B%x01", f"refs/heads/{branch}", "--not", "HEAD")
+    want = {f"Shopfloor-Task: {task_id}", f"Shopfloor-Attempt: {attempt}"}
+    for record in out.split("\x01"):
+        sha, _, body = record.strip().partition("\x00")
+        if sha and want <= {line.strip() for line in body.splitlines()}:
+            return sha
+    return None
+
+
+def merge_base(repo: Path, a: str, b: str) -> str | None:
+    out = git(repo, "merge-base", a, b, check=False).strip()
+    return out or None
+
+
+def snapshot(workdir: Path, ref: str) -> str | None:
+    """Uncommitted work of a worktree kept as a commit under `ref` (placeholder: none kept)."""
+    return None

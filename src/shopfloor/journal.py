@@ -77,6 +77,32 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX runs_started ON runs(started_at);
     """,
+    # 3: every lifecycle transition (the audit trail, and the intent a crash may interrupt);
+    # per-task bookkeeping moves here from .shopfloor/state/*.json; the unused events table goes
+    """
+    DROP TABLE IF EXISTS events;
+    CREATE TABLE transitions (
+        id INTEGER PRIMARY KEY,
+        ts TEXT NOT NULL,
+        task_id TEXT NOT NULL,
+        event TEXT NOT NULL,
+        from_lane TEXT NOT NULL,
+        to_lane TEXT NOT NULL,
+        name TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        line TEXT NOT NULL,
+        state TEXT NOT NULL,
+        notify TEXT
+    );
+    CREATE INDEX transitions_task ON transitions(task_id, id);
+    CREATE INDEX transitions_state ON transitions(state);
+    CREATE TABLE task_state (
+        task_id TEXT PRIMARY KEY,
+        data TEXT NOT NULL DEFAULT '{}',
+        updated_at TEXT NOT NULL
+    );
+    """,
 )
 
 
@@ -156,27 +182,61 @@ class Journal:
     def schema_version(self) -> int:
         return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
-    # ------------------------------------------------------------------ events
+    # ------------------------------------------------------------------ transitions
 
-    def record(
-        self, kind: str, task_id: str | None = None, run_id: str | None = None, **data: Any
-    ) -> int:
-        """Append an event (never updated, never deleted)."""
+    def begin_transition(self, row: dict[str, Any]) -> int:
+        """Record a transition about to be written (state 'pending'); returns its id."""
+        row = {**row, "ts": utc_now(), "state": "pending"}
+        if row.get("notify") is not None:
+            row["notify"] = json.dumps(row["notify"], default=str)
+        marks = ",".join("?" for _ in row)
         with self.transaction() as db:
             cur = db.execute(
-                "INSERT INTO events(ts, kind, task_id, run_id, data) VALUES (?,?,?,?,?)",
-                (utc_now(), kind, task_id, run_id, json.dumps(data, default=str)),
+                f"INSERT INTO transitions({','.join(row)}) VALUES ({marks})", tuple(row.values())
             )
             return int(cur.lastrowid or 0)
 
-    def events(self, task_id: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
-        query = "SELECT * FROM events"
-        args: tuple[Any, ...] = ()
-        if task_id is not None:
-            query += " WHERE task_id = ?"
-            args = (task_id,)
-        rows = self._db.execute(query + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
-        return [{**dict(r), "data": json.loads(r["data"])} for r in reversed(rows)]
+    def end_transition(self, transition_id: int, state: str) -> None:
+        """'applied' (on the board), or 'abandoned' (the board was left as it was)."""
+        with self.transaction() as db:
+            db.execute("UPDATE transitions SET state = ? WHERE id = ?", (state, transition_id))
+
+    def pending_transitions(self) -> list[dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT * FROM transitions WHERE state = 'pending' ORDER BY id"
+        ).fetchall()
+        return [_transition(r) for r in rows]
+
+    def history(self, task_id: str) -> list[dict[str, Any]]:
+        """A task's transitions, oldest first (`shopfloor show ID --history`)."""
+        rows = self._db.execute(
+            "SELECT * FROM transitions WHERE task_id = ? ORDER BY id", (task_id,)
+        ).fetchall()
+        return [_transition(r) for r in rows]
+
+    # ------------------------------------------------------------------ task state
+
+    def task_state(self, task_id: str) -> dict[str, Any]:
+        """What the pipeline remembers about a task between stages (base commit, checks)."""
+        row = self._db.execute(
+            "SELECT data FROM task_state WHERE task_id = ?", (task_id,)
+        ).fetchone()
+        data = json.loads(row[0]) if row else {}
+        return data if isinstance(data, dict) else {}
+
+    def save_task_state(self, task_id: str, **fields: Any) -> None:
+        """Merge `fields` into the task's record (None removes a key)."""
+        with self.transaction() as db:
+            row = db.execute("SELECT data FROM task_state WHERE task_id = ?", (task_id,)).fetchone()
+            data = json.loads(row[0]) if row else {}
+            data.update(fields)
+            data = {k: v for k, v in data.items() if v is not None}
+            db.execute(
+                "INSERT INTO task_state(task_id, data, updated_at) VALUES (?,?,?)"
+                " ON CONFLICT(task_id) DO UPDATE SET data = excluded.data,"
+                " updated_at = excluded.updated_at",
+                (task_id, json.dumps(data, default=str), utc_now()),
+            )
 
     # ------------------------------------------------------------------ runs
 
@@ -322,6 +382,12 @@ class Journal:
             query += " AND channel = ?"
             args = (channel,)
         return int(self._db.execute(query, args).fetchone()[0])
+
+
+def _transition(row: sqlite3.Row) -> dict[str, Any]:
+    data = dict(row)
+    data["notify"] = json.loads(data["notify"]) if data.get("notify") else None
+    return data
 
 
 def open_if_present(root: Path) -> Journal | None:

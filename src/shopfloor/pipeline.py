@@ -1,68 +1,84 @@
-"""Code-Run-Read: what each stage does and where a task goes next.
+"""Code-Run-Read: what each stage does. Where a task goes next is `lifecycle`'s business.
 
-| lane     | stage  | on success                               | on failure                      |
-|----------|--------|------------------------------------------|---------------------------------|
-| inbox    | PM     | backlog (queued, or awaiting-approval)   | inbox again; failed/ past max   |
-| backlog  | claim  | active (attempt + 1), Coder in worktree  |                                 |
-| active   | Coder  | commit on branch, Run checks -> review   | backlog; failed/ past max       |
-| review   | QA     | done (only if checks pass AND QA passes) | backlog + QA notes; failed/ ... |
-| hotfix   | Hotfix | stays in hotfix/, awaiting-human         | stays, awaiting-human, flagged  |
+Each stage runs in a job thread, owns its task file until it returns, and returns a `Step`:
+the lifecycle event its work amounts to, the tracker line, and what else to write. The
+scheduler applies it. A stage may add tracker lines while it works (`note`).
 
-Outcomes that are not the task's fault (missing binary, auth, rate limit, a stop) never burn
-an attempt. Each stage runs in a job thread; it owns its task file until it returns.
+| lane     | stage  | events it returns                                                   |
+|----------|--------|---------------------------------------------------------------------|
+| inbox    | PM     | spec-written / spec-gated, spec-failed                              |
+| active   | Coder  | coded (after the orchestrator committed and ran the checks), code-failed |
+| review   | QA     | qa-passed (only if the checks passed AND QA passed), qa-failed      |
+| hotfix   | Hotfix | hotfix-ran (the file stays in hotfix/, awaiting the human)          |
+| any      | any    | agent-waits, agent-paused, agent-problem, setup-problem: no attempt used |
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shopfloor import _fs, defaults, gitops, runlogs, task
+from shopfloor import _fs, gitops, lifecycle, runlogs, task
 from shopfloor.agents import NOT_THE_TASKS_FAULT, Outcome
-from shopfloor.board import Entry, Lane
-from shopfloor.errors import ShopfloorError
+from shopfloor.board import Entry
+from shopfloor.errors import InfrastructureError
+from shopfloor.lifecycle import Change
 from shopfloor.runner import Runner, RunSpec
 from shopfloor.shop import AgentRun, Shop, human_duration, read_tail, run_agent
+from shopfloor.words import Event, Role
 
 _CHECK_TAIL = 6000
 
 
-# ---------------------------------------------------------------------------- decisions
+@dataclass
+class Step:
+    """What a stage's work amounts to, for `lifecycle.apply`."""
 
-
-def after_qa(checks_passed: bool, verdict: str | None, attempts: int, max_attempts: int) -> Lane:
-    """The Read rule: failing checks can never pass, whatever QA says."""
-    if checks_passed and verdict == "pass":
-        return Lane.DONE
-    return Lane.FAILED if attempts >= max_attempts else Lane.BACKLOG
-
-
-def after_failure(attempts: int, max_attempts: int, retry_lane: Lane) -> Lane:
-    return Lane.FAILED if attempts >= max_attempts else retry_lane
+    event: Event
+    line: str
+    change: Change = field(default_factory=Change)
+    entry: Entry | None = None  # the task file as the stage last wrote it
 
 
 # ---------------------------------------------------------------------------- task state
 
 
-def state_path(shop: Shop, task_id: str) -> Path:
-    return shop.root / defaults.STATE_DIR / "state" / f"{task_id}.json"
-
-
 def load_state(shop: Shop, task_id: str) -> dict[str, Any]:
+    """What the pipeline remembers between stages; {} when the journal cannot say."""
     try:
-        data = json.loads(state_path(shop, task_id).read_text("utf-8"))
-        return data if isinstance(data, dict) else {}
-    except (FileNotFoundError, json.JSONDecodeError):
+        return shop.journal.task_state(task_id)
+    except Exception as exc:  # the journal is bookkeeping: its loss means recompute, not fail
+        shop.log("journal.unavailable", task=task_id, error=str(exc))
         return {}
 
 
 def save_state(shop: Shop, task_id: str, **fields: Any) -> None:
-    path = state_path(shop, task_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _fs.atomic_write(path, json.dumps({**load_state(shop, task_id), **fields}, indent=2))
+    try:
+        shop.journal.save_task_state(task_id, **fields)
+    except Exception as exc:
+        raise InfrastructureError(f"cannot record the state of {task_id}: {exc}") from exc
+
+
+def import_legacy_state(shop: Shop) -> int:
+    """Per-task JSON files of earlier versions (.shopfloor/state/) move into the journal."""
+    folder = shop.paths.state_dir / "state"
+    moved = 0
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            data = json.loads(path.read_text("utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+        if isinstance(data, dict) and path.stem:
+            save_state(shop, path.stem, **data)
+            path.unlink()
+            moved += 1
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+    return moved
 
 
 def worktree_path(shop: Shop, task_id: str) -> Path:
@@ -76,23 +92,15 @@ def branch_name(task_id: str) -> str:
 # ---------------------------------------------------------------------------- board helpers
 
 
-class TaskMoved(ShopfloorError):
-    """The task file left the lane its job was working in (a human moved or cancelled it)."""
+def note(shop: Shop, entry: Entry, line: str) -> Entry:
+    """A tracker line while the stage works; TaskMoved if a person took the file away."""
+    return lifecycle.apply(shop, entry, Event.NOTED, line)
 
 
-def refresh(shop: Shop, entry: Entry) -> Entry:
-    """The entry re-read from disk; TaskMoved if a human took it away meanwhile."""
+def _text(shop: Shop, entry: Entry) -> str:
     if not entry.path.exists():
-        raise TaskMoved(f"{entry.id} left {entry.lane.value}/")
-    text = shop.board.read_text(entry)
-    return Entry(task.parse(text), entry.lane, entry.path)
-
-
-def note(shop: Shop, entry: Entry, line: str, **fields: Any) -> Entry:
-    """Set owned fields and add a tracker line, on the freshest copy of the file."""
-    entry = refresh(shop, entry)
-    now = task.utc_now()
-    return shop.board.update(entry, {**fields, "updated": now}, tracker=f"{now} {line}")
+        raise lifecycle.TaskMoved(f"{entry.id} left {entry.lane.value}/")
+    return shop.board.read_text(entry)
 
 
 def run_line(run: AgentRun, extra: str = "") -> str:
@@ -111,116 +119,122 @@ def run_line(run: AgentRun, extra: str = "") -> str:
     )
 
 
-def _park_for_agent_problem(shop: Shop, entry: Entry, run: AgentRun, lane: Lane) -> Entry:
-    """Not the task's fault: undo the attempt, wait for a human (or retry later if stopped)."""
-    attempts = max(0, entry.header.attempts - (1 if lane is Lane.ACTIVE else 0))
-    if run.outcome in (Outcome.STOPPED, Outcome.RATE_LIMITED):
-        entry = note(
-            shop, entry, run_line(run, _will_rerun(run)), status="queued", attempts=attempts
-        )
-    else:
-        why = (
-            f"; {run.error} — waiting for a human"
-            if run.outcome is Outcome.OVER_BUDGET
-            else "; waiting for a human to fix the agent"
-        )
-        entry = note(shop, entry, run_line(run, why), status="awaiting-human", attempts=attempts)
-    if run.outcome is not Outcome.STOPPED:
-        shop.notify(
-            "agent_problem",
-            task_id=entry.id,
-            agent=run.agent,
-            outcome=run.outcome.value,
-            detail=run.summary,
-        )
-    if lane is Lane.ACTIVE:
-        entry = shop.board.move(entry, Lane.BACKLOG)
-    return entry
+def agent_trouble(run: AgentRun) -> Step:
+    """Not the task's fault: no attempt used; wait for the agent, or for a human to fix it."""
+    payload = {"agent": run.agent, "outcome": run.outcome.value, "detail": run.summary}
+    if run.outcome is Outcome.STOPPED:
+        return Step(Event.AGENT_WAITS, run_line(run, "; will run again (no attempt used)"))
+    if run.outcome is Outcome.RATE_LIMITED:
+        return Step(Event.AGENT_PAUSED, run_line(run, _will_rerun(run)), Change(payload=payload))
+    why = (
+        f"; {run.error} — waiting for a human (no attempt used)"
+        if run.outcome is Outcome.OVER_BUDGET
+        else "; waiting for a human to fix the agent (no attempt used)"
+    )
+    return Step(Event.AGENT_PROBLEM, run_line(run, why), Change(payload=payload))
 
 
 def _will_rerun(run: AgentRun) -> str:
     if run.paused_until is None:
-        return "; will run again"
+        return "; will run again (no attempt used)"
     until = task.utc_stamp(run.paused_until)
     return f"; agent {run.agent} paused until {until}, the task waits (no attempt used)"
 
 
-def failed_attempt(shop: Shop, entry: Entry, line: str, retry_lane: Lane) -> Entry:
-    """An attempt that did not work: retry in `retry_lane`, or failed/ past max_attempts."""
-    header = refresh(shop, entry).header
-    target = after_failure(header.attempts, header.max_attempts, retry_lane)
-    suffix = "; giving up" if target is Lane.FAILED else f"; back to {target.value}"
-    entry = note(shop, entry, line + suffix, status="queued")
-    if target is not entry.lane:
-        entry = shop.board.move(entry, target)
-    if target is Lane.FAILED:
-        shop.notify("task_failed", task_id=entry.id, title=entry.header.title, reason=line)
-    return entry
+def attempt_of(entry: Entry) -> int:
+    """The attempt a run plays: attempts count only the verdicts already reached."""
+    return entry.header.attempts + 1
 
 
 # ---------------------------------------------------------------------------- PM
 
 
-def do_pm(shop: Shop, entry: Entry) -> Entry:
+def do_pm(shop: Shop, entry: Entry) -> Step:
     """inbox -> backlog: the PM writes `## Spec`."""
-    run = run_agent(shop, "pm", entry, shop.root, {"task_text": _text(shop, entry)})
+    values = {"task_text": _text(shop, entry)}
+    run = run_agent(shop, Role.PM, entry, shop.root, values, attempt=attempt_of(entry))
     if run.outcome in NOT_THE_TASKS_FAULT:
-        return _park_for_agent_problem(shop, entry, run, Lane.INBOX)
-    entry = refresh(shop, entry)
-    spec = task.get_section(shop.board.read_text(entry), "Spec")
+        return agent_trouble(run)
+    spec = task.get_section(_text(shop, entry), "Spec")
     if not run.ok or not spec:
         why = "" if spec else " — no ## Spec written"
-        entry = note(shop, entry, run_line(run), attempts=entry.header.attempts + 1)
-        return failed_attempt(shop, entry, f"pm produced no usable spec{why}", Lane.INBOX)
-    gate = shop.config.pipeline.require_approval
-    status = "awaiting-approval" if gate else "queued"
-    entry = note(shop, entry, run_line(run), status=status, attempts=0)
-    entry = shop.board.move(entry, Lane.BACKLOG)
-    if gate:
-        shop.notify("awaiting_approval", task_id=entry.id, title=entry.header.title)
-    return entry
-
-
-def _text(shop: Shop, entry: Entry) -> str:
-    return shop.board.read_text(refresh(shop, entry))
+        return Step(Event.SPEC_FAILED, run_line(run, f"; pm produced no usable spec{why}"))
+    if shop.config.pipeline.require_approval:
+        return Step(Event.SPEC_GATED, run_line(run, "; the spec waits for `shopfloor approve`"))
+    return Step(Event.SPEC_WRITTEN, run_line(run))
 
 
 # ---------------------------------------------------------------------------- Code + Run
 
 
-def do_code(shop: Shop, entry: Entry) -> Entry:
+def do_code(shop: Shop, entry: Entry) -> Step:
     """active -> review: Coder in its worktree, orchestrator commits, then runs the checks."""
-    workdir = worktree_path(shop, entry.id)
-    branch = branch_name(entry.id)
+    attempt = attempt_of(entry)
+    workdir, branch = worktree_path(shop, entry.id), branch_name(entry.id)
     try:
         fresh_base = gitops.add_worktree(shop.root, workdir, branch)
-    except gitops.GitError as exc:
-        entry = note(shop, entry, f"coder could not start: {exc}")
-        return failed_attempt(shop, entry, "no worktree", Lane.BACKLOG)
-    base = load_state(shop, entry.id).get("base") or fresh_base  # diff covers every attempt
+    except gitops.NoCommitsError as exc:
+        return Step(Event.SETUP_PROBLEM, f"coder cannot start: {exc}; then `shopfloor retry`")
+    base = _base_commit(shop, entry.id, branch, fresh_base)  # QA's diff covers every attempt
     save_state(shop, entry.id, base=base, branch=branch)
+    sha = gitops.attempt_commit(shop.root, branch, entry.id, attempt)
+    if sha is not None:  # a crash came after the commit: its work is not done again
+        entry = note(shop, entry, f"coder attempt {attempt} already committed ({sha[:10]})")
+    else:
+        outcome = _run_coder(shop, entry, workdir, attempt)
+        if isinstance(outcome, Step):
+            return outcome
+        entry = outcome
+    report = run_checks(shop, entry, workdir)
+    save_state(shop, entry.id, checks_run=report.run_id, checks=report.items)
+    return Step(Event.CODED, report.tracker_line(shop), entry=entry)
+
+
+def _base_commit(shop: Shop, task_id: str, branch: str, fresh_base: str) -> str:
+    known = load_state(shop, task_id).get("base")
+    if isinstance(known, str) and known:
+        return known
+    return gitops.merge_base(shop.root, branch, "HEAD") or fresh_base
+
+
+def _run_coder(shop: Shop, entry: Entry, workdir: Path, attempt: int) -> Step | Entry:
+    """The Coder run and the orchestrator's commit: a Step when the attempt ends here."""
     text = _text(shop, entry)
     values = {
         "task_text": text,
         "previous_attempt": _previous_notes(text),
         "checks": ", ".join(_check_label(c) for c in shop.config.pipeline.checks) or "none",
     }
-    run = run_agent(shop, "coder", entry, workdir, values, attempt=entry.header.attempts)
-    if run.outcome in NOT_THE_TASKS_FAULT:
-        return _park_for_agent_problem(shop, entry, run, Lane.ACTIVE)
+    run = run_agent(shop, Role.CODER, entry, workdir, values, attempt=attempt)
     if not run.ok:
-        return failed_attempt(shop, note(shop, entry, run_line(run)), "coder failed", Lane.BACKLOG)
-    title = entry.header.title
-    sha = gitops.commit_all(workdir, f"{entry.id}: {title} (attempt {entry.header.attempts})")
+        _keep_unfinished_work(shop, entry.id, workdir, run.run_id)
+        if run.outcome in NOT_THE_TASKS_FAULT:
+            return agent_trouble(run)
+        return Step(Event.CODE_FAILED, run_line(run, "; coder failed"))
+    trailers = {
+        "Shopfloor-Task": entry.id,
+        "Shopfloor-Attempt": str(attempt),
+        "Shopfloor-Run": run.run_id,
+    }
+    message = f"{entry.id}: {entry.header.title} (attempt {attempt})"
+    sha = gitops.commit_all(workdir, message, trailers=trailers)
     if sha is None:
-        entry = note(shop, entry, run_line(run))
-        return failed_attempt(shop, entry, "coder changed nothing", Lane.BACKLOG)
-    stat = gitops.diff(workdir, base, stat=True).strip().splitlines()
-    entry = note(shop, entry, run_line(run, f"; {stat[-1].strip() if stat else 'committed'}"))
-    report = run_checks(shop, entry, workdir)
-    save_state(shop, entry.id, head=sha, checks_run=report.run_id, checks=report.items)
-    entry = note(shop, entry, report.tracker_line(shop), status="queued")
-    return shop.board.move(entry, Lane.REVIEW)
+        return Step(Event.CODE_FAILED, run_line(run, "; coder changed nothing"))
+    base = load_state(shop, entry.id).get("base") or sha
+    stat = gitops.diff(workdir, str(base), stat=True).strip().splitlines()
+    return note(shop, entry, run_line(run, f"; {stat[-1].strip() if stat else 'committed'}"))
+
+
+def _keep_unfinished_work(shop: Shop, task_id: str, workdir: Path, run_id: str) -> None:
+    """A killed, stalled or failed coder may have left work: keep it as a commit under a ref."""
+    ref = f"refs/shopfloor/snapshots/{task_id}/{run_id}"
+    try:
+        sha = gitops.snapshot(workdir, ref)
+    except gitops.GitError as exc:
+        shop.log("snapshot.failed", task=task_id, error=str(exc))
+        return
+    if sha is not None:
+        shop.log("snapshot", task=task_id, ref=ref, sha=sha[:10])
 
 
 def _previous_notes(text: str) -> str:
@@ -319,40 +333,35 @@ def run_checks(shop: Shop, entry: Entry, workdir: Path) -> ChecksReport:
 # ---------------------------------------------------------------------------- Read
 
 
-def do_qa(shop: Shop, entry: Entry) -> Entry:
+def do_qa(shop: Shop, entry: Entry) -> Step:
     """review -> done | backlog | failed: QA reads spec, diff and the captured check output."""
     state = load_state(shop, entry.id)
     workdir = worktree_path(shop, entry.id)
     report = _checks_for_review(shop, entry, state, workdir)
-    diff = gitops.diff(workdir, state["base"]) if state.get("base") else ""
+    base = state.get("base") or gitops.merge_base(shop.root, branch_name(entry.id), "HEAD")
+    diff = gitops.diff(workdir, str(base)) if base else ""
     values = {
         "task_text": _text(shop, entry),
         "diff": diff or "(empty)",
         "check_output": report.for_prompt(),
     }
-    run = run_agent(shop, "qa", entry, workdir, values, attempt=entry.header.attempts)
+    run = run_agent(shop, Role.QA, entry, workdir, values, attempt=attempt_of(entry))
     if run.outcome in NOT_THE_TASKS_FAULT:
-        return _park_for_agent_problem(shop, entry, run, Lane.REVIEW)
+        return agent_trouble(run)
     verdict = run.result.get("verdict") if run.ok else None
-    entry = note(shop, entry, run_line(run))
-    header = entry.header
-    target = after_qa(report.passed, verdict, header.attempts, header.max_attempts)
-    if target is Lane.DONE:
-        return _finish_done(shop, entry)
+    if report.passed and verdict == "pass":
+        return _passed(shop, entry, run)
     reason = _qa_reason(run, report, verdict)
-    text = task.set_section(
-        shop.board.read_text(entry), "QA notes", f"Attempt {header.attempts}: {reason}"
-    )
-    entry = shop.board.rewrite(entry, text)
-    shop.notify("qa_failed", task_id=entry.id, title=header.title, notes=reason[:500])
     _drop_worktree(shop, entry.id)
-    return failed_attempt(shop, entry, f"QA FAIL — {reason.splitlines()[0][:160]}", Lane.BACKLOG)
+    sections = {"QA notes": f"Attempt {attempt_of(entry)}: {reason}"}
+    line = run_line(run, f"; QA FAIL — {reason.splitlines()[0][:160]}")
+    return Step(Event.QA_FAILED, line, Change(sections=sections, payload={"notes": reason[:500]}))
 
 
 def _checks_for_review(
     shop: Shop, entry: Entry, state: dict[str, Any], workdir: Path
 ) -> ChecksReport:
-    """The captured checks; rerun when the record is gone (a journal/state wipe)."""
+    """The captured checks; rerun when the record is gone (a journal loss)."""
     if not workdir.exists():
         gitops.add_worktree(shop.root, workdir, branch_name(entry.id))
     items = state.get("checks")
@@ -377,20 +386,13 @@ def _qa_reason(run: AgentRun, report: ChecksReport, verdict: str | None) -> str:
     return notes or run.summary or "QA verdict: fail"
 
 
-def _finish_done(shop: Shop, entry: Entry) -> Entry:
+def _passed(shop: Shop, entry: Entry, run: AgentRun) -> Step:
     branch = branch_name(entry.id)
     _drop_worktree(shop, entry.id)
-    entry = note(
-        shop,
-        entry,
-        f"done — branch {branch} waits for you: git merge {branch}",
-        status="awaiting-human",
-    )
-    entry = shop.board.move(entry, Lane.DONE)
     if shop.config.pipeline.land == "merge":
         save_state(shop, entry.id, land="pending")
-    shop.notify("task_done", task_id=entry.id, title=entry.header.title, branch=branch)
-    return entry
+    line = run_line(run, f"; done — branch {branch} waits for you: git merge {branch}")
+    return Step(Event.QA_PASSED, line, Change(payload={"branch": branch}))
 
 
 def _drop_worktree(shop: Shop, task_id: str) -> None:
@@ -405,33 +407,27 @@ def land_pending(shop: Shop, entry: Entry, hotfix_waiting: bool) -> Entry:
         return entry  # tried again on the next reconcile
     merged, message = gitops.merge(shop.root, branch_name(entry.id))
     save_state(shop, entry.id, land="merged" if merged else "failed")
-    return note(shop, entry, f"land {message}", status="queued" if merged else "blocked")
+    event = Event.LANDED if merged else Event.LAND_FAILED
+    return lifecycle.apply(shop, entry, event, f"land {message}")
 
 
 # ---------------------------------------------------------------------------- Hotfix
 
 
-def do_hotfix(shop: Shop, entry: Entry) -> Entry:
+def do_hotfix(shop: Shop, entry: Entry) -> Step:
     """The Hotfix Protocol: patch the live tree, record verification, stay in hotfix/."""
     shop.notify("hotfix_started", task_id=entry.id, title=entry.header.title)
-    run = run_agent(shop, "hotfix", entry, shop.root, {"task_text": _text(shop, entry)})
+    run = run_agent(shop, Role.HOTFIX, entry, shop.root, {"task_text": _text(shop, entry)})
     stat = gitops.working_diff_stat(shop.root).strip().splitlines()
     verification = task.get_section(_text(shop, entry), "Verification")
     flags = "" if verification else " — INCOMPLETE: no ## Verification steps recorded"
-    entry = note(shop, entry, run_line(run, flags), status="awaiting-human")
+    entry = note(shop, entry, run_line(run, flags))
     summary = stat[-1].strip() if stat else "no uncommitted changes"
-    entry = note(
-        shop,
-        entry,
-        f"hotfix diff: {summary}; verify, commit, push, then `shopfloor hotfix close {entry.id}`",
-    )
-    shop.notify(
-        "hotfix_awaiting_human",
-        task_id=entry.id,
-        title=entry.header.title,
-        ok=run.ok,
-        incomplete=not verification,
-        summary=run.summary,
-        diffstat="\n".join(stat[-20:]),
-    )
-    return entry
+    payload = {
+        "ok": run.ok,
+        "incomplete": not verification,
+        "summary": run.summary,
+        "diffstat": "\n".join(stat[-20:]),
+    }
+    line = f"hotfix diff: {summary}; verify, commit, push, then `shopfloor hotfix close {entry.id}`"
+    return Step(Event.HOTFIX_RAN, line, Change(payload=payload), entry=entry)

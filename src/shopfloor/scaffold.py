@@ -66,10 +66,6 @@ land = "none"                 # "merge": merge a done task's branch when the mai
 # [notify.telegram]
 # token_env = "SHOPFLOOR_TELEGRAM_TOKEN"
 # chat_ids = [123456789]      # the allowlist, for notifications and commands
-
-[web]
-host = "127.0.0.1"            # loopback only unless you change it
-port = 8765
 """
 
 

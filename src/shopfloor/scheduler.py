@@ -14,6 +14,7 @@ import functools
 import logging
 import os
 import signal
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -23,12 +24,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from shopfloor import budget, defaults, pipeline, runner, task
+from shopfloor import budget, defaults, lifecycle, pipeline, runner, task
 from shopfloor.board import Board, Entry, Lane, is_temp_name
 from shopfloor.config import Config
-from shopfloor.errors import ConfigError, ShopfloorError
+from shopfloor.errors import ConfigError, InfrastructureError, ShopfloorError
 from shopfloor.journal import Journal
 from shopfloor.shop import Shop, log_line
+from shopfloor.words import Event, Role, Status
 
 #: Seconds between full reconcile scans when events are flowing normally.
 RECONCILE_EVERY = 300.0
@@ -37,13 +39,22 @@ SETTLE_SECONDS = 2.0
 #: How long shutdown waits for stopped runs to wind down before leaving them to recovery.
 SHUTDOWN_WAIT = 30.0
 _PRIORITY_ORDER = {p: i for i, p in enumerate(defaults.PRIORITIES)}
-_ROLE_BY_LANE = {Lane.INBOX: "pm", Lane.BACKLOG: "coder", Lane.REVIEW: "qa"}
-_STAGES: dict[str, Callable[[Shop, Entry], Entry]] = {
-    "pm": pipeline.do_pm,
-    "coder": pipeline.do_code,
-    "qa": pipeline.do_qa,
-    "hotfix": pipeline.do_hotfix,
+#: After an infrastructure fault (full disk, read-only lane, lost journal), claims pause and
+#: recovery is retried after this many seconds, doubling up to FAULT_MAX while it lasts.
+FAULT_FIRST = 1.0
+FAULT_MAX = 60.0
+_ROLE_BY_LANE = {Lane.INBOX: Role.PM, Lane.BACKLOG: Role.CODER, Lane.REVIEW: Role.QA}
+_STAGES: dict[Role, Callable[[Shop, Entry], pipeline.Step]] = {
+    Role.PM: pipeline.do_pm,
+    Role.CODER: pipeline.do_code,
+    Role.QA: pipeline.do_qa,
+    Role.HOTFIX: pipeline.do_hotfix,
 }
+
+
+def _interrupted_payload() -> lifecycle.Change:
+    """What a hotfix notification says when its run did not finish."""
+    return lifecycle.Change(payload={"ok": False, "incomplete": True, "summary": "interrupted"})
 
 
 def check_agents(config: Config) -> None:
@@ -84,7 +95,7 @@ def daemon_lock(root: Path) -> Iterator[None]:
 
 @dataclass
 class Job:
-    role: str
+    role: Role
     task_id: str
     thread: threading.Thread
     path: Path  # where the task file is while the job's agent runs
@@ -162,6 +173,9 @@ class Daemon:
         self._hotfix_wake = threading.Event()
         self.failures = 0
         self._recovered: list[str] = []
+        self._starting = True
+        self._fault_backoff = 0.0
+        self._fault_until: float | None = None
 
     # ------------------------------------------------------------------ events
 
@@ -253,8 +267,13 @@ class Daemon:
             timeout = max(0.0, min(next_full - time.monotonic(), 1.0 if self.once else 3600.0))
             if self._resume_at is not None:  # wake when a paused agent may run again
                 timeout = max(0.0, min(timeout, self._resume_at - time.time() + 0.05))
+            if self._fault_until is not None:  # recovery retries as soon as the back-off ends
+                timeout = max(0.0, min(timeout, self._fault_until - time.monotonic() + 0.01))
             self._wake.wait(timeout)
             self._wake.clear()
+            if self._fault_until is not None and not self._faulted():
+                self._fault_until = None
+                next_full = 0.0  # the fault may have cleared: look at everything again
 
     def _start_watchers(self) -> list[Any]:
         from watchdog.observers import Observer
@@ -321,7 +340,7 @@ class Daemon:
     # ------------------------------------------------------------------ claims
 
     def _claim(self, entries: list[Entry]) -> int:
-        if self.shop.stopping.is_set():
+        if self.shop.stopping.is_set() or self._faulted():
             return 0
         spent = budget.day_exhausted(self.shop.config, self.shop.journal)
         if spent is not None:
@@ -348,7 +367,10 @@ class Daemon:
                     started += 1
         return started
 
-    def _agent_name(self, role: str, entry: Entry) -> str | None:
+    def _faulted(self) -> bool:
+        return self._fault_until is not None and time.monotonic() < self._fault_until
+
+    def _agent_name(self, role: Role, entry: Entry) -> str | None:
         try:
             return self.shop.agent_for(role, entry)[0]
         except ConfigError:
@@ -375,74 +397,83 @@ class Daemon:
             key=lambda e: (_PRIORITY_ORDER.get(e.header.priority, 9), e.header.created or "", e.id),
         )
 
-    def _start(self, role: str, entry: Entry) -> bool:
-        """Claim on the board (fsynced), then start the job's thread."""
+    def _start(self, role: Role, entry: Entry) -> bool:
+        """Claim on the board (the lifecycle's CLAIMED), then start the job's thread."""
         try:
-            entry = pipeline.refresh(self.shop, entry)
-            if entry.header.status != "queued":
-                return False
-            now = task.utc_now()
-            if role == "coder":
-                attempt = entry.header.attempts + 1
-                entry = self.shop.board.update(
-                    entry, {"status": "running", "attempts": attempt, "updated": now}
-                )
-                entry = self.shop.board.move(entry, Lane.ACTIVE)
-            else:
-                # A hotfix claim is atomic but not fsynced: rename alone survives a kill -9
-                # (the page cache outlives the process), and a directory fsync here would
-                # wait for an ext4 journal commit while production burns.
-                durable = role != "hotfix"
-                entry = self.shop.board.update(
-                    entry, {"status": "running", "updated": now}, durable=durable
-                )
-        except (ShopfloorError, OSError) as exc:
+            entry = lifecycle.apply(self.shop, entry, Event.CLAIMED, f"{role.value} claimed")
+        except (lifecycle.TaskMoved, lifecycle.TransitionRefused) as exc:
             self.shop.log("claim.skipped", task=entry.id, reason=str(exc))
+            return False
+        except (ShopfloorError, OSError, sqlite3.Error) as exc:
+            self._fault(entry.id, exc)
             return False
         thread = threading.Thread(target=self._job_main, args=(role, entry), name=entry.id)
         with self._lock:
             self._jobs[entry.id] = Job(role, entry.id, thread, entry.path)
-            if role == "coder":  # keep the cached view in step with the move just made
+            if role is Role.CODER:  # keep the cached view in step with the move just made
                 self._cache[Lane.BACKLOG] = [
                     e for e in self._cache.get(Lane.BACKLOG, []) if e.id != entry.id
                 ]
-        self.shop.log("claim", task=entry.id, role=role, attempt=entry.header.attempts)
+        self.shop.log("claim", task=entry.id, role=role, attempt=pipeline.attempt_of(entry))
         thread.start()
         return True
 
-    def _job_main(self, role: str, entry: Entry) -> None:
+    def _job_main(self, role: Role, entry: Entry) -> None:
+        """Run the stage, apply what it returns; whatever goes wrong, no attempt is burned
+        that the agent did not use, and the daemon goes on."""
         try:
-            _STAGES[role](self.shop, entry)
-        except pipeline.TaskMoved as exc:
+            step = _STAGES[role](self.shop, entry)
+            lifecycle.apply(self.shop, step.entry or entry, step.event, step.line, step.change)
+            self._fault_backoff = 0.0
+        except lifecycle.TaskMoved as exc:
             self.shop.log("job.abandoned", task=entry.id, reason=str(exc))
-        except Exception as exc:  # one broken job must not take the daemon down
+            self._moved_away(role, entry)
+        except lifecycle.TransitionRefused as exc:  # a person changed its status meanwhile
+            self.shop.log("job.abandoned", task=entry.id, reason=str(exc))
+        except (InfrastructureError, OSError, sqlite3.Error) as exc:
+            self._fault(entry.id, exc)
+        except ConfigError as exc:  # an agent name shopfloor.toml does not define
+            self._park_after_error(role, entry, Event.SETUP_PROBLEM, str(exc))
+        except Exception as exc:  # a bug of ours: park the task with the error, go on
             self.shop.log("job.error", task=entry.id, role=role, error=repr(exc))
-            self._fail_job(role, entry, exc)
+            self._park_after_error(role, entry, Event.ERRORED, f"internal error: {exc!r}")
         finally:
             with self._lock:
                 self._jobs.pop(entry.id, None)
             self.mark_dirty(entry.lane)
 
-    def _fail_job(self, role: str, entry: Entry, exc: Exception) -> None:
-        """An internal error counts as a failed attempt, so it cannot loop forever."""
-        with contextlib.suppress(Exception):
-            current = self._locate(entry)
-            if current is None:
-                return
-            if role == "hotfix":
-                pipeline.note(self.shop, current, f"hotfix error: {exc}", status="awaiting-human")
-                return
-            bumped = current.header.attempts + (0 if current.lane is Lane.ACTIVE else 1)
-            current = pipeline.note(self.shop, current, f"{role} error: {exc}", attempts=bumped)
-            retry_lane = Lane.INBOX if role == "pm" else Lane.BACKLOG
-            pipeline.failed_attempt(self.shop, current, f"{role} internal error", retry_lane)
+    def _moved_away(self, role: Role, entry: Entry) -> None:
+        """A person moved the file while its run went on: say so where the file is now."""
+        with contextlib.suppress(ShopfloorError, OSError, sqlite3.Error):
+            current = lifecycle.locate(self.shop.board, entry.id, entry.name)
+            event = lifecycle.reconcile_event(current, live=False) if current else None
+            if current is not None and event is not None:
+                why = (
+                    f"{role.value} run stopped: the file was moved to {current.lane.value}/ "
+                    "while it ran (no attempt used)"
+                )
+                lifecycle.reconcile(self.shop, current, event, why, _interrupted_payload())
 
-    def _locate(self, entry: Entry) -> Entry | None:
-        for lane in (entry.lane, Lane.ACTIVE, Lane.REVIEW, Lane.BACKLOG, Lane.INBOX):
-            path = self.shop.board.lane_dir(lane) / entry.name
-            if path.exists():
-                return pipeline.refresh(self.shop, Entry(entry.header, lane, path))
-        return None
+    def _park_after_error(self, role: Role, entry: Entry, event: Event, why: str) -> None:
+        """Parked once, with the reason, for a human: no attempt used, no loop."""
+        with contextlib.suppress(ShopfloorError, OSError, sqlite3.Error):
+            current = lifecycle.locate(self.shop.board, entry.id, entry.name)
+            if current is not None and current.header.status == Status.RUNNING:
+                line = f"{role.value} could not run: {why} — waiting for a human (no attempt used)"
+                payload = {"agent": "", "outcome": event.value, "detail": why}
+                lifecycle.apply(self.shop, current, event, line, lifecycle.Change(payload=payload))
+
+    def _fault(self, task_id: str, exc: BaseException) -> None:
+        """The machine, not the task: no attempt used; claims pause and recovery retries with
+        a growing back-off (never a busy loop) until the fault clears."""
+        self._fault_backoff = min(max(self._fault_backoff * 2, FAULT_FIRST), FAULT_MAX)
+        self._fault_until = time.monotonic() + self._fault_backoff
+        error = str(exc) or repr(exc)
+        self.shop.log("fault", task=task_id, error=error, retry_in=f"{self._fault_backoff:.0f}s")
+        if self._said.get("fault") != error:
+            self._said["fault"] = error
+            self._notify("fault", task_id=task_id, error=error[:300])
+        self._wake.set()
 
     def _wait_for_jobs(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -470,7 +501,7 @@ class Daemon:
             self._cache[Lane.HOTFIX] = scan.lane(Lane.HOTFIX)
             for entry in self._cache[Lane.HOTFIX]:
                 if entry.header.status == "queued" and entry.id not in self._jobs:
-                    started += self._start("hotfix", entry)
+                    started += self._start(Role.HOTFIX, entry)
         return started
 
     # ------------------------------------------------------------------ reconcile
@@ -491,52 +522,42 @@ class Daemon:
                 self.shop.log("run.cancelled", task=job.task_id, path=job.path.name)
 
     def _recover_stale(self, entries: list[Entry]) -> None:
-        """Claims without a live job (a crash, a kill -9) are put right, attempts kept."""
+        """Claims no live job owns (a crash, a fault, a person's edit) are put right; no
+        attempt is used for them."""
         with self._lock:
             live = set(self._jobs)
         for entry in entries:
-            stale = entry.lane is Lane.ACTIVE or entry.header.status == "running"
-            if not stale or entry.id in live or entry.lane in (Lane.DONE, Lane.FAILED):
+            if lifecycle.reconcile_event(entry, entry.id in live) is None:
                 continue
             try:
-                self._recover_one(pipeline.refresh(self.shop, entry))
-            except (ShopfloorError, OSError) as exc:
+                self._recover_one(entry)
+            except (lifecycle.TaskMoved, lifecycle.TransitionRefused):
+                continue  # settled meanwhile
+            except (ShopfloorError, OSError, sqlite3.Error) as exc:
                 self.shop.log("recover.skipped", task=entry.id, reason=str(exc))
+                self._fault(entry.id, exc)
+                return
 
     def _recover_one(self, entry: Entry) -> None:
-        with self._lock:
+        with self._lock:  # re-checked under the lock: the hotfix thread claims concurrently
             if entry.id in self._jobs:
                 return
-        if entry.lane is not Lane.ACTIVE and entry.header.status != "running":
-            return  # settled meanwhile
-        shop = self.shop
-        self._recovered.append(entry.id)
-        if entry.lane is Lane.HOTFIX:
-            pipeline.note(
-                shop,
-                entry,
-                "hotfix run interrupted (daemon stopped); check the working tree before re-filing",
-                status="awaiting-human",
-            )
-            self._notify(
-                "hotfix_awaiting_human",
-                task_id=entry.id,
-                title=entry.header.title,
-                ok=False,
-                incomplete=True,
-                summary="interrupted by a daemon restart",
-            )
+            event = lifecycle.reconcile_event(entry, live=False)
+        if event is None:
+            return
+        why = "the daemon stopped" if self._starting else "no run of this daemon owns it"
+        if event is Event.RECONCILED:
+            line = "a person moved or edited it"
+        elif entry.lane is Lane.HOTFIX:
+            line = f"hotfix run interrupted ({why}); check the working tree before re-filing"
         elif entry.lane is Lane.ACTIVE:
-            n = entry.header.attempts
-            entry = pipeline.note(
-                shop, entry, f"attempt {n} interrupted (daemon stopped); it counts as used"
-            )
-            pipeline.failed_attempt(shop, entry, f"coder attempt {n} lost", Lane.BACKLOG)
+            attempt = pipeline.attempt_of(entry)
+            line = f"coder attempt {attempt} interrupted ({why}); no attempt used"
         else:
-            pipeline.note(
-                shop, entry, "run interrupted (daemon stopped); will run again", status="queued"
-            )
-        shop.log("recover", task=entry.id, lane=entry.lane.value)
+            line = f"run interrupted ({why}); will run again (no attempt used)"
+        self._recovered.append(entry.id)
+        lifecycle.reconcile(self.shop, entry, event, line, _interrupted_payload())
+        self.shop.log("recover", task=entry.id, lane=entry.lane.value, what=event.value)
 
     def _land(self, entries: list[Entry]) -> None:
         if self.shop.config.pipeline.land != "merge":
@@ -566,7 +587,10 @@ class Daemon:
             journal.update_run(
                 run_id, state="interrupted", ended_at=task.utc_now(), outcome="stopped"
             )
-        self.tick(full=True)  # fixes the board: stale claims, half-done moves
+        self._recovered += lifecycle.finish_pending(self.shop)  # half-done moves, completed
+        pipeline.import_legacy_state(self.shop)
+        self.tick(full=True)  # fixes the board: stale claims, statuses out of place
+        self._starting = False
         summary = {
             "runs_interrupted": len(stale),
             "orphans_killed": len(killed),

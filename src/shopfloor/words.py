@@ -44,18 +44,21 @@ class Event(StrEnum):
     """Everything that can happen to a task; `lifecycle.TRANSITIONS` says what each does."""
 
     CLAIMED = "claimed"
+    NOTED = "noted"  # a tracker line while a run goes on; nothing else changes
     SPEC_WRITTEN = "spec-written"
+    SPEC_GATED = "spec-gated"  # written, and waits for `shopfloor approve`
     SPEC_FAILED = "spec-failed"
     CODED = "coded"
     CODE_FAILED = "code-failed"
     QA_PASSED = "qa-passed"
     QA_FAILED = "qa-failed"
     HOTFIX_RAN = "hotfix-ran"
-    AGENT_WAITS = "agent-waits"  # rate limit, a stop: queued again, no attempt used
+    AGENT_WAITS = "agent-waits"  # a stop: queued again, no attempt used
+    AGENT_PAUSED = "agent-paused"  # a rate limit: queued again behind the agent's pause
     AGENT_PROBLEM = "agent-problem"  # login, binary, budget: parked for a human, no attempt used
     SETUP_PROBLEM = "setup-problem"  # not the agent's: no commits, unknown agent; parked
     INTERRUPTED = "interrupted"  # the daemon died or a fault stopped the run; no attempt used
-    MOVED_AWAY = "moved-away"  # a person moved the file while its run went on
+    ERRORED = "errored"  # a bug of ours: parked for a human with the error, no attempt used
     RECONCILED = "reconciled"  # a status that means nothing in its lane, put right
     LANDED = "landed"
     LAND_FAILED = "land-failed"

@@ -79,11 +79,11 @@ def test_approve_cancel_retry(ask: Ask, project: Path) -> None:
     board = Board(project)
     entry = actions.create_task(board, actions.NewTask("Gate me", backlog=True))
     assert ask(f"/approve {entry.id}") == (
-        f"{entry.id} is not awaiting approval (it is in backlog/, status queued)"
+        f"{entry.id} is in backlog/ with status queued; approve needs status awaiting-approval"
     )
     board.update(board.find(entry.id), {"status": "awaiting-approval"})
     assert ask(f"/approve {entry.id}") == f"{entry.id} approved: backlog/ · queued"
-    assert ask(f"/cancel {entry.id}") == f"{entry.id} cancelled: failed/ · blocked"
+    assert ask(f"/cancel {entry.id}") == f"{entry.id} cancelled: failed/ · closed"
     assert ask(f"/retry {entry.id}") == f"{entry.id} queued for retry: backlog/ · queued"
     assert Board(project).find(entry.id).lane is Lane.BACKLOG
 
