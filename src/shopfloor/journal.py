@@ -93,7 +93,9 @@ MIGRATIONS: tuple[str, ...] = (
         attempts INTEGER NOT NULL,
         line TEXT NOT NULL,
         state TEXT NOT NULL,
-        notify TEXT
+        notify TEXT,
+        old_sha TEXT,
+        text TEXT
     );
     CREATE INDEX transitions_task ON transitions(task_id, id);
     CREATE INDEX transitions_state ON transitions(state);
@@ -197,9 +199,13 @@ class Journal:
             return int(cur.lastrowid or 0)
 
     def end_transition(self, transition_id: int, state: str) -> None:
-        """'applied' (on the board), or 'abandoned' (the board was left as it was)."""
+        """'applied' (on the board), or 'abandoned' (the board was left as it was); the
+        intended text is dropped (it is only kept while a crash could interrupt the write)."""
         with self.transaction() as db:
-            db.execute("UPDATE transitions SET state = ? WHERE id = ?", (state, transition_id))
+            db.execute(
+                "UPDATE transitions SET state = ?, text = NULL WHERE id = ?",
+                (state, transition_id),
+            )
 
     def pending_transitions(self) -> list[dict[str, Any]]:
         rows = self._db.execute(

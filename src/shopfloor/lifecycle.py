@@ -19,6 +19,7 @@ agent. The attempt a run plays is `attempts + 1`.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import stat
 import threading
@@ -282,7 +283,9 @@ def _apply_once(
     new_text = task.append_tracker(new_text, stamped)
     new_header = task.parse(new_text)
     notify = _notification(row, target, entry, new_header, line, change)
-    intent = _begin(keeper, entry, event, target, status, attempts, stamped, notify)
+    intent = _begin(
+        keeper, entry, event, target, status, attempts, stamped, notify, (text, new_text)
+    )
     _fault_point("write", event)
     try:
         _fs.replace_if_same(entry.path, new_text, st, durable=row.durable)
@@ -297,7 +300,6 @@ def _apply_once(
         _fault_point("move", event)
         moved = _move(board, moved, target)
     _end(keeper, intent, "applied")
-    _record(keeper, entry.id, event, entry.lane, target, status, stamped)
     if notify is not None:
         keeper.notify(notify[0], **notify[1])
     return moved
@@ -367,15 +369,15 @@ def _begin(
     attempts: int,
     stamped: str,
     notify: tuple[str, dict[str, Any]] | None,
+    texts: tuple[str, str],
 ) -> int | None:
-    """Journal the intent of a move first: a crash between rewrite and rename is completed.
+    """Journal the transition before it is written: the audit trail, and for a crash in the
+    middle, what `finish_pending` needs to complete it (the old text's hash, the new text).
 
-    A transition that stays in its lane is one atomic write and needs no intent. Without a
-    journal a move is refused (an InfrastructureError: nothing is written, no attempt used),
-    except in hotfix/, which must work as long as the live tree is writable.
+    Without a journal, a move is refused (an InfrastructureError: nothing written, no
+    attempt used) — except in hotfix/, which works as long as the live tree is writable. A
+    write in place is one atomic step and goes on, unrecorded.
     """
-    if target is entry.lane:
-        return None
     journal = keeper.journal
     try:
         if journal is None:
@@ -391,16 +393,22 @@ def _begin(
                 "attempts": attempts,
                 "line": stamped,
                 "notify": {"event": notify[0], "payload": notify[1]} if notify else None,
+                "old_sha": _sha(texts[0]),
+                "text": texts[1],
             }
         )
     except Exception as exc:
-        if entry.lane is H:
+        if target is entry.lane or entry.lane is H:
             keeper.log("journal.unavailable", task=entry.id, error=str(exc))
             return None
         raise InfrastructureError(
             f"cannot journal the move of {entry.id} to {target.value}/ ({exc}); "
             "it waits until the journal is writable"
         ) from exc
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _end(keeper: Keeper, intent: int | None, state: str) -> None:
@@ -412,43 +420,13 @@ def _end(keeper: Keeper, intent: int | None, state: str) -> None:
         keeper.log("journal.unavailable", error=str(exc))
 
 
-def _record(
-    keeper: Keeper,
-    task_id: str,
-    event: Event,
-    source: Lane,
-    target: Lane,
-    status: Status,
-    stamped: str,
-) -> None:
-    """The audit trail of transitions that stayed in their lane (moves were journaled first)."""
-    if source is not target or keeper.journal is None:
-        return
-    try:
-        journal = keeper.journal
-        tid = journal.begin_transition(
-            {
-                "task_id": task_id,
-                "event": event.value,
-                "from_lane": source.value,
-                "to_lane": target.value,
-                "name": "",
-                "status": status.value,
-                "attempts": -1,
-                "line": stamped,
-            }
-        )
-        journal.end_transition(tid, "applied")
-    except Exception as exc:  # history is best effort for in-place writes; the board is right
-        keeper.log("journal.unavailable", task=task_id, error=str(exc))
-
-
 def finish_pending(keeper: Keeper) -> list[str]:
-    """At start: complete every move a crash interrupted, or record that it never happened.
+    """At start: complete every transition a crash interrupted, or record that it could not.
 
-    The file is looked for where the transition left it. Rewritten but not moved (its
-    tracker holds the transition's own line): the move is done now. Not rewritten: nothing
-    happened, the record is abandoned. Already moved: the record is closed.
+    The file is looked for where the transition left it. Still the text it was computed
+    from: the new text is written and the file moved now. Rewritten but not moved: moved
+    now. Already moved: closed. Gone, or edited by a person since: abandoned (the
+    reconcile then treats the file as it finds it).
     """
     journal = keeper.journal
     if journal is None:
@@ -472,17 +450,17 @@ def _finish_one(keeper: Keeper, row: Mapping[str, Any]) -> str:
     check_name(name)
     source = board.lane_dir(Lane(row["from_lane"])) / name
     target = board.lane_dir(Lane(row["to_lane"])) / name
-    if target.exists():
+    if target.exists() and source != target:
         return "applied"
     try:
-        text = board.read_text(Entry(task.Header(str(row["task_id"]), "?"), Lane.INBOX, source))
+        text, st = _read(board, source, str(row["task_id"]))
+        if str(row["line"]) not in text:
+            if row.get("text") is None or _sha(text) != row.get("old_sha"):
+                return "abandoned"
+            _fs.replace_if_same(source, str(row["text"]), st)
+        if source != target:
+            _fs.durable_rename(source, target)
     except (OSError, ShopfloorError):
-        return "abandoned"
-    if str(row["line"]) not in text:
-        return "abandoned"
-    try:
-        _fs.durable_rename(source, target)
-    except (FileNotFoundError, FileExistsError):
         return "abandoned"
     return "applied"
 
@@ -532,10 +510,15 @@ def _apply_status(keeper: Keeper, entry: Entry, status: Status, line: str) -> En
         if legal(entry.lane, task.parse(text).status):
             return entry  # put right meanwhile
         now = task.utc_now()
+        stamped = f"{now} {line}"
         new_text = task.set_fields(text, {"status": status.value, "updated": now})
-        new_text = task.append_tracker(new_text, f"{now} {line}")
+        new_text = task.append_tracker(new_text, stamped)
+        texts, lane, attempts = (text, new_text), entry.lane, entry.header.attempts
+        intent = _begin(
+            keeper, entry, Event.RECONCILED, lane, status, attempts, stamped, None, texts
+        )
         _fs.replace_if_same(entry.path, new_text, st)
-        _record(keeper, entry.id, Event.RECONCILED, entry.lane, entry.lane, status, line)
+        _end(keeper, intent, "applied")
         return Entry(task.parse(new_text), entry.lane, entry.path)
 
 

@@ -230,17 +230,45 @@ def _task_runs(root: Path, task_id: str) -> dict[str, Any]:
     return {"runs": runs, "cost_usd": round(sum(r["cost_usd"] or 0.0 for r in runs), 4)}
 
 
+def _task_history(root: Path, task_id: str) -> list[dict[str, Any]]:
+    from shopfloor.journal import open_if_present
+
+    journal = open_if_present(root)
+    if journal is None:
+        return []
+    with journal:
+        rows = journal.history(task_id)
+    keys = ("ts", "event", "from_lane", "to_lane", "status", "state", "line")
+    return [{k: r[k] for k in keys} for r in rows]
+
+
+def _print_history(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        click.echo("no transitions in the journal")
+    for r in rows:
+        lanes = (r["from_lane"], r["to_lane"])
+        where = lanes[0] if lanes[0] == lanes[1] else "->".join(lanes)
+        state = "" if r["state"] == "applied" else f" ({r['state']})"
+        click.echo(f"{r['ts']}  {r['event']:<14} {where:<16} {r['status']}{state}")
+
+
 @click.command("show")
 @click.argument("task_id")
 @click.option("--json", "as_json", is_flag=True, help="The task as a JSON document.")
+@click.option("--history", is_flag=True, help="Every lifecycle transition, from the journal.")
 @click.pass_context
-def show_cmd(ctx: click.Context, task_id: str, as_json: bool) -> None:
-    """One task: where it is, its fields and its file."""
+def show_cmd(ctx: click.Context, task_id: str, as_json: bool, history: bool) -> None:
+    """One task: where it is, its fields and its file (--history: its transitions)."""
     proj = project(ctx)
     report = actions.show_report(proj.board, task_id)
     report.update(_task_runs(proj.root, report["id"]))
+    if history:
+        report["history"] = _task_history(proj.root, report["id"])
     if as_json:
         print_json(report)
+        return
+    if history:
+        _print_history(report["history"])
         return
     out = console()
     out.print(
