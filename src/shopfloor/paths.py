@@ -7,6 +7,7 @@ this can be lost and rebuilt.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +90,12 @@ class StatePaths:
         """Create `.shopfloor/` (0700) if it is missing, e.g. deleted under a running daemon."""
         make_private_dir(self.state_dir)
         return self.state_dir
+
+
+def repo_key(root: Path) -> str:
+    """A short name for this repository, for anything outside it that must not collide with
+    another repository's on the same machine (scratch folders)."""
+    return hashlib.sha256(os.fsencode(root.resolve())).hexdigest()[:16]
 
 
 def make_private_dir(path: Path) -> None:

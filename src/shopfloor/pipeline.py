@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shopfloor import _fs, gitops, lifecycle, runlogs, task
+from shopfloor import _fs, gitops, lifecycle, task
 from shopfloor.agents import NOT_THE_TASKS_FAULT, Outcome
 from shopfloor.board import Entry
 from shopfloor.errors import InfrastructureError
@@ -280,12 +280,12 @@ class ChecksReport:
 
 def run_checks(shop: Shop, entry: Entry, workdir: Path) -> ChecksReport:
     """The Run step: the orchestrator runs each configured check itself and keeps the output."""
-    run_id = shop.new_run_id()
-    run_dir = shop.runs_dir / run_id
-    run_dir.mkdir(parents=True)
-    runlogs.write_meta(run_dir, entry.id, "checks")
-    shop.journal.insert_run(
-        run_id, entry.id, "checks", state="running", workdir=str(workdir), run_dir=str(run_dir)
+    run_id, run_dir = shop.open_run(entry.id, "checks")
+    shop.bookkeep(
+        "checks",
+        lambda: shop.journal.insert_run(
+            run_id, entry.id, "checks", state="running", workdir=str(workdir), run_dir=str(run_dir)
+        ),
     )
     items = []
     for number, check in enumerate(shop.config.pipeline.checks, start=1):

@@ -12,7 +12,9 @@ import json
 import os
 import re
 import sys
+import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +24,9 @@ from shopfloor import _fs, agents, budget, roles, runlogs
 from shopfloor.agents import Backend, Outcome, Parsed, RunContext
 from shopfloor.board import Board, Entry
 from shopfloor.config import AgentConfig, Config
-from shopfloor.errors import ConfigError
+from shopfloor.errors import ConfigError, InfrastructureError
 from shopfloor.journal import Journal
-from shopfloor.paths import StatePaths
+from shopfloor.paths import StatePaths, make_private_dir, repo_key
 from shopfloor.runner import Runner, RunResult, RunSpec
 from shopfloor.task import utc_now
 
@@ -32,6 +34,11 @@ from shopfloor.task import utc_now
 ALWAYS_SECRET = frozenset({"SHOPFLOOR_TELEGRAM_TOKEN", "SHOPFLOOR_WEB_TOKEN"})
 _TAIL_BYTES = 256 * 1024
 _FENCED_JSON = re.compile(r"```json\s*\n(\{.*?\})\s*\n```", re.DOTALL)
+
+
+def scratch_runs_dir(root: Path) -> Path:
+    """Where hotfix runs go when .shopfloor/ cannot be written: private, per repository."""
+    return Path(tempfile.gettempdir()) / f"shopfloor-{repo_key(root)}" / "runs"
 
 
 def log_line(event: str, **fields: Any) -> None:
@@ -96,6 +103,36 @@ class Shop:
             # Not fsynced: after a power loss the run folders on disk give the next number.
             _fs.atomic_write(counter, f"{number}\n", durable=False)
         return f"R-{number}"
+
+    def open_run(self, task_id: str, role: str, agent: str = "") -> tuple[str, Path]:
+        """A new run id and its folder under .shopfloor/runs/ (meta.json written).
+
+        A hotfix must start even when .shopfloor/ is full, read-only or gone: it then runs
+        from a private scratch folder outside the repository, named for this repository.
+        """
+        try:
+            run_id = self.new_run_id()
+            run_dir = self.runs_dir / run_id
+            run_dir.mkdir(parents=True)
+            runlogs.write_meta(run_dir, task_id, role, agent)
+        except OSError as exc:
+            if role != "hotfix":
+                raise InfrastructureError(f"cannot create a run folder: {exc}") from exc
+            self.log("run.scratch", task=task_id, reason=str(exc))
+            run_id = f"R-h{time.time_ns() // 1_000_000}"
+            run_dir = scratch_runs_dir(self.root) / run_id
+            make_private_dir(run_dir)
+        return run_id, run_dir
+
+    def bookkeep(self, role: str, write: Callable[[], object]) -> None:
+        """A journal write about a run: for a hotfix, best effort (the fire extinguisher works
+        with a broken journal); for any other role a failure is an infrastructure fault."""
+        try:
+            write()
+        except Exception as exc:
+            if role != "hotfix":
+                raise InfrastructureError(f"cannot write the journal: {exc}") from exc
+            self.log("journal.unavailable", role=role, error=str(exc))
 
     def agent_for(self, role: str, entry: Entry) -> tuple[str, AgentConfig]:
         name = entry.header.agent or getattr(self.config.roles, role)
@@ -213,9 +250,7 @@ def run_agent(
     agent_name, agent_cfg = shop.agent_for(role, entry)
     backend = agents.get(agent_cfg.backend)
     limit = budget.remaining(shop.config, shop.journal, entry.id, role)
-    run_id = shop.new_run_id()
-    run_dir = shop.runs_dir / run_id
-    run_dir.mkdir(parents=True)
+    run_id, run_dir = shop.open_run(entry.id, role, agent_name)
     if limit is not None and limit <= 0:
         shop.log("run.refused", run=run_id, task=entry.id, role=role, reason="over budget")
         spent = shop.journal.cost_of_task(entry.id)
@@ -223,7 +258,6 @@ def run_agent(
         return AgentRun(
             run_id, role, agent_name, Outcome.OVER_BUDGET, {}, Parsed(), 0.0, run_dir, why
         )
-    runlogs.write_meta(run_dir, entry.id, role, agent_name)
     prompt_file, result_file = run_dir / "prompt.md", run_dir / "result.json"
     filled = {
         "task_id": entry.id,
@@ -274,15 +308,18 @@ def run_agent(
         stall=agent_cfg.stall,
         stdin_data=invocation.stdin,
     )
-    shop.journal.insert_run(
-        run_id,
-        entry.id,
+    shop.bookkeep(
         role,
-        agent=agent_name,
-        attempt=attempt,
-        state="running",
-        workdir=str(workdir),
-        run_dir=str(run_dir),
+        lambda: shop.journal.insert_run(
+            run_id,
+            entry.id,
+            role,
+            agent=agent_name,
+            attempt=attempt,
+            state="running",
+            workdir=str(workdir),
+            run_dir=str(run_dir),
+        ),
     )
     shop.log("run.start", run=run_id, task=entry.id, role=role, agent=agent_name)
     result, crossed = _supervise(shop, spec, entry.id, limit, backend)
@@ -296,7 +333,7 @@ def run_agent(
         outcome, error = Outcome.AGENT_ERROR, problem
     run = AgentRun(run_id, role, agent_name, outcome, data, parsed, result.duration, run_dir, error)
     _journal_end(shop, run, result)
-    _track_agent_health(shop, run)
+    shop.bookkeep(role, lambda: _track_agent_health(shop, run))
     return run
 
 
@@ -318,8 +355,11 @@ def _supervise(
 ) -> tuple[RunResult, float | None]:
     """Run it; with a budget, watch the cost it reports as it goes (the crossing, if any)."""
 
+    role = spec.env.get("SHOPFLOOR_ROLE", "")
+
     def started(pid: int, create_time: float) -> None:
-        shop.journal.update_run(spec.run_id, pid=pid, proc_started=create_time)
+        fields = {"pid": pid, "proc_started": create_time}
+        shop.bookkeep(role, lambda: shop.journal.update_run(spec.run_id, **fields))
 
     def cost_so_far() -> float | None:
         return backend.parse(read_tail(spec.run_dir / "stdout.log"), "").cost_usd
@@ -339,17 +379,17 @@ def _supervise(
 
 
 def _journal_end(shop: Shop, run: AgentRun, result: RunResult) -> None:
-    shop.journal.update_run(
-        run.run_id,
-        state="ended",
-        ended_at=utc_now(),
-        outcome=run.outcome.value,
-        exit_code=result.exit_code,
-        summary=run.summary,
-        tokens_in=run.parsed.tokens_in,
-        tokens_out=run.parsed.tokens_out,
-        cost_usd=run.parsed.cost_usd,
-    )
+    fields = {
+        "state": "ended",
+        "ended_at": utc_now(),
+        "outcome": run.outcome.value,
+        "exit_code": result.exit_code,
+        "summary": run.summary,
+        "tokens_in": run.parsed.tokens_in,
+        "tokens_out": run.parsed.tokens_out,
+        "cost_usd": run.parsed.cost_usd,
+    }
+    shop.bookkeep(run.role, lambda: shop.journal.update_run(run.run_id, **fields))
     shop.log(
         "run.end",
         run=run.run_id,
