@@ -7,6 +7,7 @@ this can be lost and rebuilt.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +90,20 @@ class StatePaths:
         """Create `.shopfloor/` (0700) if it is missing, e.g. deleted under a running daemon."""
         make_private_dir(self.state_dir)
         return self.state_dir
+
+
+def repo_identity(root: Path) -> str:
+    """A short id of this repository on this machine, the same for every process asking.
+
+    Tags every child process (SHOPFLOOR_REPO_ID) so a restarting daemon kills only its own
+    orphans: run ids start at R-1 in every repository. The resolved path tells two live
+    repositories apart; the root's device and inode tell apart a repository deleted and
+    re-created at the same path. Not a secret: anyone who can see the path can compute it.
+    """
+    resolved = root.resolve()
+    info = os.stat(resolved)
+    key = f"{resolved}\0{info.st_dev}\0{info.st_ino}".encode("utf-8", "surrogateescape")
+    return hashlib.sha256(key).hexdigest()[:16]
 
 
 def make_private_dir(path: Path) -> None:

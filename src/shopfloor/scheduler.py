@@ -558,7 +558,11 @@ class Daemon:
         journal = self.shop.journal
         stale = {run["id"]: run for run in journal.runs(state="running")}
         killed = []
-        for proc in runner.find_orphans(set(stale)):
+        orphans = runner.find_orphans(
+            self.shop.repo_id,
+            [runner.StaleRun(r["id"], r["pid"], r["proc_started"]) for r in stale.values()],
+        )
+        for proc in orphans:
             with contextlib.suppress(Exception):
                 runner.kill_group(os.getpgid(proc.pid), grace=2.0)
                 killed.append(proc.pid)

@@ -24,8 +24,8 @@ from shopfloor.board import Board, Entry
 from shopfloor.config import AgentConfig, Config
 from shopfloor.errors import ConfigError
 from shopfloor.journal import Journal
-from shopfloor.paths import StatePaths
-from shopfloor.runner import Runner, RunResult, RunSpec
+from shopfloor.paths import StatePaths, repo_identity
+from shopfloor.runner import REPO_ID_VAR, Runner, RunResult, RunSpec
 from shopfloor.task import utc_now
 
 #: Variables never passed to an agent, whatever the config says (besides config's own).
@@ -70,6 +70,11 @@ class Shop:
     stopping: threading.Event = field(default_factory=threading.Event)
     _runners: dict[str, tuple[str, Runner]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: This repository's tag on every child process (computed once: see child_env).
+    repo_id: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.repo_id = repo_identity(self.root)
 
     @property
     def paths(self) -> StatePaths:
@@ -109,8 +114,10 @@ class Shop:
             ) from None
 
     def child_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        """This process's environment without the daemon's secrets, plus `extra`."""
-        return agent_environment(self.config, extra)
+        """This process's environment without the daemon's secrets, plus `extra`, tagged with
+        this repository's id (last, so neither config nor an inherited value overrides it):
+        with SHOPFLOOR_RUN_ID it tells a restarting daemon which orphans are its own."""
+        return {**agent_environment(self.config, extra), REPO_ID_VAR: self.repo_id}
 
     # ------------------------------------------------------------------ live runs
 

@@ -1,0 +1,128 @@
+"""A project is alone on its machine: a restarting daemon kills its own orphans only."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+
+from shopfloor import actions, paths, runner
+from shopfloor.board import Board
+from tests.conftest import wait_until
+from tests.support import agent_command, make_project, start_daemon
+
+
+def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    try:
+        return proc.wait(timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
+def marks(path: Path) -> list[list[str]]:
+    """Lines `role task attempt run pid` the scripted agent appends when it starts."""
+    return [line.split() for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def gone(pid: int) -> bool:
+    """Dead, or a zombie waiting for a parent (init) that may never reap it in a container."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def agents_of(root: Path) -> list[psutil.Process]:
+    """Live agent processes working on this project's board (by the run contract's env)."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            env = proc.environ()
+            if env.get("SHOPFLOOR_TASK_FILE", "").startswith(f"{root}/") and not gone(proc.pid):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def hanging_project(parent: Path, mark: Path) -> Path:
+    """A project under `parent` whose coder hangs, with one task in backlog."""
+    parent.mkdir()
+    command = agent_command(f"*:mark={mark}", "coder:hang")
+    root = make_project(parent, agents={"a": {"backend": "command", "command": command}})
+    actions.create_task(Board(root), actions.NewTask("hang", "x", backlog=True))
+    return root
+
+
+def test_a_restarted_daemon_kills_its_own_orphan_and_not_another_projects_agent(
+    tmp_path: Path,
+) -> None:
+    mark_a, mark_b = tmp_path / "marks-a.txt", tmp_path / "marks-b.txt"
+    root_a = hanging_project(tmp_path / "a", mark_a)
+    root_b = hanging_project(tmp_path / "b", mark_b)
+    daemon_a, daemon_b = start_daemon(root_a), start_daemon(root_b)
+    restarted = None
+    try:
+        (_, _, _, run_a, pid_a) = wait_until(lambda: marks(mark_a), 30)[0]  # type: ignore[index]
+        (_, _, _, run_b, pid_b) = wait_until(lambda: marks(mark_b), 30)[0]  # type: ignore[index]
+        assert run_a == run_b  # every repository numbers its runs from R-1: the id is no proof
+        agent_b = psutil.Process(int(pid_b))
+        born_b = agent_b.create_time()
+
+        daemon_a.kill()  # a crash: A's agent lives on as an orphan
+        daemon_a.wait(10)
+        daemon_a.communicate()
+        assert not gone(int(pid_a))
+
+        restarted = start_daemon(root_a)
+        wait_until(lambda: gone(int(pid_a)), 30, "A's orphan killed by A's recovery")
+        # The recovered task is claimed again: recovery is over by then.
+        wait_until(lambda: len(marks(mark_a)) == 2, 30, "A's next coder run")
+        assert not gone(agent_b.pid) and agent_b.create_time() == born_b  # B's agent untouched
+        assert len(marks(mark_b)) == 1
+    finally:
+        for daemon in (restarted, daemon_b, daemon_a):
+            if daemon is not None:
+                stop(daemon)
+    assert restarted.returncode == 0 and daemon_b.returncode == 0
+    wait_until(lambda: not agents_of(root_a) and not agents_of(root_b), 15, "no agent left")
+
+
+def test_find_orphans_knows_a_leader_by_pid_and_create_time(tmp_path: Path) -> None:
+    """Without tags in its environment (unreadable, or lost) the journaled leader is still
+    found; the same pid with another create time is some other process that reused it."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path)}
+    code = "import time\nwhile True: time.sleep(1)"
+    leader = subprocess.Popen([sys.executable, "-c", code], env=env, start_new_session=True)
+    try:
+        created = runner.process_create_time(leader.pid)
+        assert created is not None
+
+        def found(*stale: runner.StaleRun) -> bool:
+            return leader.pid in {p.pid for p in runner.find_orphans("this-repo", stale)}
+
+        assert found(runner.StaleRun("R-1", leader.pid, created))
+        assert not found(runner.StaleRun("R-1", leader.pid, created + 5.0))
+        assert not found(runner.StaleRun("R-1", leader.pid, None))
+        assert not found(runner.StaleRun("R-1", leader.pid + 1, created))
+        assert not found()
+    finally:
+        leader.kill()
+        leader.wait()
+
+
+def test_repo_identity_is_stable_and_differs_between_repositories(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = paths.repo_identity(tmp_path / "a")
+    assert first == paths.repo_identity(tmp_path / "b" / ".." / "a")
+    assert first != paths.repo_identity(tmp_path / "b")
+    assert len(first) == 16
