@@ -1,8 +1,9 @@
-"""A project is alone on its machine: a restarting daemon kills its own orphans only."""
+"""A project is alone on its machine: its orphans only, and its own daemon lock."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import psutil
 from shopfloor import actions, paths, runner
 from shopfloor.board import Board
 from tests.conftest import wait_until
-from tests.support import agent_command, make_project, start_daemon
+from tests.support import agent_command, make_project, shopfloor, start_daemon
 
 
 def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM, timeout: float = 60) -> int:
@@ -126,3 +127,20 @@ def test_repo_identity_is_stable_and_differs_between_repositories(tmp_path: Path
     assert first == paths.repo_identity(tmp_path / "b" / ".." / "a")
     assert first != paths.repo_identity(tmp_path / "b")
     assert len(first) == 16
+
+
+def test_the_daemon_lock_survives_deleting_the_state_folder(tmp_path: Path) -> None:
+    root = make_project(tmp_path)
+    pid_file = root / ".shopfloor" / "daemon.pid"
+    first = start_daemon(root)
+    try:
+        wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), 15, "lock held")
+        shutil.rmtree(root / ".shopfloor")
+        second = shopfloor(root, "run", check=False, timeout=30)
+        assert second.returncode != 0
+        assert "already running" in second.stderr and "pid unknown" in second.stderr
+    finally:
+        first.kill()  # the kernel drops a flock with its holder, even on kill -9
+        first.wait(10)
+        first.communicate()
+    assert shopfloor(root, "run", "--once", check=False, timeout=60).returncode == 0
