@@ -1,10 +1,11 @@
-"""A project is alone on its machine: its orphans only, and its own daemon lock."""
+"""A project is alone on its machine: its orphans only, its lock, its private state folder."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +13,11 @@ from pathlib import Path
 import psutil
 
 from shopfloor import actions, paths, runner
-from shopfloor.board import Board
+from shopfloor.board import Board, Lane
 from tests.conftest import wait_until
-from tests.support import agent_command, make_project, shopfloor, start_daemon
+from tests.support import agent_command, lane_of, make_project, shopfloor, start_daemon
+
+OK_CHECK = [sys.executable, "-c", "print('1 passed')"]
 
 
 def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM, timeout: float = 60) -> int:
@@ -144,3 +147,82 @@ def test_the_daemon_lock_survives_deleting_the_state_folder(tmp_path: Path) -> N
         first.wait(10)
         first.communicate()
     assert shopfloor(root, "run", "--once", check=False, timeout=60).returncode == 0
+
+
+def cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real command line under the common umask 022, so a file whose mode we do not set
+    would come out world-readable and the test below would see it."""
+    return subprocess.run(
+        [sys.executable, "-m", "shopfloor", "-C", str(root), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        umask=0o022,
+        check=False,
+    )
+
+
+def test_the_state_folder_is_private_after_a_run(tmp_path: Path) -> None:
+    agent = agent_command("pm:spec", "coder:write", "qa:pass")  # writes its result 0644
+    root = make_project(
+        tmp_path,
+        agents={"a": {"backend": "command", "command": agent, "timeout": "60s"}},
+        pipeline={"checks": [OK_CHECK]},
+    )
+    shutil.rmtree(root / ".shopfloor")  # made again by the CLI under umask 022
+    assert cli(root, "new", "Add a thing").returncode == 0
+    done = cli(root, "run", "--once")
+    assert done.returncode == 0, done.stderr
+    (entry,) = Board(root).scan().entries
+    assert lane_of(root, entry.id) is Lane.DONE
+    # The board lives in git and is for everyone who may read the repository.
+    assert stat.S_IMODE(entry.path.stat().st_mode) == 0o644
+
+    state = root / ".shopfloor"
+    worktrees = paths.StatePaths(root).worktrees_dir
+    loose, names = [], set()
+    for folder, dirnames, filenames in os.walk(state):
+        here = Path(folder)
+        if here.parent == worktrees:
+            # A task's checkout: the project's own files, modes as git made them (scripts
+            # stay executable); private all the same, since worktrees/ is 0700.
+            dirnames.clear()
+            continue
+        if stat.S_IMODE(here.stat().st_mode) != 0o700:
+            loose.append(f"{here} {oct(here.stat().st_mode)}")
+        for name in filenames:
+            mode = stat.S_IMODE((here / name).lstat().st_mode)
+            names.add(name)
+            if mode != 0o600:
+                loose.append(f"{here / name} {oct(mode)}")
+    assert not loose, loose
+    # The walk saw what matters: journal, logs, prompt, result, meta, checks, state.
+    expected = {"journal.db", "stdout.log", "stderr.log", "prompt.md", "result.json"}
+    assert expected | {"meta.json", "checks.json", "next-run", f"{entry.id}.json"} <= names
+
+
+def test_the_journal_and_its_wal_and_shm_are_0600(tmp_path: Path) -> None:
+    """SQLite makes -wal and -shm with the database file's mode: the db is created 0600."""
+    from shopfloor.journal import Journal
+
+    old = os.umask(0o022)
+    try:
+        with Journal(tmp_path / ".shopfloor" / "journal.db") as journal:
+            journal.record("x")  # a write: the -wal and -shm files exist now
+            made = sorted(p for p in (tmp_path / ".shopfloor").iterdir())
+            modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in made}
+    finally:
+        os.umask(old)
+    assert modes == {"journal.db": 0o600, "journal.db-wal": 0o600, "journal.db-shm": 0o600}
+    assert stat.S_IMODE((tmp_path / ".shopfloor").stat().st_mode) == 0o700
+
+
+def test_ensure_makes_the_layout_private_and_tightens_an_old_loose_folder(tmp_path: Path) -> None:
+    state = paths.StatePaths(tmp_path)
+    state.state_dir.mkdir(mode=0o755)  # as an older version, or a git checkout of roles/, left it
+    os.chmod(state.state_dir, 0o755)
+    state.ensure()
+    for folder in (state.state_dir, state.runs_dir, state.worktrees_dir, state.task_state_dir):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    assert stat.S_IMODE(state.header_cache.parent.stat().st_mode) == 0o700

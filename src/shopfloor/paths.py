@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from shopfloor import defaults
 
 #: Mode of `.shopfloor/` and every folder made inside it.
 PRIVATE_DIR_MODE = 0o700
+#: Mode of every file Shopfloor creates inside `.shopfloor/`.
+PRIVATE_FILE_MODE = 0o600
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +89,24 @@ class StatePaths:
     def telegram_offset(self) -> Path:
         return self.state_dir / "telegram-offset.json"
 
+    @property
+    def task_state_dir(self) -> Path:
+        """Per-task pipeline state (`<id>.json`: base commit, captured checks)."""
+        return self.state_dir / "state"
+
     def ensure(self) -> Path:
-        """Create `.shopfloor/` (0700) if it is missing, e.g. deleted under a running daemon."""
-        make_private_dir(self.state_dir)
+        """Create `.shopfloor/` and its fixed folders (0700) if missing, e.g. deleted under a
+        running daemon; tighten a `.shopfloor/` left group- or world-readable (older versions,
+        or a git checkout of `roles/`). Cheap enough to call before every run."""
+        _tighten_dir(self.state_dir)
+        # worktrees/ before git makes it (0755) for a coder's checkout; the others for order.
+        for folder in (
+            self.runs_dir,
+            self.worktrees_dir,
+            self.task_state_dir,
+            self.header_cache.parent,
+        ):
+            make_private_dir(folder)
         return self.state_dir
 
 
@@ -104,6 +122,14 @@ def repo_identity(root: Path) -> str:
     info = os.stat(resolved)
     key = f"{resolved}\0{info.st_dev}\0{info.st_ino}".encode("utf-8", "surrogateescape")
     return hashlib.sha256(key).hexdigest()[:16]
+
+
+def _tighten_dir(path: Path) -> None:
+    """make_private_dir, and 0700 on `path` itself if it exists with group or other bits."""
+    make_private_dir(path)
+    info = os.lstat(path)
+    if stat.S_ISDIR(info.st_mode) and info.st_mode & 0o077 and info.st_uid == os.getuid():
+        os.chmod(path, PRIVATE_DIR_MODE)
 
 
 def make_private_dir(path: Path) -> None:

@@ -24,6 +24,7 @@ from shopfloor import _fs, defaults, gitops, runlogs, task
 from shopfloor.agents import NOT_THE_TASKS_FAULT, Outcome
 from shopfloor.board import Entry, Lane
 from shopfloor.errors import ShopfloorError
+from shopfloor.paths import make_private_dir
 from shopfloor.runner import Runner, RunSpec
 from shopfloor.shop import AgentRun, Shop, human_duration, read_tail, run_agent
 
@@ -61,7 +62,7 @@ def load_state(shop: Shop, task_id: str) -> dict[str, Any]:
 
 def save_state(shop: Shop, task_id: str, **fields: Any) -> None:
     path = state_path(shop, task_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     _fs.atomic_write(path, json.dumps({**load_state(shop, task_id), **fields}, indent=2))
 
 
@@ -268,7 +269,7 @@ def run_checks(shop: Shop, entry: Entry, workdir: Path) -> ChecksReport:
     """The Run step: the orchestrator runs each configured check itself and keeps the output."""
     run_id = shop.new_run_id()
     run_dir = shop.runs_dir / run_id
-    run_dir.mkdir(parents=True)
+    make_private_dir(run_dir)
     runlogs.write_meta(run_dir, entry.id, "checks")
     shop.journal.insert_run(
         run_id, entry.id, "checks", state="running", workdir=str(workdir), run_dir=str(run_dir)
@@ -285,7 +286,7 @@ def run_checks(shop: Shop, entry: Entry, workdir: Path) -> ChecksReport:
             timeout=shop.config.pipeline.check_timeout,
             stall=shop.config.pipeline.check_timeout,
         )
-        spec.run_dir.mkdir(parents=True)
+        make_private_dir(spec.run_dir)
         runner = Runner(spec)
         shop.track(run_id, entry.id, runner)
         try:

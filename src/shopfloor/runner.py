@@ -34,6 +34,8 @@ from typing import IO
 
 import psutil
 
+from shopfloor.paths import PRIVATE_FILE_MODE, make_private_dir
+
 #: Bytes read from a pipe at a time; also the most one read can add to memory.
 CHUNK = 64 * 1024
 
@@ -267,7 +269,9 @@ class _Sink:
         self.path = path
         self.total = 0
         self.error: str | None = None
-        self._file = path.open("wb", buffering=0)
+        # 0600 at creation: agent output may quote secrets from the code it read.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, PRIVATE_FILE_MODE)
+        self._file = os.fdopen(fd, "wb", buffering=0)
         self._cap = max(cap, 0)
         self._keep = max(keep_tail, 0)
         self._written = 0
@@ -572,7 +576,7 @@ class Runner:
             if self._used:
                 raise RuntimeError("a Runner runs once; make a new one for another run")
             self._used = True
-        self.spec.run_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.spec.run_dir)
         started = time.monotonic()
         with contextlib.ExitStack() as stack:
             sinks = (

@@ -24,7 +24,7 @@ from shopfloor.board import Board, Entry
 from shopfloor.config import AgentConfig, Config
 from shopfloor.errors import ConfigError
 from shopfloor.journal import Journal
-from shopfloor.paths import StatePaths, repo_identity
+from shopfloor.paths import PRIVATE_FILE_MODE, StatePaths, make_private_dir, repo_identity
 from shopfloor.runner import REPO_ID_VAR, Runner, RunResult, RunSpec
 from shopfloor.task import utc_now
 
@@ -87,7 +87,6 @@ class Shop:
     def new_run_id(self) -> str:
         """R-<n>, unique across restarts (counter file under a lock, checked against run dirs)."""
         self.paths.ensure()
-        self.runs_dir.mkdir(parents=True, exist_ok=True)
         counter = self.paths.next_run
         with _fs.locked(self.paths.runs_lock):
             try:
@@ -222,7 +221,7 @@ def run_agent(
     limit = budget.remaining(shop.config, shop.journal, entry.id, role)
     run_id = shop.new_run_id()
     run_dir = shop.runs_dir / run_id
-    run_dir.mkdir(parents=True)
+    make_private_dir(run_dir)
     if limit is not None and limit <= 0:
         shop.log("run.refused", run=run_id, task=entry.id, role=role, reason="over budget")
         spent = shop.journal.cost_of_task(entry.id)
@@ -295,6 +294,7 @@ def run_agent(
     result, crossed = _supervise(shop, spec, entry.id, limit, backend)
     parsed = backend.parse(read_tail(result.stdout_path), read_tail(result.stderr_path))
     outcome = backend.classify(result, parsed)
+    _keep_private(result_file)
     data, problem = read_result(result_file, parsed.final_text, role)
     error = result.error or parsed.error
     if crossed is not None:
@@ -305,6 +305,16 @@ def run_agent(
     _journal_end(shop, run, result)
     _track_agent_health(shop, run)
     return run
+
+
+def _keep_private(path: Path) -> None:
+    """The agent wrote its result file with its own umask (it cannot use ours: its source
+    files must keep normal modes); the daemon's copy under .shopfloor/ is 0600 like the rest."""
+    try:
+        if path.is_file() and not path.is_symlink():
+            os.chmod(path, PRIVATE_FILE_MODE)
+    except OSError:
+        pass  # not ours to change (another owner): the run folder is 0700 anyway
 
 
 def _track_agent_health(shop: Shop, run: AgentRun) -> None:
