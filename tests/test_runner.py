@@ -310,13 +310,19 @@ def test_find_orphans_finds_a_tagged_process_group(
     child_env: dict[str, str], reap_strays: list[int]
 ) -> None:
     run_id = child_env["SHOPFLOOR_RUN_ID"]
+    env = {**child_env, runner.REPO_ID_VAR: "repo-a"}
     orphan = subprocess.Popen(
-        [sys.executable, str(FAKE_AGENT), "hang"], env=child_env, start_new_session=True
+        [sys.executable, str(FAKE_AGENT), "hang"], env=env, start_new_session=True
     )
     reap_strays.append(orphan.pid)
+
+    def found(repo_id: str, run: str) -> bool:
+        return orphan.pid in {p.pid for p in runner.find_orphans(repo_id, [runner.StaleRun(run)])}
+
     try:
-        assert wait_until(lambda: orphan.pid in {p.pid for p in runner.find_orphans({run_id})})
-        assert orphan.pid not in {p.pid for p in runner.find_orphans({"R-someone-else"})}
+        assert wait_until(lambda: found("repo-a", run_id))
+        assert not found("repo-a", "R-someone-else")
+        assert not found("repo-b", run_id)  # the same run id in another repository
         assert runner.process_create_time(orphan.pid) is not None
         assert runner.group_alive(orphan.pid)
         runner.kill_group(orphan.pid, grace=1.0)

@@ -89,8 +89,8 @@ def test_a_second_daemon_refuses_naming_the_first(tmp_path: Path) -> None:
 
 def wait_for_lock(root: Path) -> None:
     """Until the daemon holds its lock (and has installed its signal handlers)."""
-    lock = root / ".shopfloor" / "daemon.lock"
-    wait_until(lambda: lock.exists() and lock.read_text().strip(), 15)
+    pid_file = root / ".shopfloor" / "daemon.pid"  # written once the lock is held
+    wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), 15)
 
 
 def hanging_coder(tmp_path: Path, mark: Path) -> tuple[Path, str]:

@@ -172,7 +172,7 @@ def durable_rename(src: Path, dst: Path) -> None:
 def locked(path: Path) -> Iterator[None]:
     """An exclusive advisory lock held for the duration of the block (flock, released on crash)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # our locks live in private .shopfloor/
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from shopfloor import __version__, _fs
+from shopfloor.paths import make_private_dir
 from shopfloor.task import Header
 
 _FORMAT = f"1:{__version__}"
@@ -82,7 +83,7 @@ class HeaderCache:
             document = json.dumps({"format": _FORMAT, "entries": self._entries})
             self._changed = False
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self.path.parent)
             _fs.atomic_write(self.path, document, durable=False)
         except OSError:
             pass  # a cache that cannot be written is just a slower listing

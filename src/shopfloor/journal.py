@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shopfloor.paths import StatePaths
+from shopfloor.paths import PRIVATE_FILE_MODE, StatePaths, make_private_dir
 from shopfloor.task import utc_now
 
 MIGRATIONS: tuple[str, ...] = (
@@ -124,7 +125,9 @@ class Journal:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path.parent)
+        # Created 0600 before SQLite opens it; SQLite gives -wal and -shm the db file's mode.
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE))
         self._lock = threading.RLock()
         self._db = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=False)
         self._db.row_factory = sqlite3.Row

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from shopfloor import defaults
 
 #: Mode of `.shopfloor/` and every folder made inside it.
 PRIVATE_DIR_MODE = 0o700
+#: Mode of every file Shopfloor creates inside `.shopfloor/`.
+PRIVATE_FILE_MODE = 0o600
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,15 +90,40 @@ class StatePaths:
         return self.state_dir / "telegram-offset.json"
 
     def ensure(self) -> Path:
-        """Create `.shopfloor/` (0700) if it is missing, e.g. deleted under a running daemon."""
-        make_private_dir(self.state_dir)
+        """Create `.shopfloor/` and its fixed folders (0700) if missing, e.g. deleted under a
+        running daemon; tighten a `.shopfloor/` left group- or world-readable (older versions,
+        or a git checkout of `roles/`). Cheap enough to call before every run."""
+        _tighten_dir(self.state_dir)
+        # worktrees/ before git makes it (0755) for a coder's checkout; the others for order.
+        for folder in (
+            self.runs_dir,
+            self.worktrees_dir,
+            self.header_cache.parent,
+        ):
+            make_private_dir(folder)
         return self.state_dir
 
 
-def repo_key(root: Path) -> str:
-    """A short name for this repository, for anything outside it that must not collide with
-    another repository's on the same machine (scratch folders)."""
-    return hashlib.sha256(os.fsencode(root.resolve())).hexdigest()[:16]
+def repo_identity(root: Path) -> str:
+    """A short id of this repository on this machine, the same for every process asking.
+
+    Tags every child process (SHOPFLOOR_REPO_ID) so a restarting daemon kills only its own
+    orphans: run ids start at R-1 in every repository. The resolved path tells two live
+    repositories apart; the root's device and inode tell apart a repository deleted and
+    re-created at the same path. Not a secret: anyone who can see the path can compute it.
+    """
+    resolved = root.resolve()
+    info = os.stat(resolved)
+    key = f"{resolved}\0{info.st_dev}\0{info.st_ino}".encode("utf-8", "surrogateescape")
+    return hashlib.sha256(key).hexdigest()[:16]
+
+
+def _tighten_dir(path: Path) -> None:
+    """make_private_dir, and 0700 on `path` itself if it exists with group or other bits."""
+    make_private_dir(path)
+    info = os.lstat(path)
+    if stat.S_ISDIR(info.st_mode) and info.st_mode & 0o077 and info.st_uid == os.getuid():
+        os.chmod(path, PRIVATE_DIR_MODE)
 
 
 def make_private_dir(path: Path) -> None:

@@ -27,6 +27,7 @@ from shopfloor.agents import NOT_THE_TASKS_FAULT, Outcome
 from shopfloor.board import Entry
 from shopfloor.errors import InfrastructureError
 from shopfloor.lifecycle import Change
+from shopfloor.paths import make_private_dir
 from shopfloor.runner import Runner, RunSpec
 from shopfloor.shop import AgentRun, Shop, human_duration, read_tail, run_agent
 from shopfloor.words import Event, Role
@@ -299,7 +300,7 @@ def run_checks(shop: Shop, entry: Entry, workdir: Path) -> ChecksReport:
             timeout=shop.config.pipeline.check_timeout,
             stall=shop.config.pipeline.check_timeout,
         )
-        spec.run_dir.mkdir(parents=True)
+        make_private_dir(spec.run_dir)
         runner = Runner(spec)
         shop.track(run_id, entry.id, runner)
         try:

@@ -26,13 +26,15 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import IO
 
 import psutil
+
+from shopfloor.paths import PRIVATE_FILE_MODE, make_private_dir
 
 #: Bytes read from a pipe at a time; also the most one read can add to memory.
 CHUNK = 64 * 1024
@@ -55,6 +57,12 @@ KILL_WAIT = 1.0
 
 #: The variable that tags every process of a run (see find_orphans).
 RUN_ID_VAR = "SHOPFLOOR_RUN_ID"
+
+#: The variable that tags every process with the repository it works for (see find_orphans).
+REPO_ID_VAR = "SHOPFLOOR_REPO_ID"
+
+#: Create times of one process read twice agree to the clock tick (10 ms); allow for that.
+_CREATE_TIME_SLACK = 0.05
 
 
 @dataclass(frozen=True)
@@ -194,19 +202,55 @@ def _same_group_as_us(pid: int) -> bool:
         return True  # gone: nothing to report either
 
 
-def find_orphans(run_ids: set[str]) -> list[psutil.Process]:
-    """Live processes tagged with one of run_ids in their environment (psutil.Process objects).
+@dataclass(frozen=True, slots=True)
+class StaleRun:
+    """A run the journal says is running but no live daemon owns: what identifies its process."""
 
-    Used at daemon start to find agent groups a dead daemon left behind. Processes we may not
-    inspect are skipped, and so are we and our own process group (killing those would kill us).
+    run_id: str
+    pid: int | None = None
+    proc_started: float | None = None  # the leader's create time, journaled at spawn
+
+
+def _tagged(env: object, repo_id: str, run_ids: set[str]) -> bool:
+    """Both tags of the run contract: this repository, and one of its stale runs."""
+    return (
+        isinstance(env, dict) and env.get(REPO_ID_VAR) == repo_id and env.get(RUN_ID_VAR) in run_ids
+    )
+
+
+def _same_leader(pid: int, created: object, leaders: dict[int, float]) -> bool:
+    """The journaled leader itself: same pid and same create time (a pid alone may have been
+    reused by any process since the crash)."""
+    started = leaders.get(pid)
+    return (
+        started is not None
+        and isinstance(created, float)
+        and abs(created - started) <= _CREATE_TIME_SLACK
+    )
+
+
+def find_orphans(repo_id: str, stale: Iterable[StaleRun]) -> list[psutil.Process]:
+    """Live processes of this repository's stale runs (psutil.Process objects).
+
+    Used at daemon start to find agent groups a dead daemon left behind. A process counts when
+    its environment carries this repository's id and one of the stale run ids (any process of
+    the run: leader or descendant), or when it is a stale run's leader by journaled pid and
+    create time (found even if its environment cannot be read). The run id alone is not
+    enough: every repository numbers its runs from R-1, and another project's agents must
+    live on. We and our own process group are skipped (killing those would kill us).
     """
-    if not run_ids:
+    runs = list(stale)
+    if not runs:
         return []
+    run_ids = {run.run_id for run in runs}
+    leaders = {r.pid: r.proc_started for r in runs if r.pid and r.proc_started is not None}
     found = []
-    for proc in psutil.process_iter(["environ"], ad_value=None):
-        env = proc.info.get("environ") or {}
-        tagged = env.get(RUN_ID_VAR) in run_ids
-        if tagged and proc.pid != os.getpid() and not _same_group_as_us(proc.pid):
+    for proc in psutil.process_iter(["environ", "create_time"], ad_value=None):
+        info = proc.info
+        ours = _tagged(info.get("environ"), repo_id, run_ids) or _same_leader(
+            proc.pid, info.get("create_time"), leaders
+        )
+        if ours and proc.pid != os.getpid() and not _same_group_as_us(proc.pid):
             found.append(proc)
     return found
 
@@ -225,7 +269,9 @@ class _Sink:
         self.path = path
         self.total = 0
         self.error: str | None = None
-        self._file = path.open("wb", buffering=0)
+        # 0600 at creation: agent output may quote secrets from the code it read.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, PRIVATE_FILE_MODE)
+        self._file = os.fdopen(fd, "wb", buffering=0)
         self._cap = max(cap, 0)
         self._keep = max(keep_tail, 0)
         self._written = 0
@@ -530,7 +576,7 @@ class Runner:
             if self._used:
                 raise RuntimeError("a Runner runs once; make a new one for another run")
             self._used = True
-        self.spec.run_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.spec.run_dir)
         started = time.monotonic()
         with contextlib.ExitStack() as stack:
             sinks = (

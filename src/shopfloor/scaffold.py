@@ -9,6 +9,7 @@ from pathlib import Path
 from shopfloor import _fs, defaults, gitops
 from shopfloor.board import Lane
 from shopfloor.errors import NotAProjectError
+from shopfloor.paths import StatePaths
 
 #: Agent CLIs `init` looks for on PATH, in the order they are preferred for the roles.
 KNOWN_CLIS: tuple[tuple[str, str], ...] = (
@@ -171,7 +172,7 @@ def init(path: Path, agents: list[str] | None = None) -> InitReport:
         lane_dir.mkdir(parents=True, exist_ok=True)
         keep.touch()
         report.created.append(f"{defaults.TASKS_DIR}/{lane.value}/")
-    (root / defaults.STATE_DIR / "runs").mkdir(parents=True, exist_ok=True)
+    StatePaths(root).ensure()  # private (0700): prompts, agent output and spend live there
     config_path = root / defaults.CONFIG_FILE
     report.agents = detect_agents() if agents is None else agents
     if config_path.exists():

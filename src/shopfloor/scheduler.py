@@ -24,11 +24,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from shopfloor import budget, defaults, lifecycle, pipeline, runner, task
+from shopfloor import _fs, budget, defaults, lifecycle, pipeline, runner, task
 from shopfloor.board import Board, Entry, Lane, is_temp_name
 from shopfloor.config import Config
 from shopfloor.errors import ConfigError, InfrastructureError, ShopfloorError
 from shopfloor.journal import Journal
+from shopfloor.paths import StatePaths
 from shopfloor.shop import Shop, log_line
 from shopfloor.words import Event, Role, Status
 
@@ -73,24 +74,50 @@ class DaemonLockedError(ShopfloorError):
 
 @contextlib.contextmanager
 def daemon_lock(root: Path) -> Iterator[None]:
-    """One daemon per repository: flock on .shopfloor/daemon.lock, which holds the owner's pid."""
-    path = root / defaults.STATE_DIR / "daemon.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    """One daemon per repository: flock on the repository root directory itself.
+
+    Not on a file under .shopfloor/: deleting that folder under a running daemon must not let
+    a second one start. The kernel drops a flock when its holder dies, even by kill -9. The
+    owner's pid goes to .shopfloor/daemon.pid, only for the message a second daemon prints.
+    """
+    pid_file = StatePaths(root).daemon_pid
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            raise DaemonLockedError(
-                f"a shopfloor daemon is already running for {root} (pid {owner}); "
-                "stop it first (kill -TERM that pid)"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
+            raise DaemonLockedError(_already_running(root, pid_file)) from None
+        StatePaths(root).ensure()
+        _fs.atomic_write(pid_file, f"{os.getpid()}\n")
+        try:
+            yield
+        finally:
+            _forget_pid(pid_file)  # while still locked: no other daemon's pid can be there
     finally:
         os.close(fd)
+
+
+def _already_running(root: Path, pid_file: Path) -> str:
+    try:
+        owner = pid_file.read_text().strip()
+    except OSError:
+        owner = ""
+    if owner.isdigit():
+        return (
+            f"a shopfloor daemon is already running for {root} (pid {owner}); "
+            "stop it first (kill -TERM that pid)"
+        )
+    # Just starting (the pid is written after the lock), or .shopfloor/ was deleted under it.
+    return (
+        f"a shopfloor daemon is already running for {root} (pid unknown: "
+        f"{pid_file.relative_to(root)} is missing); stop it first"
+    )
+
+
+def _forget_pid(pid_file: Path) -> None:
+    with contextlib.suppress(OSError):
+        if pid_file.read_text().strip() == str(os.getpid()):
+            pid_file.unlink()
 
 
 @dataclass
@@ -579,7 +606,11 @@ class Daemon:
         journal = self.shop.journal
         stale = {run["id"]: run for run in journal.runs(state="running")}
         killed = []
-        for proc in runner.find_orphans(set(stale)):
+        orphans = runner.find_orphans(
+            self.shop.repo_id,
+            [runner.StaleRun(r["id"], r["pid"], r["proc_started"]) for r in stale.values()],
+        )
+        for proc in orphans:
             with contextlib.suppress(Exception):
                 runner.kill_group(os.getpgid(proc.pid), grace=2.0)
                 killed.append(proc.pid)

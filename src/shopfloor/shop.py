@@ -26,8 +26,8 @@ from shopfloor.board import Board, Entry
 from shopfloor.config import AgentConfig, Config
 from shopfloor.errors import ConfigError, InfrastructureError
 from shopfloor.journal import Journal
-from shopfloor.paths import StatePaths, make_private_dir, repo_key
-from shopfloor.runner import Runner, RunResult, RunSpec
+from shopfloor.paths import PRIVATE_FILE_MODE, StatePaths, make_private_dir, repo_identity
+from shopfloor.runner import REPO_ID_VAR, Runner, RunResult, RunSpec
 from shopfloor.task import utc_now
 
 #: Variables never passed to an agent, whatever the config says (besides config's own).
@@ -38,7 +38,7 @@ _FENCED_JSON = re.compile(r"```json\s*\n(\{.*?\})\s*\n```", re.DOTALL)
 
 def scratch_runs_dir(root: Path) -> Path:
     """Where hotfix runs go when .shopfloor/ cannot be written: private, per repository."""
-    return Path(tempfile.gettempdir()) / f"shopfloor-{repo_key(root)}" / "runs"
+    return Path(tempfile.gettempdir()) / f"shopfloor-{repo_identity(root)}" / "runs"
 
 
 def log_line(event: str, **fields: Any) -> None:
@@ -77,6 +77,11 @@ class Shop:
     stopping: threading.Event = field(default_factory=threading.Event)
     _runners: dict[str, tuple[str, Runner]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: This repository's tag on every child process (computed once: see child_env).
+    repo_id: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.repo_id = repo_identity(self.root)
 
     @property
     def paths(self) -> StatePaths:
@@ -89,7 +94,6 @@ class Shop:
     def new_run_id(self) -> str:
         """R-<n>, unique across restarts (counter file under a lock, checked against run dirs)."""
         self.paths.ensure()
-        self.runs_dir.mkdir(parents=True, exist_ok=True)
         counter = self.paths.next_run
         with _fs.locked(self.paths.runs_lock):
             try:
@@ -113,7 +117,7 @@ class Shop:
         try:
             run_id = self.new_run_id()
             run_dir = self.runs_dir / run_id
-            run_dir.mkdir(parents=True)
+            make_private_dir(run_dir)
             runlogs.write_meta(run_dir, task_id, role, agent)
         except OSError as exc:
             if role != "hotfix":
@@ -146,8 +150,10 @@ class Shop:
             ) from None
 
     def child_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        """This process's environment without the daemon's secrets, plus `extra`."""
-        return agent_environment(self.config, extra)
+        """This process's environment without the daemon's secrets, plus `extra`, tagged with
+        this repository's id (last, so neither config nor an inherited value overrides it):
+        with SHOPFLOOR_RUN_ID it tells a restarting daemon which orphans are its own."""
+        return {**agent_environment(self.config, extra), REPO_ID_VAR: self.repo_id}
 
     # ------------------------------------------------------------------ live runs
 
@@ -325,6 +331,7 @@ def run_agent(
     result, crossed = _supervise(shop, spec, entry.id, limit, backend)
     parsed = backend.parse(read_tail(result.stdout_path), read_tail(result.stderr_path))
     outcome = backend.classify(result, parsed)
+    _keep_private(result_file)
     data, problem = read_result(result_file, parsed.final_text, role)
     error = result.error or parsed.error
     if crossed is not None:
@@ -335,6 +342,16 @@ def run_agent(
     _journal_end(shop, run, result)
     shop.bookkeep(role, lambda: _track_agent_health(shop, run))
     return run
+
+
+def _keep_private(path: Path) -> None:
+    """The agent wrote its result file with its own umask (it cannot use ours: its source
+    files must keep normal modes); the daemon's copy under .shopfloor/ is 0600 like the rest."""
+    try:
+        if path.is_file() and not path.is_symlink():
+            os.chmod(path, PRIVATE_FILE_MODE)
+    except OSError:
+        pass  # not ours to change (another owner): the run folder is 0700 anyway
 
 
 def _track_agent_health(shop: Shop, run: AgentRun) -> None:

@@ -27,7 +27,7 @@ from shopfloor import _fs
 from shopfloor.notify.bot import describe_chat, parse
 from shopfloor.notify.channels.telegram import classify, make_bot, make_request
 from shopfloor.notify.sender import Backoff
-from shopfloor.paths import StatePaths
+from shopfloor.paths import StatePaths, make_private_dir
 
 if TYPE_CHECKING:
     from telegram import Bot, Message, Update
@@ -89,7 +89,7 @@ class OffsetStore:
         return offset if isinstance(offset, int) else None
 
     def save(self, offset: int) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.path.parent)
         _fs.atomic_write(self.path, json.dumps({"bot": self.bot_id, "offset": offset}))
 
 

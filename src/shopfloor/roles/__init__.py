@@ -13,7 +13,7 @@ from string import Template
 
 from shopfloor import _fs
 from shopfloor.errors import ConflictError, ShopfloorError
-from shopfloor.paths import StatePaths
+from shopfloor.paths import StatePaths, make_private_dir
 
 ROLES = ("pm", "coder", "qa", "hotfix")
 
@@ -80,7 +80,7 @@ def export(root: Path, force: bool = False) -> list[Path]:
         raise ConflictError(f"already customised: {names}; use --force to overwrite them")
     for role in ROLES:
         path = override_path(root, role)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path.parent)
         _fs.atomic_write(path, default_text(role))
         written.append(path)
     return written
