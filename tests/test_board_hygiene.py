@@ -332,3 +332,16 @@ def test_temp_files_of_ours_match_the_clean_up_pattern(tmp_path: Path) -> None:
     assert _fs.TEMP_RE.fullmatch(leftover.name)
     for name in (".T-0001-x.md.swp", ".T-0001-x.md.tmp", "T-0001-x.md~", ".hidden.md"):
         assert not _fs.TEMP_RE.fullmatch(name)
+
+
+def test_daemon_start_cleans_stale_temps(tmp_path: Path) -> None:
+    """Rule: `shopfloor run` removes a stale temp of ours left in a lane when it starts."""
+    root = make_project(tmp_path)
+    stale = _killed_writer_temp(root / "tasks" / "inbox" / "T-0001-x.md")
+    _age(stale, 3600)
+    swap = root / "tasks" / "inbox" / ".T-0001-x.md.swp"
+    swap.write_text("vim\n")
+    _age(swap, 3600)
+    proc = shopfloor(root, "run", "--once", timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert not stale.exists() and swap.exists()
