@@ -7,9 +7,86 @@ import ctypes
 import errno
 import fcntl
 import os
-import tempfile
+import re
+import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
+
+#: The names of the temp files `atomic_write` and `create_exclusive` make, and nothing else:
+#: `.<name>.sf-<12 hex digits>.tmp`. Start-up clean-up removes exactly these (a process
+#: killed mid-write leaves one behind); an editor's or a person's files never match.
+TEMP_RE = re.compile(r"\..+\.sf-[0-9a-f]{12}\.tmp")
+
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISLNK, "a symlink"),
+)
+
+
+class NotRegularFileError(OSError):
+    """A FIFO, socket, device or directory where a regular file was expected."""
+
+
+def kind_of(mode: int) -> str:
+    """What a file is, in words for a person (`st_mode` from stat or lstat)."""
+    for test, words in _KINDS:
+        if test(mode):
+            return words
+    return "a regular file" if stat.S_ISREG(mode) else "an unknown kind of file"
+
+
+def open_regular(path: Path) -> int:
+    """A read-only fd on a regular file; NotRegularFileError for anything else.
+
+    Callers stat first and never get here with a FIFO or device. O_NONBLOCK is for the file
+    swapped for a FIFO between that stat and this open: opening a FIFO blocks until a writer
+    comes, which would hang the daemon; non-blocking, it returns at once and fstat refuses it.
+    (O_NONBLOCK changes nothing for reads of a regular file.)
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+    except BaseException:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise NotRegularFileError(f"not a regular file: {kind_of(mode)}")
+    return fd
+
+
+def read_regular(path: Path, limit: int) -> bytes:
+    """Up to `limit` + 1 bytes of a regular file (one more than allowed tells "too big")."""
+    fd = open_regular(path)
+    try:
+        chunks: list[bytes] = []
+        left = limit + 1
+        while left > 0:
+            chunk = os.read(fd, left)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
+
+
+def _new_temp(path: Path, mode: int) -> tuple[int, Path]:
+    """A fresh temp file beside `path`, unique per writer (never shared by parallel writers)."""
+    while True:
+        tmp = path.parent / f".{path.name}.sf-{secrets.token_hex(6)}.tmp"
+        try:
+            # O_EXCL: never reuse another writer's temp, nor follow a planted symlink.
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+            return os.open(tmp, flags, mode), tmp
+        except FileExistsError:
+            continue  # 48 random bits taken: draw again
 
 
 def fsync_dir(path: Path) -> None:
@@ -28,7 +105,7 @@ def atomic_write(path: Path, data: str | bytes, durable: bool = True) -> None:
     bookkeeping a crash makes moot anyway (run folders), where fsyncs would slow a hotfix.
     """
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _new_temp(path, 0o600)  # private until the chmod below copies the old mode
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(raw)
@@ -47,17 +124,22 @@ def atomic_write(path: Path, data: str | bytes, durable: bool = True) -> None:
 
 
 def create_exclusive(path: Path, data: str) -> None:
-    """Create a new file durably; FileExistsError if the name is taken (never clobbers)."""
-    tmp = path.parent / f".{path.name}.new.tmp"
-    with open(tmp, "wb") as fh:
-        fh.write(data.encode("utf-8"))
-        fh.flush()
-        os.fsync(fh.fileno())
+    """Create a new file durably; FileExistsError if the name is taken (never clobbers).
+
+    Safe for many processes racing for one name: each writes its own temp file, and exactly
+    one link(2) wins; the others get FileExistsError and can try the next name.
+    """
+    fd, tmp = _new_temp(path, 0o666)  # the umask applies, as for any new file
     try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode("utf-8"))
+            fh.flush()
+            os.fsync(fh.fileno())
         # link(2) fails if the target exists, so a concurrent writer can never be overwritten.
         os.link(tmp, path)
     finally:
-        os.unlink(tmp)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
     fsync_dir(path.parent)
 
 
@@ -155,17 +237,32 @@ def _is_link(st: os.stat_result) -> bool:
 
 
 def durable_rename(src: Path, dst: Path) -> None:
-    """rename(2) within one filesystem, never replacing an existing file, then fsync both dirs."""
-    if not src.is_symlink():
-        fd = os.open(src, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    """rename(2) within one filesystem, never replacing an existing file, then fsync both dirs.
+
+    Works for any kind of file (quarantine moves FIFOs and sockets too): only a regular
+    file's data is fsynced, and nothing else is ever opened.
+    """
+    if stat.S_ISREG(os.lstat(src).st_mode):
+        _fsync_file(src)
     _rename_noreplace(src, dst)
     fsync_dir(dst.parent)
     if src.parent != dst.parent:
         fsync_dir(src.parent)
+
+
+def _fsync_file(path: Path) -> None:
+    """fsync a regular file's data; skipped if it was swapped for something else meanwhile."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENXIO):
+            return  # now a symlink or a socket: no data of ours to make durable
+        raise
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager

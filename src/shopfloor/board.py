@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import stat
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -29,6 +30,9 @@ _TEMP_SUFFIXES = ("~", ".swp", ".swx", ".swo", ".tmp", ".part", ".crdownload")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _C1_RE = re.compile(r"[\x80-\x9f]")  # with _CONTROL_RE: Unicode category Cc, exactly
 _NUMBERED_ID_RE = re.compile(rf"{re.escape(defaults.ID_PREFIX)}(\d+)")
+#: Our temp files younger than this may belong to a live writer (`shopfloor new` running
+#: while the daemon starts); older ones were left by a process killed mid-write.
+STALE_TEMP_SECONDS = 60.0
 
 
 def is_temp_name(name: str) -> bool:
@@ -44,6 +48,12 @@ def check_name(name: str) -> None:
         raise UnsafePathError(f"unsafe file name {name!r}: '..' is not allowed")
     if _CONTROL_RE.search(name) or _C1_RE.search(name):
         raise UnsafePathError(f"unsafe file name {name!r}: control characters are not allowed")
+
+
+def require_regular(st: os.stat_result) -> None:
+    """Refuse a FIFO, socket or device before it is opened: opening a FIFO blocks forever."""
+    if not stat.S_ISREG(st.st_mode):
+        raise TaskFormatError(f"not a regular file: {_fs.kind_of(st.st_mode)}")
 
 
 def check_task_id(task_id: str) -> None:
@@ -107,7 +117,7 @@ class Scan:
 
 def _read_head(path: Path, size: int) -> str:
     """Enough of the file to hold its front matter, decoded and checked for binary content."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # os.open: a third of open()'s cost
+    fd = _fs.open_regular(path)  # os.open, not open(): a third of the cost
     try:
         raw = os.read(fd, defaults.HEAD_BYTES)
         if len(raw) < size and b"\n---" not in raw[3:] and b"\n..." not in raw[3:]:
@@ -200,9 +210,10 @@ class Board:
         path = Path(dirent.path)
         if dirent.is_symlink():
             self._check_link(path)
+        st = dirent.stat()  # the target's, for a symlink: a link to a FIFO is a FIFO
+        require_regular(st)
         if not dirent.name.endswith(".md"):
             raise TaskFormatError("not a task file: task file names end in .md")
-        st = dirent.stat()
         cacheable = not dirent.is_symlink()
         if cacheable and (cached := self._headers.get(key, stamp_of(st))) is not None:
             return Entry(cached, lane, path)
@@ -229,10 +240,10 @@ class Board:
     def _is_plain_request(self, path: Path) -> bool:
         """A human's note dropped in inbox/ without front matter: text, small, not a symlink."""
         try:
-            if path.is_symlink() or not path.name.endswith(".md"):
-                return False
+            if not path.name.endswith(".md") or not stat.S_ISREG(path.lstat().st_mode):
+                return False  # a symlink, a FIFO, a socket, a device: never opened here
             check_name(path.name)
-            raw = path.read_bytes()
+            raw = _fs.read_regular(path, defaults.MAX_TASK_BYTES)
             if len(raw) > defaults.MAX_TASK_BYTES:
                 return False
             text = task.decode(raw)
@@ -250,7 +261,8 @@ class Board:
                 continue
             sidecar = path.with_name(path.name + ERROR_SUFFIX)
             try:
-                reason = sidecar.read_text("utf-8", "replace").splitlines()[0]
+                raw = _fs.read_regular(sidecar, defaults.MAX_FRONT_MATTER_BYTES)
+                reason = raw.decode("utf-8", "replace").splitlines()[0]
             except (OSError, IndexError):
                 reason = "no reason recorded"
             found.append(Quarantined(path, reason))
@@ -260,12 +272,26 @@ class Board:
         """The whole file, re-validated (the header may have changed since the scan)."""
         if entry.path.is_symlink():
             self._check_link(entry.path)
-        size = entry.path.stat().st_size
-        if size > defaults.MAX_TASK_BYTES:
-            raise TaskFormatError(f"file is {size:,} bytes; task files are limited to 1 MiB")
-        text = task.decode(entry.path.read_bytes())
+        st = entry.path.stat()
+        require_regular(st)  # swapped for a FIFO since the scan: refuse, never hang
+        if st.st_size > defaults.MAX_TASK_BYTES:
+            raise TaskFormatError(f"file is {st.st_size:,} bytes; task files are limited to 1 MiB")
+        raw = self._read_bounded(entry.path)
+        text = task.decode(raw)
         task.parse(text)
         return text
+
+    @staticmethod
+    def _read_bounded(path: Path) -> bytes:
+        try:
+            raw = _fs.read_regular(path, defaults.MAX_TASK_BYTES)
+        except _fs.NotRegularFileError as exc:
+            raise TaskFormatError(str(exc)) from None
+        if len(raw) > defaults.MAX_TASK_BYTES:
+            raise TaskFormatError(
+                f"file is over {defaults.MAX_TASK_BYTES:,} bytes; task files are limited to 1 MiB"
+            )
+        return raw
 
     def find(self, task_id: str, scan: Scan | None = None) -> Entry:
         check_task_id(task_id)
@@ -331,8 +357,15 @@ class Board:
             f"quarantined: {task.utc_now()}\n"
             "Fix the file, then move it back into a lane (e.g. tasks/inbox/).\n"
         )
-        _fs.atomic_write(target.with_name(target.name + ERROR_SUFFIX), note)
-        _fs.durable_rename(path, target)
+        sidecar = target.with_name(target.name + ERROR_SUFFIX)
+        _fs.atomic_write(sidecar, note)
+        try:
+            _fs.durable_rename(path, target)
+        except BaseException:
+            # The file stays reported in its lane; a note for a file not in invalid/ would lie.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(sidecar)
+            raise
         return target
 
     # ------------------------------------------------------------------ ids
@@ -400,13 +433,15 @@ class Board:
                     self.quarantine(problem.path, problem.reason)
             except FileNotFoundError:
                 continue  # moved away by someone else meanwhile: nothing to do
+            except TaskFormatError:
+                continue  # changed under us (no longer a plain note): the next sweep decides
             except OSError:
                 continue  # cannot be moved (permissions, invalid/ not a folder): stays reported
         return self.scan(lanes)
 
     def adopt(self, path: Path) -> Entry:
         """Give a plain Markdown note in inbox/ an id and front matter, keeping its words."""
-        text = task.decode(path.read_bytes())
+        text = task.decode(self._read_bounded(path))
         lines = text.strip().splitlines()
         first = lines[0].lstrip("#").strip() if lines else ""
         title = (first or path.stem)[:120]
@@ -422,3 +457,40 @@ class Board:
         target = path.with_name(f"{header.id}-{task.slugify(title)}.md")
         _fs.durable_rename(path, target)
         return Entry(header, Lane.INBOX, target)
+
+    def clean_temps(self, older_than: float = STALE_TEMP_SECONDS) -> list[Path]:
+        """Remove our own temp files left by a process killed mid-write; returns what went.
+
+        Only names `_fs` makes (`_fs.TEMP_RE`), only regular files, only older than
+        `older_than` seconds (a younger one may be a live writer's). Looks in the lanes and
+        under .shopfloor/, but not in .shopfloor/worktrees/ (agents' checkouts are theirs).
+        An editor's swap file or a person's dotfile never matches, so it is never touched.
+        """
+        cutoff = time.time() - older_than
+        removed: list[Path] = []
+        for directory in self._temp_dirs():
+            try:
+                names = os.listdir(directory)
+            except OSError:
+                continue  # gone or unreadable: nothing of ours to clean there
+            for name in names:
+                if not _fs.TEMP_RE.fullmatch(name):
+                    continue
+                path = directory / name
+                try:
+                    st = path.lstat()
+                    if stat.S_ISREG(st.st_mode) and st.st_mtime < cutoff:
+                        path.unlink()
+                        removed.append(path)
+                except OSError:
+                    continue  # removed meanwhile, or not ours to remove: start anyway
+        return removed
+
+    def _temp_dirs(self) -> list[Path]:
+        dirs = [self.lane_dir(lane) for lane in Lane]
+        worktrees = self.paths.worktrees_dir
+        for top, subdirs, _files in os.walk(self.state_dir):  # never follows symlinks
+            if Path(top) == self.state_dir:
+                subdirs[:] = [d for d in subdirs if self.state_dir / d != worktrees]
+            dirs.append(Path(top))
+        return dirs

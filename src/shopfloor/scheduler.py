@@ -244,6 +244,7 @@ class Daemon:
         check_agents(self.shop.config)  # refuse to start rather than fail every task later
         self._install_signals()  # before the lock: a SIGTERM at any moment is a clean stop
         with daemon_lock(self.root):
+            self.shop.board.clean_temps()  # our own temp files a killed writer left behind
             self.shop.log("daemon.start", root=self.root, pid=os.getpid(), once=self.once)
             self._warn_missing_binaries()
             # Watch first, then reconcile: a file filed during start-up is never missed.
