@@ -199,15 +199,15 @@ def replace_if_same(path: Path, data: str, expect: os.stat_result, durable: bool
     FileNotFoundError if it is gone (never re-created), FileChangedError if an editor saved a
     new version meanwhile (that version is put back untouched; re-read and retry).
     """
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.sf-", suffix=".tmp", dir=path.parent)
-    tmp = Path(name)
+    mode = expect.st_mode & 0o777 if not _is_link(expect) else 0o644
+    fd, tmp = _new_temp(path, mode)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.encode("utf-8"))
             fh.flush()
             if durable:
                 os.fsync(fh.fileno())
-        os.chmod(tmp, expect.st_mode & 0o777 if not _is_link(expect) else 0o644)
+        os.chmod(tmp, mode)  # the umask does not narrow a task file's mode
         if _exchange(tmp, path):
             if not same_file(os.lstat(tmp), expect):
                 _put_back(tmp, path)  # not ours to replace: the other writer's file goes back
