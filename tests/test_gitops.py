@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import subprocess
+import threading
 from pathlib import Path
 
+import pytest
+
 from shopfloor import gitops
+from tests.conftest import wait_until
 from tests.support import git, make_project
 
 
@@ -19,3 +27,116 @@ def test_commit_all_leaves_out_the_board_our_state_and_agent_caches(tmp_path: Pa
     assert sha is not None
     committed = git(root, "show", "--name-only", "--format=", sha).split()
     assert committed == ["app.py"]
+
+
+def _repo_with_commit(git_repo: Path) -> Path:
+    (git_repo / "app.py").write_text("def answer():\n    return 42\n")
+    git(git_repo, "add", "--all")
+    git(git_repo, "commit", "--quiet", "-m", "initial")
+    return git_repo
+
+
+def test_concurrent_worktree_adds_and_removes_never_fail(git_repo: Path) -> None:
+    repo = _repo_with_commit(git_repo)
+    errors: list[str] = []
+
+    def worker(n: int) -> None:
+        path = repo / ".shopfloor" / "worktrees" / f"T-{n:04d}"
+        for _ in range(20):
+            try:
+                gitops.add_worktree(repo, path, f"shopfloor/T-{n:04d}")
+                assert (path / "app.py").is_file()
+                gitops.remove_worktree(repo, path)
+            except Exception as exc:  # every failure is collected, none hidden
+                errors.append(f"T-{n:04d}: {exc}")
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+
+
+def _killed_worktree_add(repo: Path, path: Path, branch: str) -> None:
+    """Start a real `git worktree add` and SIGKILL it mid-checkout.
+
+    A smudge filter announces that the checkout has begun (the admin entry is locked
+    "initializing" by then) and blocks on a FIFO, so the kill lands there every time.
+    """
+    gate = repo.parent / "gate"
+    os.mkfifo(gate)
+    started = repo.parent / "checkout-started"
+    script = f'touch "{started}"; cat "{gate}" >/dev/null; cat'
+    git(repo, "config", "filter.gate.smudge", f"sh -c '{script}'")
+    (repo / ".gitattributes").write_text("*.gated filter=gate\n")
+    (repo / "big.gated").write_text("data\n")
+    git(repo, "add", "--all")
+    git(repo, "commit", "--quiet", "-m", "gated file")
+    git(repo, "branch", branch)
+    proc = subprocess.Popen(
+        ["git", "worktree", "add", "--", str(path), branch],
+        cwd=repo,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_until(started.exists, what="the checkout to reach the smudge filter")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    git(repo, "config", "--unset", "filter.gate.smudge")
+
+
+def test_add_worktree_repairs_an_add_killed_midway(git_repo: Path) -> None:
+    repo = _repo_with_commit(git_repo)
+    path = repo / ".shopfloor" / "worktrees" / "T-0001"
+    _killed_worktree_add(repo, path, "shopfloor/T-0001")
+    admin = repo / ".git" / "worktrees" / "T-0001"
+    assert (admin / "locked").read_text().strip() == "initializing"
+    assert path.exists() and not (path / "big.gated").exists()  # the checkout never finished
+
+    gitops.add_worktree(repo, path, "shopfloor/T-0001")
+
+    assert (path / "big.gated").read_text() == "data\n"
+    assert not (admin / "locked").exists()
+    assert gitops.current_branch(path) == "shopfloor/T-0001"
+    assert git(repo, "worktree", "list").count(str(path)) == 1
+
+
+def test_add_worktree_repairs_a_locked_entry_with_no_checkout(git_repo: Path) -> None:
+    repo = _repo_with_commit(git_repo)
+    path = repo / ".shopfloor" / "worktrees" / "T-0002"
+    git(repo, "worktree", "add", "--quiet", "-b", "shopfloor/T-0002", "--", str(path))
+    (repo / ".git" / "worktrees" / "T-0002" / "locked").write_text("initializing")
+    shutil.rmtree(path)
+    orphan = repo / ".git" / "worktrees" / "T-00021"  # killed before it wrote its gitdir
+    orphan.mkdir()
+    (orphan / "locked").write_text("initializing")
+
+    gitops.add_worktree(repo, path, "shopfloor/T-0002")
+
+    assert (path / "app.py").is_file()
+    assert sorted(p.name for p in (repo / ".git" / "worktrees").iterdir()) == ["T-0002"]
+
+
+def test_add_worktree_sets_aside_an_unregistered_folder_in_the_way(git_repo: Path) -> None:
+    repo = _repo_with_commit(git_repo)
+    path = repo / ".shopfloor" / "worktrees" / "T-0003"
+    path.mkdir(parents=True)
+    (path / "notes.txt").write_text("someone's notes")
+
+    gitops.add_worktree(repo, path, "shopfloor/T-0003")
+
+    assert (path / "app.py").is_file()
+    kept = list((path.parent / ".stale").glob("T-0003-*/notes.txt"))
+    assert [p.read_text() for p in kept] == ["someone's notes"]
+
+
+def test_no_commits_is_its_own_error(git_repo: Path) -> None:
+    with pytest.raises(gitops.NoCommitsError, match="commit something first"):
+        gitops.add_worktree(git_repo, git_repo / "wt", "shopfloor/T-0001")
+    assert not (git_repo / "wt").exists()
