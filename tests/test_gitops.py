@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from shopfloor import gitops
+from shopfloor.errors import InfrastructureError
 from tests.conftest import wait_until
 from tests.support import git, make_project
 
@@ -140,3 +144,142 @@ def test_no_commits_is_its_own_error(git_repo: Path) -> None:
     with pytest.raises(gitops.NoCommitsError, match="commit something first"):
         gitops.add_worktree(git_repo, git_repo / "wt", "shopfloor/T-0001")
     assert not (git_repo / "wt").exists()
+
+
+# ---------------------------------------------------------------------------- faults and locks
+
+
+def _worktree(tmp_path: Path, task_id: str = "T-0001") -> tuple[Path, Path]:
+    repo = make_project(tmp_path)
+    path = repo / ".shopfloor" / "worktrees" / task_id
+    gitops.add_worktree(repo, path, f"shopfloor/{task_id}")
+    return repo, path
+
+
+def test_commit_all_names_a_lock_in_the_main_repository_and_repair_leaves_it(
+    tmp_path: Path,
+) -> None:
+    repo = make_project(tmp_path)
+    lock = repo / ".git" / "index.lock"
+    lock.write_text("")
+    (repo / "app.py").write_text("def answer():\n    return 43\n")
+    with pytest.raises(gitops.LockedError) as caught:
+        gitops.commit_all(repo, "change")
+    assert caught.value.lock == lock
+    assert f"if no git is running, delete {lock}" in str(caught.value)
+    assert isinstance(caught.value, InfrastructureError) and gitops.git_fault(caught.value)
+    assert gitops.repair_locks(repo, repo) == []
+    assert lock.exists()
+
+
+def test_repair_locks_removes_a_stale_index_lock_in_our_worktree(tmp_path: Path) -> None:
+    repo, path = _worktree(tmp_path)
+    lock = Path(git(path, "rev-parse", "--absolute-git-dir").strip()) / "index.lock"
+    lock.write_text("")
+    (repo / ".git" / "index.lock").write_text("")  # a human's git, maybe: never ours to delete
+    (path / "app.py").write_text("def answer():\n    return 43\n")
+    with pytest.raises(gitops.LockedError):
+        gitops.commit_all(path, "change")
+
+    assert gitops.repair_locks(repo, path) == [lock]
+
+    assert gitops.commit_all(path, "change") is not None
+    assert (repo / ".git" / "index.lock").exists()
+
+
+def test_repair_locks_leaves_a_lock_a_process_holds_open(tmp_path: Path) -> None:
+    repo, path = _worktree(tmp_path)
+    lock = Path(git(path, "rev-parse", "--absolute-git-dir").strip()) / "index.lock"
+    hold = f"import sys; f = open({str(lock)!r}, 'w'); print('held', flush=True); sys.stdin.read()"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", hold],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdin is not None
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert gitops.repair_locks(repo, path) == []
+        assert lock.exists()
+    finally:
+        holder.stdin.close()
+        holder.wait()
+        holder.stdout.close()
+    assert gitops.repair_locks(repo, path) == [lock]
+
+
+def test_repair_locks_ignores_a_folder_that_is_not_a_worktree(tmp_path: Path) -> None:
+    repo = make_project(tmp_path)
+    folder = repo / ".shopfloor" / "worktrees" / "T-0009"
+    folder.mkdir(parents=True)  # git inside it would find the main repository
+    (repo / ".git" / "index.lock").write_text("")
+    assert gitops.repair_locks(repo, folder) == []
+    assert (repo / ".git" / "index.lock").exists()
+
+
+def test_an_ordinary_git_failure_is_not_a_fault(tmp_path: Path) -> None:
+    repo = make_project(tmp_path)
+    with pytest.raises(gitops.GitError) as caught:
+        gitops.git(repo, "checkout", "no-such-branch")
+    assert not isinstance(caught.value, gitops.GitFault)
+    assert not gitops.git_fault(caught.value)
+    assert gitops.git_fault(OSError(errno.ENOSPC, "No space left on device"))
+    assert not gitops.git_fault(ValueError("no"))
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 512 KiB tmpfs: a disk that really fills up and can really be made read-only."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root and mount(8)")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(disk)],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+    try:
+        repo = disk / "repo"
+        repo.mkdir()
+        git(repo, "init", "--quiet", "--initial-branch=main")
+        _repo_with_commit(repo)
+        (repo / "app.py").write_text("def answer():\n    return 43\n")
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False, stdin=subprocess.DEVNULL)
+
+
+def test_a_full_disk_is_a_git_fault(small_disk: Path) -> None:
+    with pytest.raises(OSError) as full, open(small_disk / "filler", "wb", buffering=0) as fh:
+        while True:
+            fh.write(b"x" * 4096)
+    assert full.value.errno == errno.ENOSPC
+    with pytest.raises(gitops.GitFault, match="No space left on device") as caught:
+        gitops.commit_all(small_disk / "repo", "change")
+    assert isinstance(caught.value, InfrastructureError)
+
+
+def test_a_read_only_folder_is_a_git_fault(small_disk: Path) -> None:
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    with pytest.raises(gitops.GitFault, match="Read-only file system") as caught:
+        gitops.commit_all(small_disk / "repo", "change")
+    assert not isinstance(caught.value, gitops.LockedError)
+
+
+def test_a_forbidden_folder_is_a_git_fault(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root ignores permission bits; the tmpfs tests cover faults as root")
+    _repo, path = _worktree(tmp_path)
+    gitdir = Path(git(path, "rev-parse", "--absolute-git-dir").strip())
+    (path / "app.py").write_text("def answer():\n    return 43\n")
+    gitdir.chmod(0o500)
+    try:
+        with pytest.raises(gitops.GitFault, match="Permission denied"):
+            gitops.commit_all(path, "change")
+    finally:
+        gitdir.chmod(0o700)
