@@ -283,3 +283,163 @@ def test_a_forbidden_folder_is_a_git_fault(tmp_path: Path) -> None:
             gitops.commit_all(path, "change")
     finally:
         gitdir.chmod(0o700)
+
+
+# ---------------------------------------------------------------------------- trailers
+
+
+def test_commits_carry_their_attempt_and_are_found_by_it(tmp_path: Path) -> None:
+    repo, path = _worktree(tmp_path)
+    shas = {}
+    for attempt in (1, 2):
+        (path / "app.py").write_text(f"def answer():\n    return {42 + attempt}\n")
+        trailers = {
+            "Shopfloor-Task": "T-0001",
+            "Shopfloor-Attempt": str(attempt),
+            "Shopfloor-Run": f"R-{attempt}",
+        }
+        shas[attempt] = gitops.commit_all(path, f"T-0001: answer (attempt {attempt})", trailers)
+    message = git(repo, "log", "-1", "--format=%B", "shopfloor/T-0001")
+    assert message.rstrip().endswith(
+        "\n\nShopfloor-Task: T-0001\nShopfloor-Attempt: 2\nShopfloor-Run: R-2"
+    )
+    assert gitops.attempt_commit(repo, "shopfloor/T-0001", "T-0001", 1) == shas[1]
+    assert gitops.attempt_commit(repo, "shopfloor/T-0001", "T-0001", 2) == shas[2]
+    assert gitops.attempt_commit(repo, "shopfloor/T-0001", "T-0001", 3) is None
+    assert gitops.attempt_commit(repo, "shopfloor/T-0001", "T-0002", 1) is None
+    assert gitops.attempt_commit(repo, "shopfloor/T-0404", "T-0404", 1) is None
+
+
+def test_a_trailer_cannot_smuggle_a_line(tmp_path: Path) -> None:
+    repo = make_project(tmp_path)
+    (repo / "app.py").write_text("x = 1\n")
+    with pytest.raises(ValueError, match="not a git trailer"):
+        gitops.commit_all(repo, "change", {"Shopfloor-Task": "T-1\nSigned-off-by: someone"})
+    with pytest.raises(ValueError, match="not a git trailer"):
+        gitops.commit_all(repo, "change", {"Bad Key": "x"})
+
+
+# ---------------------------------------------------------------------------- snapshots
+
+
+def _dirty(path: Path) -> None:
+    (path / "app.py").write_text("def answer():\n    return 99\n")
+    (path / "new.txt").write_text("brand new\n")
+    (path / "tasks" / "inbox" / "scratch.md").write_text("board, never snapshotted\n")
+
+
+def test_snapshot_keeps_tracked_and_untracked_work_without_touching_the_worktree(
+    tmp_path: Path,
+) -> None:
+    repo, path = _worktree(tmp_path)
+    _dirty(path)
+    git(path, "add", "new.txt")  # one staged change too: the index must stay as it is
+    before = git(path, "status", "--porcelain", "--untracked-files=all")
+    head = gitops.head(path)
+    ref = "refs/shopfloor/snapshots/T-0001/R-7"
+
+    sha = gitops.snapshot(path, ref)
+
+    assert sha is not None and git(repo, "rev-parse", ref).strip() == sha
+    assert git(repo, "rev-parse", f"{sha}^").strip() == head
+    assert git(repo, "show", f"{ref}:app.py") == "def answer():\n    return 99\n"
+    assert git(repo, "show", f"{ref}:new.txt") == "brand new\n"
+    assert "scratch.md" not in git(repo, "ls-tree", "-r", "--name-only", ref)
+    assert git(path, "status", "--porcelain", "--untracked-files=all") == before
+    assert gitops.head(path) == head
+    assert git(path, "diff", "--cached", "--name-only").split() == ["new.txt"]
+
+
+def test_snapshot_of_a_clean_worktree_is_none(tmp_path: Path) -> None:
+    repo, path = _worktree(tmp_path)
+    (path / "tasks" / "inbox" / "scratch.md").write_text("the board does not count\n")
+    assert gitops.snapshot(path, "refs/shopfloor/snapshots/T-0001/R-1") is None
+    assert git(repo, "for-each-ref", "refs/shopfloor/") == ""
+
+
+def test_a_second_snapshot_under_the_same_ref_keeps_the_first(tmp_path: Path) -> None:
+    repo, path = _worktree(tmp_path)
+    ref = "refs/shopfloor/snapshots/T-0001/R-1"
+    (path / "one.txt").write_text("1\n")
+    first = gitops.snapshot(path, ref)
+    (path / "two.txt").write_text("2\n")
+    second = gitops.snapshot(path, ref)
+    assert first is not None and second is not None and first != second
+    assert git(repo, "rev-parse", f"{second}^2").strip() == first
+
+
+def test_remove_worktree_keeps_dirty_work_under_the_given_ref(tmp_path: Path) -> None:
+    repo, path = _worktree(tmp_path)
+    _dirty(path)
+    ref = "refs/shopfloor/snapshots/T-0001/R-7"
+
+    sha = gitops.remove_worktree(repo, path, keep_ref=ref)
+
+    assert not path.exists()
+    assert sha is not None and git(repo, "rev-parse", ref).strip() == sha
+    assert git(repo, "show", f"{ref}:new.txt") == "brand new\n"
+    assert gitops.branch_exists(repo, "shopfloor/T-0001")
+
+
+def test_remove_and_re_add_without_a_ref_still_keep_the_work(tmp_path: Path) -> None:
+    repo, path = _worktree(tmp_path)
+    _dirty(path)
+    assert gitops.remove_worktree(repo, path, keep_ref=None) is not None
+    gitops.add_worktree(repo, path, "shopfloor/T-0001")
+    (path / "second.txt").write_text("left by a crash\n")
+    gitops.add_worktree(repo, path, "shopfloor/T-0001")  # over the crash's leftover
+
+    assert not (path / "second.txt").exists()
+    refs = git(repo, "for-each-ref", "--format=%(refname)", "refs/shopfloor/").split()
+    assert len(refs) == 2
+    assert all(r.startswith("refs/shopfloor/snapshots/T-0001/removed-") for r in refs)
+    kept = {git(repo, "ls-tree", "-r", "--name-only", r) for r in refs}
+    assert any("new.txt" in k for k in kept) and any("second.txt" in k for k in kept)
+
+
+def test_removing_a_clean_worktree_makes_no_snapshot(tmp_path: Path) -> None:
+    repo, path = _worktree(tmp_path)
+    assert gitops.remove_worktree(repo, path) is None
+    assert not path.exists()
+    assert git(repo, "for-each-ref", "refs/shopfloor/") == ""
+
+
+# ---------------------------------------------------------------------------- merge base
+
+
+def test_merge_base_finds_the_fork_point_or_none(tmp_path: Path) -> None:
+    repo, path = _worktree(tmp_path)
+    fork = gitops.head(repo)
+    (path / "app.py").write_text("x = 1\n")
+    gitops.commit_all(path, "on the branch")
+    (repo / "other.py").write_text("y = 2\n")
+    gitops.commit_all(repo, "on main")
+    assert gitops.merge_base(repo, "HEAD", "shopfloor/T-0001") == fork
+    git(repo, "checkout", "--quiet", "--orphan", "unrelated")
+    git(repo, "commit", "--quiet", "--allow-empty", "-m", "alone")
+    assert gitops.merge_base(repo, "unrelated", "shopfloor/T-0001") is None
+    assert gitops.merge_base(repo, "main", "no-such-branch") is None
+
+
+def test_a_killed_add_next_to_a_dirty_worktree_costs_it_nothing(tmp_path: Path) -> None:
+    repo, path = _worktree(tmp_path)
+    _dirty(path)
+    orphan = repo / ".git" / "worktrees" / "T-00011"  # a killed add that never said where to
+    orphan.mkdir()
+    (orphan / "locked").write_text("initializing")
+
+    gitops.add_worktree(repo, path, "shopfloor/T-0001")
+
+    assert not orphan.exists()
+    refs = git(repo, "for-each-ref", "--format=%(refname)", "refs/shopfloor/").split()
+    assert len(refs) == 1 and git(repo, "show", f"{refs[0]}:new.txt") == "brand new\n"
+
+
+def test_snapshot_in_a_repository_with_no_commits(git_repo: Path) -> None:
+    assert gitops.snapshot(git_repo, "refs/shopfloor/snapshots/HOTFIX-1") is None
+    (git_repo / "first.txt").write_text("first\n")
+    sha = gitops.snapshot(git_repo, "refs/shopfloor/snapshots/HOTFIX-1")
+    assert sha is not None
+    assert git(git_repo, "rev-list", "--parents", "-n", "1", sha).split() == [sha]
+    assert git(git_repo, "show", f"{sha}:first.txt") == "first\n"
+    assert git(git_repo, "status", "--porcelain") == "?? first.txt\n"

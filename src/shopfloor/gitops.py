@@ -129,7 +129,7 @@ def run_git(
             text=True,
             timeout=timeout,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, "LC_ALL": "C", **(env or {})},
+            env=_environment(env),
         )
     except FileNotFoundError:
         raise GitError("git is not installed (Shopfloor needs it on PATH)") from None
@@ -139,6 +139,18 @@ def run_git(
     except OSError as exc:
         kind = GitFault if exc.errno in _FAULT_ERRNOS else GitError
         raise kind(f"git {' '.join(args[:2])} could not start: {exc}") from None
+
+
+def _environment(extra: Mapping[str, str] | None) -> dict[str, str]:
+    """The caller's environment with git's messages (and strerror's) in English, so faults
+    classify the same everywhere; the character set (LC_CTYPE) stays the user's."""
+    env = dict(os.environ)
+    everything = env.pop("LC_ALL", "")
+    if everything:
+        env["LANG"] = everything
+    env.pop("LANGUAGE", None)
+    env["LC_MESSAGES"] = "C"
+    return {**env, **(extra or {})}
 
 
 def git(
@@ -201,11 +213,19 @@ def merge_base(repo: Path, a: str, b: str) -> str | None:
 
 @contextlib.contextmanager
 def worktree_lock(repo: Path) -> Iterator[None]:
-    """Hold the repository's worktree lock (not re-entrant: never nest it)."""
+    """Hold the repository's worktree lock (not re-entrant: never nest it).
+
+    A file-system error inside (taking the lock, clearing a leftover) becomes a GitError, a
+    GitFault when it is the machine's (full disk, read-only, forbidden).
+    """
     paths = StatePaths(repo)
-    paths.ensure()
-    with _fs.locked(paths.git_lock):
-        yield
+    try:
+        paths.ensure()
+        with _fs.locked(paths.git_lock):
+            yield
+    except OSError as exc:
+        kind = GitFault if exc.errno in _FAULT_ERRNOS else GitError
+        raise kind(f"worktree housekeeping in {repo} failed: {exc}") from exc
 
 
 def _git_dir(cwd: Path, which: str = "--git-dir") -> Path:
@@ -259,10 +279,12 @@ def _clear_path(repo: Path, path: Path, keep_ref: str | None) -> str | None:
     """Make `path` free for a new worktree, keeping any uncommitted work. Hold the lock."""
     for admin in _admin_entries(repo, path):
         if _lock_reason(admin) == "initializing":
-            # A `git worktree add` killed midway: no one ever worked in that checkout.
+            # A `git worktree add` killed midway: no one ever worked in that checkout. An entry
+            # with no gitdir never got to say where its checkout is: leave `path` to the others.
+            registered = (admin / "gitdir").exists()
             shutil.rmtree(admin)
-            if (admin / "gitdir").exists() or path.exists():
-                shutil.rmtree(path, ignore_errors=True)
+            if registered and path.exists():
+                shutil.rmtree(path)
             continue
         with contextlib.suppress(FileNotFoundError):
             (admin / "locked").unlink()  # a lock on our own worktree; we are about to remove it
