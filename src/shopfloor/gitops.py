@@ -1,7 +1,7 @@
 """Git, always as an argv list (never a shell), always with `--` before paths.
 
-Every git call runs with stdin closed, a timeout and `LC_ALL=C` (git's words in English, so a
-full disk reads the same on every machine). Worktree adds, removes and prunes of one repository
+Every git call runs with stdin closed, a timeout and `LC_MESSAGES=C` (git's words in English,
+so a full disk reads the same on every machine). Worktree adds, removes and prunes of one repository
 are serialised by an flock on `StatePaths(repo).git_lock`: `git worktree prune` racing a `git
 worktree add` corrupts the add. Nothing here deletes uncommitted work: a dirty worktree is
 snapshotted to a ref before it is removed.
