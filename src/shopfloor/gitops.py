@@ -1,11 +1,28 @@
-"""Git, always as an argv list (never a shell), always with `--` before paths."""
+"""Git, always as an argv list (never a shell), always with `--` before paths.
+
+Every git call runs with stdin closed, a timeout and `LC_MESSAGES=C` (git's words in English,
+so a full disk reads the same on every machine). Worktree adds, removes and prunes of one repository
+are serialised by an flock on `StatePaths(repo).git_lock`: `git worktree prune` racing a `git
+worktree add` corrupts the add. Nothing here deletes uncommitted work: a dirty worktree is
+snapshotted to a ref before it is removed.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
+import re
+import shutil
 import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from shopfloor.errors import ShopfloorError
+from shopfloor import _fs
+from shopfloor.errors import InfrastructureError, ShopfloorError
+from shopfloor.paths import StatePaths
 
 
 class GitError(ShopfloorError):
@@ -13,10 +30,97 @@ class GitError(ShopfloorError):
 
 
 class NoCommitsError(GitError):
-    """The repository has no commits yet: a worktree needs one to start from."""
+    """The repository has no commits yet: there is nothing to branch a task from."""
 
 
-def run_git(cwd: Path, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+class GitFault(GitError, InfrastructureError):
+    """git failed because of the machine (full disk, read-only or forbidden folder, a lock)."""
+
+
+class LockedError(GitFault):
+    """A git lock file (`index.lock`, a ref's `.lock`) is in the way."""
+
+    def __init__(self, message: str, lock: Path) -> None:
+        super().__init__(message)
+        self.lock = lock
+
+
+#: git's (and the C library's) words for a fault of the machine, not of the task. Lower case.
+_FAULT_WORDS = (
+    "no space left on device",
+    "disk quota exceeded",
+    "read-only file system",
+    "permission denied",
+    "insufficient permission",
+    "operation not permitted",
+    "input/output error",
+    "cannot allocate memory",
+    "out of memory",
+    "too many open files",
+    "stale file handle",
+)
+_LOCK_EXISTS = re.compile(r"unable to create '([^']+\.lock)': file exists", re.IGNORECASE)
+_FAULT_ERRNOS = frozenset(
+    {
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EROFS,
+        errno.EACCES,
+        errno.EPERM,
+        errno.EIO,
+        errno.ENOMEM,
+        errno.EMFILE,
+        errno.ENFILE,
+        errno.ESTALE,
+    }
+)
+
+
+def git_fault(exc: BaseException) -> bool:
+    """True when `exc` is the machine's fault (disk, permissions, a lock), not the task's.
+
+    Knows GitFault and every InfrastructureError, OSErrors with such an errno, and GitErrors
+    made elsewhere whose message carries git's words for such a fault.
+    """
+    if isinstance(exc, InfrastructureError):
+        return True
+    if isinstance(exc, OSError):
+        return exc.errno in _FAULT_ERRNOS
+    if isinstance(exc, GitError):
+        return _classify(str(exc)) is not GitError
+    return False
+
+
+def _classify(detail: str) -> type[GitError]:
+    lowered = detail.lower()
+    if _LOCK_EXISTS.search(detail):
+        return LockedError
+    if any(word in lowered for word in _FAULT_WORDS):
+        return GitFault
+    return GitError
+
+
+def _failure(args: tuple[str, ...], detail: str) -> GitError:
+    """The typed error for a failed git command; the message keeps git's words."""
+    what = f"git {' '.join(args[:2])}"
+    found = _LOCK_EXISTS.search(detail)
+    if found:
+        lock = Path(found.group(1))
+        return LockedError(
+            f"{what} failed: {lock} exists — another git process is working there, or one was "
+            f"killed and left it behind; if no git is running, delete {lock}. ({detail})",
+            lock,
+        )
+    return _classify(detail)(f"{what} failed: {detail}")
+
+
+def run_git(
+    cwd: Path, *args: str, timeout: float = 120.0, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """git with stdin closed, a timeout and `env` added to the environment; never raises for
+    git's own exit code (GitError only when git cannot be run at all)."""
+    if not Path(cwd).is_dir():
+        raise GitError(f"git {' '.join(args[:2])}: {cwd} is not a folder")
     try:
         return subprocess.run(
             ["git", *args],
@@ -25,19 +129,41 @@ def run_git(cwd: Path, *args: str, timeout: float = 120.0) -> subprocess.Complet
             text=True,
             timeout=timeout,
             stdin=subprocess.DEVNULL,
+            env=_environment(env),
         )
     except FileNotFoundError:
         raise GitError("git is not installed (Shopfloor needs it on PATH)") from None
     except subprocess.TimeoutExpired:
-        raise GitError(f"git {' '.join(args[:2])} took longer than {timeout:.0f}s") from None
+        # A hung git (a dead network mount, a stuck lock) is the machine's, never the task's.
+        raise GitFault(f"git {' '.join(args[:2])} took longer than {timeout:.0f}s") from None
+    except OSError as exc:
+        kind = GitFault if exc.errno in _FAULT_ERRNOS else GitError
+        raise kind(f"git {' '.join(args[:2])} could not start: {exc}") from None
 
 
-def git(cwd: Path, *args: str, check: bool = True, timeout: float = 120.0) -> str:
-    """Run git and return stdout; GitError with stderr when it fails."""
-    proc = run_git(cwd, *args, timeout=timeout)
+def _environment(extra: Mapping[str, str] | None) -> dict[str, str]:
+    """The caller's environment with git's messages (and strerror's) in English, so faults
+    classify the same everywhere; the character set (LC_CTYPE) stays the user's."""
+    env = dict(os.environ)
+    everything = env.pop("LC_ALL", "")
+    if everything:
+        env["LANG"] = everything
+    env.pop("LANGUAGE", None)
+    env["LC_MESSAGES"] = "C"
+    return {**env, **(extra or {})}
+
+
+def git(
+    cwd: Path,
+    *args: str,
+    check: bool = True,
+    timeout: float = 120.0,
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """Run git and return stdout; a (typed) GitError with stderr when it fails."""
+    proc = run_git(cwd, *args, timeout=timeout, env=env)
     if check and proc.returncode != 0:
-        detail = proc.stderr.strip() or proc.stdout.strip()
-        raise GitError(f"git {' '.join(args[:2])} failed: {detail}")
+        raise _failure(args, proc.stderr.strip() or proc.stdout.strip())
     return proc.stdout
 
 
@@ -69,39 +195,320 @@ def branch_exists(repo: Path, branch: str) -> bool:
     return git(repo, "rev-parse", "--verify", "--quiet", ref, check=False).strip() != ""
 
 
-def add_worktree(repo: Path, path: Path, branch: str) -> str:
+def merge_base(repo: Path, a: str, b: str) -> str | None:
+    """The best common ancestor of `a` and `b`; None when they share none or either is unknown."""
+    for rev in (a, b):
+        if not git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False):
+            return None
+    proc = run_git(repo, "merge-base", a, b)
+    if proc.returncode == 1 and not proc.stdout.strip():
+        return None  # unrelated histories
+    if proc.returncode != 0:
+        raise _failure(("merge-base", a), proc.stderr.strip())
+    return proc.stdout.strip() or None
+
+
+# ---------------------------------------------------------------------------- worktrees
+
+
+@contextlib.contextmanager
+def worktree_lock(repo: Path) -> Iterator[None]:
+    """Hold the repository's worktree lock (not re-entrant: never nest it).
+
+    A file-system error inside (taking the lock, clearing a leftover) becomes a GitError, a
+    GitFault when it is the machine's (full disk, read-only, forbidden).
+    """
+    paths = StatePaths(repo)
+    try:
+        paths.ensure()
+        with _fs.locked(paths.git_lock):
+            yield
+    except OSError as exc:
+        kind = GitFault if exc.errno in _FAULT_ERRNOS else GitError
+        raise kind(f"worktree housekeeping in {repo} failed: {exc}") from exc
+
+
+def _git_dir(cwd: Path, which: str = "--git-dir") -> Path:
+    out = git(cwd, "rev-parse", which).strip()
+    return (cwd / out).resolve()
+
+
+def _is_worktree_root(path: Path) -> bool:
+    """`path` is the top of a working tree of its own (not a folder inside another one)."""
+    if not (path / ".git").exists():
+        return False
+    proc = run_git(path, "rev-parse", "--show-toplevel")
+    top = proc.stdout.strip()
+    return proc.returncode == 0 and bool(top) and Path(top).resolve() == path.resolve()
+
+
+def _admin_entries(repo: Path, path: Path) -> list[Path]:
+    """The `.git/worktrees/<name>` entries for a checkout at `path`.
+
+    Also a locked entry without a `gitdir` named after `path` (`T-0001`, `T-00011`): a `git
+    worktree add` killed before it wrote where its checkout lives. Under the worktree lock no add
+    of ours is running, so such an entry is a leftover.
+    """
+    admin_root = _git_dir(repo, "--git-common-dir") / "worktrees"
+    if not admin_root.is_dir():
+        return []
+    target = path.resolve()
+    orphan = re.compile(re.escape(path.name) + r"[0-9]*")
+    hits = []
+    for entry in sorted(admin_root.iterdir()):
+        try:
+            gitdir = (entry / "gitdir").read_text("utf-8").strip()
+        except (FileNotFoundError, NotADirectoryError):
+            gitdir = ""
+        if gitdir:
+            if (entry / gitdir).resolve().parent == target:
+                hits.append(entry)
+        elif (entry / "locked").exists() and orphan.fullmatch(entry.name):
+            hits.append(entry)
+    return hits
+
+
+def _lock_reason(admin: Path) -> str | None:
+    try:
+        return (admin / "locked").read_text("utf-8").strip()
+    except FileNotFoundError:
+        return None
+
+
+def _clear_path(repo: Path, path: Path, keep_ref: str | None) -> str | None:
+    """Make `path` free for a new worktree, keeping any uncommitted work. Hold the lock."""
+    for admin in _admin_entries(repo, path):
+        if _lock_reason(admin) == "initializing":
+            # A `git worktree add` killed midway: no one ever worked in that checkout. An entry
+            # with no gitdir never got to say where its checkout is: leave `path` to the others.
+            registered = (admin / "gitdir").exists()
+            shutil.rmtree(admin)
+            if registered and path.exists():
+                shutil.rmtree(path)
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            (admin / "locked").unlink()  # a lock on our own worktree; we are about to remove it
+    kept = None
+    if path.exists() and _is_worktree_root(path):
+        kept = _keep_work(path, keep_ref)
+        git(repo, "worktree", "remove", "--force", "--force", "--", str(path))
+    if path.exists() or path.is_symlink():
+        # Not a worktree git knows (its registration is gone): set it aside, never delete it.
+        aside = path.parent / ".stale" / f"{path.name}-{time.strftime('%Y%m%dT%H%M%S')}"
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        while aside.exists():
+            aside = aside.with_name(aside.name + "-")
+        os.rename(path, aside)
+    git(repo, "worktree", "prune", check=False)
+    return kept
+
+
+def add_worktree(repo: Path, path: Path, branch: str, keep_ref: str | None = None) -> str:
     """A worktree for `branch` at `path` (the branch is made from HEAD the first time).
 
     Returns the base commit the diff is taken against. A leftover worktree at `path` (from a
-    crash) is removed first; the branch and its commits are kept.
+    crash, or a `git worktree add` killed midway) is removed first; the branch and its commits
+    are kept, and uncommitted work in it is snapshotted (see `remove_worktree`). NoCommitsError
+    when the repository has no commits.
     """
     base = head(repo)
     if base is None:
-        raise NoCommitsError("the repository has no commits yet; commit something first")
-    remove_worktree(repo, path)
-    if branch_exists(repo, branch):
-        git(repo, "worktree", "add", "--force", "--", str(path), branch)
-    else:
-        git(repo, "worktree", "add", "--force", "-b", branch, "--", str(path), base)
+        raise NoCommitsError(
+            f"the repository {repo} has no commits yet; commit something first "
+            "(e.g. git commit --allow-empty -m 'first commit')"
+        )
+    with worktree_lock(repo):
+        _clear_path(repo, path, keep_ref)
+        if branch_exists(repo, branch):
+            git(repo, "worktree", "add", "--force", "--", str(path), branch)
+        else:
+            git(repo, "worktree", "add", "--force", "-b", branch, "--", str(path), base)
     return base
 
 
-def remove_worktree(repo: Path, path: Path) -> None:
-    if path.exists():
-        git(repo, "worktree", "remove", "--force", "--", str(path), check=False)
-    git(repo, "worktree", "prune", check=False)
+def remove_worktree(repo: Path, path: Path, keep_ref: str | None = None) -> str | None:
+    """Remove the worktree at `path` (and a half-made one); the branch stays.
+
+    Uncommitted work is snapshotted first (see `snapshot`) under `keep_ref`, or when it is None
+    under `refs/shopfloor/snapshots/<path.name>/removed-<sha12>`: removal never loses work.
+    Returns the snapshot's sha, None when the worktree was clean or absent.
+    """
+    with worktree_lock(repo):
+        return _clear_path(repo, path, keep_ref)
 
 
-def commit_all(workdir: Path, message: str, trailers: dict[str, str] | None = None) -> str | None:
-    """Commit every change in `workdir` except the board; None when nothing changed."""
+def _keep_work(workdir: Path, keep_ref: str | None) -> str | None:
+    """Snapshot uncommitted work before a removal; None when there is none."""
+    if not is_clean(workdir, optional_locks=False):
+        if keep_ref is not None:
+            return snapshot(workdir, keep_ref)
+        sha = _snapshot_commit(workdir, None)
+        if sha is not None:
+            ref = f"refs/shopfloor/snapshots/{workdir.name}/removed-{sha[:12]}"
+            git(workdir, "update-ref", "-m", "shopfloor: work kept on removal", ref, sha)
+        return sha
+    return None
+
+
+# ---------------------------------------------------------------------------- commits
+
+
+_TRAILER_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
+
+
+def with_trailers(message: str, trailers: Mapping[str, str] | None) -> str:
+    """`message` with `Key: value` git trailers in a last paragraph of their own."""
+    if not trailers:
+        return message
+    lines = []
+    for key, value in trailers.items():
+        if not _TRAILER_KEY.fullmatch(key) or any(c in value for c in "\r\n") or not value:
+            raise ValueError(f"not a git trailer: {key!r}: {value!r}")
+        lines.append(f"{key}: {value}")
+    return message.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n"
+
+
+def commit_all(
+    workdir: Path, message: str, trailers: Mapping[str, str] | None = None
+) -> str | None:
+    """Commit every change in `workdir` except the board; None when nothing changed.
+
+    `trailers` (e.g. Shopfloor-Task, Shopfloor-Attempt, Shopfloor-Run) end the message, so
+    `attempt_commit` finds the work after a crash. LockedError when an `index.lock` is in the way.
+    """
+    text = with_trailers(message, trailers)
     git(workdir, "add", "--all", "--", ".", *_EXCLUDE)
     staged = git(workdir, "diff", "--cached", "--name-only").strip()
     if not staged:
         return None
-    if trailers:
-        message += "\n\n" + "\n".join(f"{k}: {v}" for k, v in trailers.items())
-    git(workdir, *identity(workdir), "commit", "--quiet", "--no-verify", "-m", message)
+    git(workdir, *identity(workdir), "commit", "--quiet", "--no-verify", "-m", text)
     return git(workdir, "rev-parse", "HEAD").strip()
+
+
+def attempt_commit(
+    repo: Path, branch: str, task_id: str, attempt: int, look_back: int = 50
+) -> str | None:
+    """The newest of the last `look_back` commits on `branch` whose trailers name this task
+    and attempt (`Shopfloor-Task`, `Shopfloor-Attempt`); None if there is none or no branch."""
+    ref = f"refs/heads/{branch}"
+    if not git(repo, "rev-parse", "--verify", "--quiet", ref, check=False).strip():
+        return None
+    out = git(
+        repo, "log", f"--max-count={look_back}", "--format=%H%x00%(trailers:only,unfold)%x1e", ref
+    )
+    for record in out.split("\x1e"):
+        sha, _, block = record.strip("\n").partition("\x00")
+        found: dict[str, str] = {}
+        for line in block.splitlines():
+            key, sep, value = line.partition(":")
+            if sep:
+                found.setdefault(key.strip().lower(), value.strip())
+        if found.get("shopfloor-task") == task_id and found.get("shopfloor-attempt") == str(
+            attempt
+        ):
+            return sha.strip()
+    return None
+
+
+# ---------------------------------------------------------------------------- snapshots
+
+
+def _snapshot_commit(workdir: Path, ref: str | None) -> str | None:
+    """A commit of the worktree's full state (parent: HEAD), built in a temporary index."""
+    base = head(workdir)
+    with tempfile.TemporaryDirectory(prefix="shopfloor-snapshot-") as tmp:
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        if base is not None:
+            git(workdir, "read-tree", base, env=env)
+        git(workdir, "add", "--all", "--", ".", *_EXCLUDE, env=env)
+        tree = git(workdir, "write-tree", env=env).strip()
+    before = git(workdir, "rev-parse", f"{base}^{{tree}}").strip() if base else _empty_tree(workdir)
+    if tree == before:
+        return None
+    parents = ["-p", base] if base else []
+    old = (
+        git(workdir, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
+        if ref
+        else ""
+    )
+    if old.strip() and old.strip() != base:
+        parents += ["-p", old.strip()]  # a snapshot already under that ref stays reachable
+    message = f"shopfloor snapshot of {workdir}\n\nUncommitted work kept by Shopfloor.\n"
+    return git(workdir, *identity(workdir), "commit-tree", tree, *parents, "-m", message).strip()
+
+
+def _empty_tree(workdir: Path) -> str:
+    return git(workdir, "hash-object", "-t", "tree", "--stdin", "-w", env=None).strip()
+
+
+def snapshot(workdir: Path, ref: str) -> str | None:
+    """Record the worktree's uncommitted state (tracked changes and untracked, not ignored,
+    files; never the board, `.shopfloor` or agent caches) as a commit whose first parent is
+    HEAD, under `ref`; the worktree's index, HEAD and files are not touched. None when there is
+    nothing uncommitted. A different commit already under `ref` becomes a second parent."""
+    if not ref.startswith("refs/"):
+        raise ValueError(f"snapshot ref must be a full ref name (refs/...): {ref!r}")
+    sha = _snapshot_commit(workdir, ref)
+    if sha is not None:
+        git(workdir, "update-ref", "-m", "shopfloor: snapshot", ref, sha)
+    return sha
+
+
+# ---------------------------------------------------------------------------- locks
+
+
+def repair_locks(repo: Path, worktree: Path) -> list[Path]:
+    """Delete stale git locks of one of our worktrees; returns what was deleted.
+
+    Only the worktree's own `index.lock` and `HEAD.lock` and its branch's ref lock, and only
+    when no process holds the file open or runs git inside the worktree. The main repository's
+    locks are never touched (a human's git may be running): `worktree` must be a linked
+    worktree of `repo`, else nothing happens.
+    """
+    if not worktree.is_dir() or not _is_worktree_root(worktree):
+        return []
+    gitdir = _git_dir(worktree)
+    common = _git_dir(repo, "--git-common-dir")
+    if gitdir == common or gitdir.parent != common / "worktrees":
+        return []  # the main checkout, or a worktree of another repository
+    locks = [gitdir / "index.lock", gitdir / "HEAD.lock"]
+    branch = git(worktree, "symbolic-ref", "--quiet", "HEAD", check=False).strip()
+    if branch.startswith("refs/heads/"):
+        locks.append(common / f"{branch}.lock")
+    removed = []
+    for lock in locks:
+        if lock.exists() and not _in_use(lock, worktree):
+            with contextlib.suppress(FileNotFoundError):
+                lock.unlink()
+                removed.append(lock)
+    return removed
+
+
+def _in_use(lock: Path, worktree: Path) -> bool:
+    """Some process holds `lock` open, or a git process works inside `worktree` (Linux /proc;
+    elsewhere False: the caller runs this at daemon start, when only our git could run)."""
+    proc_root = Path("/proc")
+    if not (proc_root / "self" / "fd").is_dir():
+        return False
+    wanted = str(lock)
+    tree = worktree.resolve()
+    for pid in proc_root.iterdir():
+        if not pid.name.isdigit() or pid.name == str(os.getpid()):
+            continue
+        with contextlib.suppress(OSError):
+            for fd in (pid / "fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd) == wanted:
+                        return True
+        with contextlib.suppress(OSError):
+            comm = (pid / "comm").read_text().strip()
+            cwd = Path(os.readlink(pid / "cwd"))
+            if comm.startswith("git") and (cwd == tree or tree in cwd.parents):
+                return True
+    return False
+
+
+# ---------------------------------------------------------------------------- the rest
 
 
 def diff(workdir: Path, base: str, stat: bool = False, limit: int = 200_000) -> str:
@@ -118,9 +525,13 @@ def working_diff_stat(repo: Path) -> str:
     return git(repo, "diff", "--stat", "HEAD", "--", ".", *_EXCLUDE, check=False)
 
 
-def is_clean(repo: Path) -> bool:
-    """No uncommitted human work outside the board (the board changes all the time)."""
-    return git(repo, "status", "--porcelain", "--", ".", *_EXCLUDE).strip() == ""
+def is_clean(repo: Path, optional_locks: bool = True) -> bool:
+    """No uncommitted human work outside the board (the board changes all the time).
+
+    `optional_locks=False`: git does not refresh (write) the index while it looks.
+    """
+    flags = [] if optional_locks else ["--no-optional-locks"]
+    return git(repo, *flags, "status", "--porcelain", "--", ".", *_EXCLUDE).strip() == ""
 
 
 def identity(repo: Path) -> list[str]:
@@ -139,26 +550,3 @@ def merge(repo: Path, branch: str) -> tuple[bool, str]:
         git(repo, "merge", "--abort", check=False)
     detail = (proc.stderr or proc.stdout).strip().splitlines()
     return False, f"merge failed, nothing merged: {detail[0] if detail else 'unknown error'}"
-
-
-def attempt_commit(repo: Path, branch: str, task_id: str, attempt: int) -> str | None:
-    """The newest commit on `branch` made for this task's attempt (its trailers say so)."""
-    if not branch_exists(repo, branch):
-        return None
-    out = git(repo, "log", "-50", "--format=%H%x00%B%x01", f"refs/heads/{branch}", "--not", "HEAD")
-    want = {f"Shopfloor-Task: {task_id}", f"Shopfloor-Attempt: {attempt}"}
-    for record in out.split("\x01"):
-        sha, _, body = record.strip().partition("\x00")
-        if sha and want <= {line.strip() for line in body.splitlines()}:
-            return sha
-    return None
-
-
-def merge_base(repo: Path, a: str, b: str) -> str | None:
-    out = git(repo, "merge-base", a, b, check=False).strip()
-    return out or None
-
-
-def snapshot(workdir: Path, ref: str) -> str | None:
-    """Uncommitted work of a worktree kept as a commit under `ref` (placeholder: none kept)."""
-    return None
