@@ -228,3 +228,20 @@ def test_landing_waits_while_a_hotfix_awaits_the_human(tmp_path: Path) -> None:
     git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "board")
     run_once(root)
     assert (root / f"change-{task_id}.txt").exists()
+
+
+def test_a_finished_tasks_leftover_worktree_is_removed_at_start_and_its_work_kept(
+    tmp_path: Path,
+) -> None:
+    """Rule: nothing accumulates, and nothing uncommitted is ever deleted (kept under a ref)."""
+    root = make_project(tmp_path, agents={"a": command_agent("coder:write", "qa:pass")})
+    task_id = new(root, "Leave a worktree behind", backlog=True)
+    assert run_once(root) == 0 and lane_of(root, task_id) is Lane.DONE
+    # As a crash between QA and the clean-up would leave it: a checkout with stray work.
+    worktree = root / ".shopfloor" / "worktrees" / task_id
+    git(root, "worktree", "add", "--quiet", str(worktree), f"shopfloor/{task_id}")
+    (worktree / "notes.txt").write_text("half a thought\n")
+    assert run_once(root) == 0
+    assert not worktree.exists()
+    ref = f"refs/shopfloor/snapshots/{task_id}/leftover"
+    assert git(root, "show", f"{ref}:notes.txt") == "half a thought\n"

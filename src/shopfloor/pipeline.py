@@ -82,6 +82,26 @@ def import_legacy_state(shop: Shop) -> int:
     return moved
 
 
+def tidy_worktrees(shop: Shop, working: set[str]) -> list[str]:
+    """At start: worktrees of tasks no longer in active/ or review/ are removed (uncommitted
+    work is kept under refs/shopfloor/ first); the others get stale git locks cleared."""
+    folder = shop.paths.worktrees_dir
+    removed = []
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if path.name.startswith("."):
+            continue  # gitops sets unknown folders aside there
+        try:
+            if path.name in working:
+                gitops.repair_locks(shop.root, path)
+                continue
+            ref = f"refs/shopfloor/snapshots/{path.name}/leftover"
+            gitops.remove_worktree(shop.root, path, keep_ref=ref)
+            removed.append(path.name)
+        except gitops.GitError as exc:
+            shop.log("worktree.tidy", task=path.name, error=str(exc))
+    return removed
+
+
 def worktree_path(shop: Shop, task_id: str) -> Path:
     return shop.paths.worktree(task_id)
 

@@ -602,6 +602,16 @@ class Daemon:
                 with contextlib.suppress(ShopfloorError):
                     pipeline.land_pending(self.shop, entry, hotfix_waiting)
 
+    def _tidy_worktrees(self) -> None:
+        with self._lock:
+            working = {
+                e.id for lane in (Lane.ACTIVE, Lane.REVIEW) for e in self._cache.get(lane, [])
+            }
+            working |= set(self._jobs)
+        removed = pipeline.tidy_worktrees(self.shop, working)
+        if removed:
+            self.shop.log("worktrees.removed", tasks=",".join(removed))
+
     def recover(self) -> None:
         """At start: kill agent process groups a dead daemon left, close their run records."""
         journal = self.shop.journal
@@ -623,6 +633,7 @@ class Daemon:
         pipeline.import_legacy_state(self.shop)
         self.tick(full=True)  # fixes the board: stale claims, statuses out of place
         self._starting = False
+        self._tidy_worktrees()
         summary = {
             "runs_interrupted": len(stale),
             "orphans_killed": len(killed),
