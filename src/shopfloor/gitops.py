@@ -120,7 +120,8 @@ def run_git(
     """git with stdin closed, a timeout and `env` added to the environment; never raises for
     git's own exit code (GitError only when git cannot be run at all)."""
     if not Path(cwd).is_dir():
-        raise GitError(f"git {' '.join(args[:2])}: {cwd} is not a folder")
+        # Deleted under a run (rm -rf .shopfloor): the machine's state, not the task's doing.
+        raise GitFault(f"git {' '.join(args[:2])}: {cwd} is not a folder (was it deleted?)")
     try:
         return subprocess.run(
             ["git", *args],

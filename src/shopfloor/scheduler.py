@@ -460,7 +460,7 @@ class Daemon:
             self.shop.log("job.abandoned", task=entry.id, reason=str(exc))
         except (InfrastructureError, OSError, sqlite3.Error) as exc:
             self._fault(entry.id, exc)
-        except ConfigError as exc:  # an agent name shopfloor.toml does not define
+        except ShopfloorError as exc:  # an unknown agent name, a git failure: says what to fix
             self._park_after_error(role, entry, Event.SETUP_PROBLEM, str(exc))
         except Exception as exc:  # a bug of ours: park the task with the error, go on
             self.shop.log("job.error", task=entry.id, role=role, error=repr(exc))
