@@ -123,3 +123,10 @@ def tracker(root: Path, task_id: str) -> str:
 
     board = Board(root)
     return task.get_section(board.read_text(board.find(task_id)), "Tracker") or ""
+
+
+def edit_fields(path: Path, **fields: Any) -> None:
+    """Change front-matter fields as a person would, with an editor (not through Shopfloor)."""
+    from shopfloor import task
+
+    path.write_text(task.set_fields(path.read_text(), fields))

@@ -66,35 +66,6 @@ def test_front_matter_longer_than_the_first_read_is_still_found(project: Path) -
     assert entry.header.title == title.strip()
 
 
-def test_move_is_a_rename_between_lanes_and_never_clobbers(project: Path) -> None:
-    """Rule: a move is rename(2) (same inode, gone from the old lane), never replacing a file."""
-    board = Board(project)
-    path = put(project, "backlog", "T-0001-x.md", task_text("T-0001"))
-    inode = path.stat().st_ino
-    (entry,) = board.scan().entries
-    moved = board.move(entry, Lane.ACTIVE)
-    assert moved.lane is Lane.ACTIVE and moved.path.stat().st_ino == inode
-    assert not path.exists()
-    other = put(project, "review", "T-0001-x.md", "someone else's file")
-    with pytest.raises(FileExistsError):
-        board.move(moved, Lane.REVIEW)
-    assert other.read_text() == "someone else's file" and moved.path.exists()
-
-
-def test_update_rewrites_atomically_and_leaves_no_temp_files(project: Path) -> None:
-    """Rule: updates replace the file whole (temp + rename) and keep the human's text."""
-    board = Board(project)
-    original = task_text("T-0001", status="queued  # set by the PM") + "\nHuman notes.\n"
-    path = put(project, "backlog", "T-0001-x.md", original)
-    (entry,) = board.scan().entries
-    updated = board.update(entry, {"status": "running"}, tracker="2026-11-25T10:00:00Z coder go")
-    text = path.read_text()
-    assert "status: running  # set by the PM\n" in text
-    assert text.endswith("Human notes.\n\n## Tracker\n- 2026-11-25T10:00:00Z coder go\n")
-    assert updated.header.status == "running"
-    assert sorted(p.name for p in path.parent.iterdir()) == [".gitkeep", "T-0001-x.md"]
-
-
 BAD_FILES = [
     ("broken-yaml.md", b"---\nid: T-0001\ntitle: [oops\n---\n", "broken YAML front matter"),
     ("no-id.md", b"---\ntitle: Lost\n---\nbody\n", "no 'id' field"),

@@ -9,7 +9,15 @@ from pathlib import Path
 from shopfloor import actions, config, demo
 from shopfloor.board import Board, Lane
 from shopfloor.scheduler import Daemon
-from tests.support import agent_command, git, lane_of, make_project, shopfloor, tracker
+from tests.support import (
+    agent_command,
+    edit_fields,
+    git,
+    lane_of,
+    make_project,
+    shopfloor,
+    tracker,
+)
 
 OK_CHECK = [sys.executable, "-c", "print('1 passed')"]
 FAILING_CHECK = [sys.executable, "-c", "import sys; print('1 failed'); sys.exit(1)"]
@@ -133,8 +141,7 @@ def test_priority_and_dependencies_order_the_coders(tmp_path: Path) -> None:
     low = actions.create_task(board, actions.NewTask("low", "x", True, priority="P3")).id
     high = actions.create_task(board, actions.NewTask("high", "x", True, priority="P0")).id
     dep = actions.create_task(board, actions.NewTask("needs low", "x", True, priority="P0"))
-    text = board.read_text(dep).replace("depends_on: []", f"depends_on: [{low}]")
-    board.rewrite(dep, text)
+    edit_fields(dep.path, depends_on=[low])
     assert run_once(root) == 0
     order = [line.split()[1] for line in mark.read_text().splitlines()]
     assert order == [high, low, dep.id]

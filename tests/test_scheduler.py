@@ -16,6 +16,7 @@ from shopfloor.journal import Journal
 from tests.conftest import wait_until
 from tests.support import (
     agent_command,
+    edit_fields,
     lane_of,
     make_project,
     shopfloor,
@@ -208,7 +209,7 @@ def test_an_idle_daemon_does_not_rescan_because_of_its_own_reads(tmp_path: Path)
     for n in range(200):
         actions.create_task(board, actions.NewTask(f"parked {n}", "x", backlog=True))
     for entry in board.scan().entries:
-        board.update(entry, {"status": "blocked"})
+        edit_fields(entry.path, status="blocked")
     daemon = start_daemon(root)
     try:
         wait_for_lock(root)

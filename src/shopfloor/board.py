@@ -130,7 +130,9 @@ def _read_head(path: Path, size: int) -> str:
 
 
 class Board:
-    """The lanes under `<root>/tasks`, and the only code that moves or rewrites task files."""
+    """The lanes under `<root>/tasks`: reading, creating, quarantining. Every change to a
+    task's state is `lifecycle.apply`'s; the board only files new tasks and sets aside what
+    cannot be read."""
 
     def __init__(self, root: Path, header_cache: bool = True) -> None:
         self.root = root.resolve()
@@ -314,33 +316,6 @@ class Board:
         _fs.create_exclusive(path, text)
         return path
 
-    def move(self, entry: Entry, lane: Lane) -> Entry:
-        """Atomic rename(2) into another lane, durable on return."""
-        target = self.lane_dir(lane) / entry.name
-        _fs.durable_rename(entry.path, target)
-        return Entry(entry.header, lane, target)
-
-    def rewrite(self, entry: Entry, text: str, durable: bool = True) -> Entry:
-        """Replace a task file's content atomically (temp file, fsync, rename)."""
-        header = task.parse(text)
-        _fs.atomic_write(entry.path, text, durable=durable)
-        return Entry(header, entry.lane, entry.path)
-
-    def update(
-        self,
-        entry: Entry,
-        fields: dict[str, object] | None = None,
-        tracker: str | None = None,
-        durable: bool = True,
-    ) -> Entry:
-        """Set owned front-matter fields and/or add a tracker line, keeping the human's text."""
-        text = self.read_text(entry)
-        if fields:
-            text = task.set_fields(text, fields)
-        if tracker:
-            text = task.append_tracker(text, tracker)
-        return self.rewrite(entry, text, durable)
-
     def quarantine(self, path: Path, reason: str) -> Path:
         """Move an unreadable file to invalid/ with a sidecar saying why. Never deletes."""
         invalid = self.lane_dir(Lane.INVALID)
@@ -440,7 +415,12 @@ class Board:
         return self.scan(lanes)
 
     def adopt(self, path: Path) -> Entry:
-        """Give a plain Markdown note in inbox/ an id and front matter, keeping its words."""
+        """Give a plain Markdown note in inbox/ an id and front matter, keeping its words.
+
+        Renamed first, then rewritten if still the same file: a note a person moves or saves
+        again meanwhile is never re-created or overwritten (FileNotFoundError/FileChangedError).
+        """
+        st = os.lstat(path)
         text = task.decode(self._read_bounded(path))
         lines = text.strip().splitlines()
         first = lines[0].lstrip("#").strip() if lines else ""
@@ -453,9 +433,9 @@ class Board:
             sections={"Request": request.strip() or title},
             tracker=f"{now} board adopted {path.name!r} from inbox",
         )
-        _fs.atomic_write(path, new_text)
         target = path.with_name(f"{header.id}-{task.slugify(title)}.md")
         _fs.durable_rename(path, target)
+        _fs.replace_if_same(target, new_text, st)
         return Entry(header, Lane.INBOX, target)
 
     def clean_temps(self, older_than: float = STALE_TEMP_SECONDS) -> list[Path]:

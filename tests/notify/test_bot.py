@@ -22,6 +22,7 @@ from shopfloor.notify.bot import GENERIC_FAILURE, HELP, Commands
 from shopfloor.notify.sender import Backoff, supervise
 from tests.conftest import wait_until
 from tests.fakes.telegram_server import FakeTelegram
+from tests.support import edit_fields
 
 from .conftest import CHAT, STRANGER, ServiceFactory, make_config
 
@@ -81,7 +82,7 @@ def test_approve_cancel_retry(ask: Ask, project: Path) -> None:
     assert ask(f"/approve {entry.id}") == (
         f"{entry.id} is in backlog/ with status queued; approve needs status awaiting-approval"
     )
-    board.update(board.find(entry.id), {"status": "awaiting-approval"})
+    edit_fields(board.find(entry.id).path, status="awaiting-approval")
     assert ask(f"/approve {entry.id}") == f"{entry.id} approved: backlog/ · queued"
     assert ask(f"/cancel {entry.id}") == f"{entry.id} cancelled: failed/ · closed"
     assert ask(f"/retry {entry.id}") == f"{entry.id} queued for retry: backlog/ · queued"
