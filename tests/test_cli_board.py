@@ -25,13 +25,15 @@ from .conftest import CliRun, git, wait_until
 #: The documented `status --json` document (docs/cli.md), schema 1.
 STATUS_KEYS = {
     "schema", "root", "counts", "tasks", "invalid", "unreadable", "conflicts",
-    "unknown_folders", "runs", "outbox", "spend", "paused",
+    "unknown_folders", "runs", "outbox", "spend", "paused", "journal_error", "config_error",
 }  # fmt: skip
 TASK_KEYS = {
     "id", "title", "type", "priority", "status", "attempts", "max_attempts", "depends_on",
     "agent", "created", "updated", "lane", "path",
 }  # fmt: skip
-SHOW_KEYS = {"schema", *TASK_KEYS, "sections", "tracker", "text", "runs", "cost_usd"}
+SHOW_KEYS = {
+    "schema", *TASK_KEYS, "sections", "tracker", "text", "runs", "cost_usd", "journal_error",
+}  # fmt: skip
 RUN_KEYS = {"run_id", "task_id", "role", "agent", "started_at", "age_seconds"}
 
 

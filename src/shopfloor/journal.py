@@ -269,8 +269,10 @@ class Journal:
                 raise
 
     def _rows(self, query: str, args: tuple[Any, ...] | list[Any] = ()) -> list[sqlite3.Row]:
-        """A read, under the lock so that a reopen never closes a connection mid-query."""
+        """A read, under the lock so that a reopen never closes a connection mid-query; of
+        the file at `path` (another process, e.g. the outbox sender, may have replaced it)."""
         with self._lock:
+            self.ensure_current()
             try:
                 return list(self._db.execute(query, args).fetchall())
             except sqlite3.Error as exc:
