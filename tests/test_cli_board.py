@@ -405,3 +405,21 @@ def test_status_loads_no_heavy_library(project: Path) -> None:
         [sys.executable, "-c", code, str(project)], capture_output=True, text=True, timeout=60
     )
     assert "HEAVY []" in proc.stderr, proc.stderr
+
+
+def test_status_warns_about_an_invalid_config_without_a_daemon(project: Path, cli: CliRun) -> None:
+    """Rule (trust): a broken shopfloor.toml is reported by `status`, not ignored; the
+    verdict follows every edit (cached by the file's stat)."""
+    config = project / "shopfloor.toml"
+    good = config.read_text()
+    assert json.loads(cli(project, "status", "--json").stdout)["config_error"] is None
+    config.write_text(good + "\n[pipeline]\nmax_attempts = 0\n")  # a second [pipeline]
+    broken = cli(project, "status", "--json")
+    assert broken.returncode == 0, broken.stderr
+    assert "shopfloor.toml" in json.loads(broken.stdout)["config_error"]
+    human = cli(project, "status")
+    assert human.returncode == 0 and "last good config" in human.stdout
+    config.write_text(good.replace("max_attempts = 3", "max_attempts = 0"))
+    assert "max_attempts" in json.loads(cli(project, "status", "--json").stdout)["config_error"]
+    config.write_text(good)
+    assert json.loads(cli(project, "status", "--json").stdout)["config_error"] is None

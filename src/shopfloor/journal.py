@@ -162,6 +162,7 @@ class Journal:
             return self._connect()
         seen = identity(self.path)
         try:
+            _check_header(self.path)
             return self._connect(check=True)
         except sqlite3.DatabaseError as exc:
             if not is_corruption(exc):
@@ -440,6 +441,22 @@ class Journal:
             query += " AND channel = ?"
             args = (channel,)
         return int(self._rows(query, args)[0][0])
+
+
+#: The first bytes of every SQLite database file.
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _check_header(path: Path) -> None:
+    """Refuse a file that is not SQLite before SQLite touches it: on open SQLite may delete a
+    -wal it cannot use, and that file belongs with the damaged journal for a human."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(_SQLITE_MAGIC))
+    except FileNotFoundError:
+        return
+    if head and head != _SQLITE_MAGIC[: len(head)]:
+        raise JournalCorruptError("file is not a database (no SQLite header)")
 
 
 def _enable_wal(db: sqlite3.Connection, deadline: float) -> None:
