@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from shopfloor import _fs
 from shopfloor.errors import InfrastructureError
@@ -232,11 +232,18 @@ class Journal:
             try:
                 self.reopen()
             except (sqlite3.Error, OSError) as exc:
-                raise self._fault(exc) from exc
+                self._raise_fault(exc)
+
+    def _raise_fault(self, exc: BaseException) -> NoReturn:
+        """Raise what a failed SQLite call becomes: machine faults and damage become
+        InfrastructureError (and a reopen before the next write); anything else (a mistake in
+        our SQL) is raised unchanged."""
+        fault = self._fault(exc)
+        if fault is exc:
+            raise exc
+        raise fault from exc
 
     def _fault(self, exc: BaseException) -> BaseException:
-        """What a failed SQLite call becomes: machine faults and damage, InfrastructureError
-        (and a reopen before the next write); anything else (our SQL) unchanged."""
         if isinstance(exc, OSError) or _machine_fault(exc):
             self._suspect = True
             return InfrastructureError(
@@ -258,7 +265,7 @@ class Journal:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
-                raise self._fault(exc) from exc
+                self._raise_fault(exc)
             try:
                 yield self._db
                 self._db.execute("COMMIT")
@@ -266,7 +273,7 @@ class Journal:
                 with contextlib.suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.Error):
-                    raise self._fault(exc) from exc
+                    self._raise_fault(exc)
                 raise
 
     def _rows(self, query: str, args: tuple[Any, ...] | list[Any] = ()) -> list[sqlite3.Row]:
@@ -277,7 +284,7 @@ class Journal:
             try:
                 return list(self._db.execute(query, args).fetchall())
             except sqlite3.Error as exc:
-                raise self._fault(exc) from exc
+                self._raise_fault(exc)
 
     @property
     def schema_version(self) -> int:
