@@ -25,13 +25,15 @@ from .conftest import CliRun, git, wait_until
 #: The documented `status --json` document (docs/cli.md), schema 1.
 STATUS_KEYS = {
     "schema", "root", "counts", "tasks", "invalid", "unreadable", "conflicts",
-    "unknown_folders", "runs", "outbox", "spend", "paused",
+    "unknown_folders", "runs", "outbox", "spend", "paused", "journal_error", "config_error",
 }  # fmt: skip
 TASK_KEYS = {
     "id", "title", "type", "priority", "status", "attempts", "max_attempts", "depends_on",
     "agent", "created", "updated", "lane", "path",
 }  # fmt: skip
-SHOW_KEYS = {"schema", *TASK_KEYS, "sections", "tracker", "text", "runs", "cost_usd"}
+SHOW_KEYS = {
+    "schema", *TASK_KEYS, "sections", "tracker", "text", "runs", "cost_usd", "journal_error",
+}  # fmt: skip
 RUN_KEYS = {"run_id", "task_id", "role", "agent", "started_at", "age_seconds"}
 
 
@@ -403,3 +405,21 @@ def test_status_loads_no_heavy_library(project: Path) -> None:
         [sys.executable, "-c", code, str(project)], capture_output=True, text=True, timeout=60
     )
     assert "HEAVY []" in proc.stderr, proc.stderr
+
+
+def test_status_warns_about_an_invalid_config_without_a_daemon(project: Path, cli: CliRun) -> None:
+    """Rule (trust): a broken shopfloor.toml is reported by `status`, not ignored; the
+    verdict follows every edit (cached by the file's stat)."""
+    config = project / "shopfloor.toml"
+    good = config.read_text()
+    assert json.loads(cli(project, "status", "--json").stdout)["config_error"] is None
+    config.write_text(good + "\n[pipeline]\nmax_attempts = 0\n")  # a second [pipeline]
+    broken = cli(project, "status", "--json")
+    assert broken.returncode == 0, broken.stderr
+    assert "shopfloor.toml" in json.loads(broken.stdout)["config_error"]
+    human = cli(project, "status")
+    assert human.returncode == 0 and "last good config" in human.stdout
+    config.write_text(good.replace("max_attempts = 3", "max_attempts = 0"))
+    assert "max_attempts" in json.loads(cli(project, "status", "--json").stdout)["config_error"]
+    config.write_text(good)
+    assert json.loads(cli(project, "status", "--json").stdout)["config_error"] is None

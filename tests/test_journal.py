@@ -146,8 +146,28 @@ def test_status_works_with_the_journal_missing_or_corrupt(project: Path, cli: Cl
     db.write_bytes(b"\x00garbage" * 1000)
     corrupt = cli(project, "status", "--json")
     assert corrupt.returncode == 0, corrupt.stderr
-    assert json.loads(corrupt.stdout)["runs"] == []
+    doc = json.loads(corrupt.stdout)
+    assert doc["runs"] == [] and "journal.db is unreadable" in doc["journal_error"]
+    assert json.loads(missing.stdout)["journal_error"] is None
+    human = cli(project, "status")
+    assert human.returncode == 0 and "unreadable" in human.stdout, human.stderr
+    shown = cli(project, "show", "T-0001", "--json")
+    assert shown.returncode == 0 and "unreadable" in json.loads(shown.stdout)["journal_error"]
     assert db.read_bytes() == b"\x00garbage" * 1000  # status never "repairs" it away
+
+
+def test_status_says_a_truncated_journal_is_unreadable(project: Path, cli: CliRun) -> None:
+    """Rule (trust): damage deep in the file (found by a query, not at open) is reported."""
+    with Journal.for_project(project) as j:
+        fill(j)
+        j.insert_run("R-1", "T-0001", "coder", state="running")
+    db = project / ".shopfloor" / "journal.db"
+    cut = db.read_bytes()[: db.stat().st_size // 2]
+    db.write_bytes(cut)
+    proc = cli(project, "status", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert "unreadable" in json.loads(proc.stdout)["journal_error"]
+    assert db.read_bytes() == cut
 
 
 def test_status_lists_running_runs_from_the_journal(project: Path, cli: CliRun) -> None:
@@ -186,3 +206,91 @@ def test_many_connections_opening_a_new_journal_at_once_all_succeed(tmp_path: Pa
         for t in threads:
             t.join(30)
     assert errors == []
+
+
+# ---------------------------------------------------------------------------- faults
+
+
+def fill(j: Journal, events: int = 400) -> None:
+    """Enough rows for a journal of several pages (so a truncation cuts real data)."""
+    for i in range(events):
+        j.record("filler", f"T-{i:04d}", None, text="x" * 200)
+
+
+def test_open_journal_moves_a_garbage_file_and_its_sidecars_aside(tmp_path: Path) -> None:
+    """Rule (trust): a damaged journal never stops work; it is kept aside for a human."""
+    state = tmp_path / ".shopfloor"
+    state.mkdir()
+    db = state / "journal.db"
+    db.write_bytes(b"this is not a database" * 100)
+    (state / "journal.db-wal").write_bytes(b"old wal")
+    (state / "journal.db-shm").write_bytes(b"old shm")
+    lines: list[tuple[str, dict[str, object]]] = []
+    with journal.open_journal(tmp_path, log=lambda event, **f: lines.append((event, f))) as j:
+        j.record("after.repair")
+        assert [e["kind"] for e in j.events()] == ["after.repair"]
+    ((event, fields),) = lines
+    assert event == "journal.corrupt" and "not a database" in str(fields["reason"])
+    moved = Path(str(fields["moved_to"]))
+    assert moved.parent == state and moved.name.startswith("journal.db.corrupt-")
+    assert moved.read_bytes() == b"this is not a database" * 100
+    assert Path(f"{moved}-wal").read_bytes() == b"old wal"
+    assert Path(f"{moved}-shm").read_bytes() == b"old shm"
+
+
+def test_open_journal_moves_a_truncated_journal_aside(tmp_path: Path) -> None:
+    """Rule (trust): damage SQLite finds only by reading (a cut file) is caught at open."""
+    with journal.open_journal(tmp_path) as j:
+        fill(j)
+    db = tmp_path / ".shopfloor" / "journal.db"
+    data = db.read_bytes()
+    db.write_bytes(data[: len(data) // 2])
+    lines: list[str] = []
+    with journal.open_journal(tmp_path, log=lambda event, **f: lines.append(event)) as j:
+        assert j.events() == []  # a fresh journal: the board is the truth
+    assert lines == ["journal.corrupt"]
+    (kept,) = (tmp_path / ".shopfloor").glob("journal.db.corrupt-*")
+    assert kept.read_bytes() == data[: len(data) // 2]
+
+
+def test_open_journal_creates_a_missing_state_folder_private(tmp_path: Path) -> None:
+    with journal.open_journal(tmp_path) as j:
+        j.record("first")
+    assert (tmp_path / ".shopfloor").stat().st_mode & 0o777 == 0o700
+
+
+def test_a_journal_deleted_under_an_open_connection_is_recreated(tmp_path: Path) -> None:
+    """Rule (trust): SQLite would write on to the unlinked file; a stat notices, and the next
+    write goes to a new journal at the right place."""
+    import shutil
+
+    j = journal.open_journal(tmp_path)
+    with j:
+        j.record("before")
+        assert j.is_current()
+        shutil.rmtree(tmp_path / ".shopfloor")
+        assert not j.is_current()
+        j.insert_run("R-1", "T-0001", "coder")
+        assert j.is_current()
+    with Journal.for_project(tmp_path) as fresh:
+        assert [r["id"] for r in fresh.runs()] == ["R-1"]
+        assert fresh.events() == []
+
+
+def test_a_full_disk_is_an_infrastructure_error_and_the_next_write_recovers(
+    tmp_path: Path,
+) -> None:
+    """Rule (trust): a write the machine refuses says what to do, not a raw sqlite3 error;
+    the connection is reopened before the next write."""
+    import pytest
+
+    from shopfloor.errors import InfrastructureError
+
+    with journal.open_journal(tmp_path) as j:
+        j.record("small")
+        pages = j._db.execute("PRAGMA page_count").fetchone()[0]
+        j._db.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own "disk full"
+        with pytest.raises(InfrastructureError, match=r"database or disk is full.*free disk"):
+            j.record("big", data="x" * 100_000)
+        j.record("after")  # a fresh connection, without the limit
+        assert [e["kind"] for e in j.events()] == ["small", "after"]

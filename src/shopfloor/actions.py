@@ -244,10 +244,10 @@ def cwd_relative(path: Path) -> str:
 @contextlib.contextmanager
 def _hands(board: Board) -> Iterator[lifecycle.Hands]:
     """The lifecycle's hands for a one-shot command: the board and, if it opens, the journal."""
-    from shopfloor.journal import Journal
+    from shopfloor.journal import Journal, open_journal
 
     try:
-        journal: Journal | None = Journal.for_project(board.root)
+        journal: Journal | None = open_journal(board.root)
     except Exception:  # a move then says the journal is needed; in-place edits go on
         journal = None
     try:
@@ -281,12 +281,10 @@ def retry(board: Board, task_id: str, who: str = "cli") -> Entry:
 def _lift_setup_pauses(root: Path) -> None:
     """A retry says "I fixed the agent": agents paused for a login or a binary run again."""
     from shopfloor import budget
-    from shopfloor.journal import open_if_present
+    from shopfloor.journal import open_journal
 
-    journal = open_if_present(root)
-    if journal is not None:
-        with journal:
-            journal.clear_pauses(budget.SETUP_PROBLEMS)
+    with open_journal(root) as journal:
+        journal.clear_pauses(budget.SETUP_PROBLEMS)
 
 
 def cancel(board: Board, task_id: str, who: str = "cli") -> Entry:

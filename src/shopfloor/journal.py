@@ -1,24 +1,48 @@
-"""The journal: SQLite (WAL) for events, runs and the notification outbox.
+"""The journal: SQLite (WAL) for lifecycle transitions, runs, per-task state, agent pauses and the
+notification outbox.
 
 The board is the truth; the journal is history and bookkeeping that can be rebuilt. Schema
 changes are numbered migrations applied in order (PRAGMA user_version).
+
+So a journal fault never stops work: `open_journal` (the daemon and every command that
+writes) moves a corrupt file aside and starts a fresh one; a journal deleted or replaced
+under an open connection is noticed by a stat (`is_current`) and reopened before the next
+write; a write the machine refuses (disk full, read-only) raises InfrastructureError.
+Read-only commands use `open_for_reading`, which never repairs anything.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+from shopfloor import _fs
+from shopfloor.errors import InfrastructureError
 from shopfloor.paths import PRIVATE_FILE_MODE, StatePaths, make_private_dir
 from shopfloor.task import utc_now
+
+#: Logs one structured event: `log("journal.corrupt", moved_to=..., reason=...)`.
+Log = Callable[..., None]
+
+#: SQLite's words for a fault of the machine (not of our SQL): translated to
+#: InfrastructureError, and the connection is reopened before the next write.
+_MACHINE_FAULTS = (
+    "database or disk is full",
+    "readonly database",
+    "disk i/o error",
+    "unable to open database file",
+)
+#: SQLite result codes that mean the file itself is damaged (Python 3.11+ names them).
+_CORRUPT_CODES = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: the first schema
@@ -120,35 +144,84 @@ class OutboxItem:
     created_at: str
 
 
+class JournalCorruptError(sqlite3.DatabaseError):
+    """`PRAGMA quick_check` found damage that SQLite did not report on its own."""
+
+
+def is_corruption(exc: BaseException) -> bool:
+    """The file is damaged ("file is not a database", "database disk image is malformed")."""
+    if isinstance(exc, JournalCorruptError):
+        return True
+    if not isinstance(exc, sqlite3.DatabaseError) or isinstance(exc, sqlite3.OperationalError):
+        return False  # OperationalError: locked, I/O, disk full - the file may be fine
+    name = getattr(exc, "sqlite_errorname", "")
+    text = str(exc).lower()
+    return name in _CORRUPT_CODES or "malformed" in text or "not a database" in text
+
+
+def _machine_fault(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and any(
+        marker in str(exc).lower() for marker in _MACHINE_FAULTS
+    )
+
+
+def _default_log(event: str, **fields: Any) -> None:
+    details = " ".join(f"{k}={v}" for k, v in fields.items())
+    logging.getLogger("shopfloor.journal").warning("%s %s", event, details)
+
+
 class Journal:
-    """One connection, one writer at a time (a lock), BEGIN IMMEDIATE for every write."""
+    """One connection, one writer at a time (a lock), BEGIN IMMEDIATE for every write.
 
-    def __init__(self, path: Path) -> None:
+    `repair=True` (see `open_journal`): a damaged file is moved aside and a fresh journal
+    started, at open and whenever the connection is reopened after a fault.
+    """
+
+    def __init__(self, path: Path, *, repair: bool = False, log: Log | None = None) -> None:
         self.path = path
-        make_private_dir(path.parent)
-        # Created 0600 before SQLite opens it; SQLite gives -wal and -shm the db file's mode.
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE))
+        self.repair = repair
+        self.log: Log = log or _default_log
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=False)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA busy_timeout = 5000")
-        self._enable_wal(deadline=time.monotonic() + 10.0)
-        # WAL + NORMAL survives any process crash (kill -9); only a power loss may drop the
-        # last transactions, and the board (fsynced) stays the truth the journal is rebuilt from.
-        self._db.execute("PRAGMA synchronous = NORMAL")
-        self._migrate()
+        self._suspect = False  # a write failed: reopen before the next one
+        self._db, self._identity = self._open()
 
-    def _enable_wal(self, deadline: float) -> None:
-        """Switch to WAL. The switch ignores busy_timeout when two processes open a new
-        journal at the same moment, so it is retried until the deadline."""
-        while True:
-            try:
-                self._db.execute("PRAGMA journal_mode = WAL")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
+    def _open(self) -> tuple[sqlite3.Connection, tuple[int, int]]:
+        """A ready connection and the (st_dev, st_ino) of the file it holds open."""
+        if not self.repair:
+            return self._connect()
+        seen = identity(self.path)
+        try:
+            _check_header(self.path)
+            return self._connect(check=True)
+        except sqlite3.DatabaseError as exc:
+            if not is_corruption(exc):
+                raise
+            set_aside(self.path, str(exc), self.log, seen)
+            return self._connect()
+
+    def _connect(self, check: bool = False) -> tuple[sqlite3.Connection, tuple[int, int]]:
+        make_private_dir(self.path.parent)
+        # Created 0600 before SQLite opens it; SQLite gives -wal and -shm the db file's mode.
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE))
+        db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
+        try:
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA busy_timeout = 5000")
+            _enable_wal(db, deadline=time.monotonic() + 10.0)
+            # WAL + NORMAL survives any process crash (kill -9); only a power loss may drop the
+            # last transactions, and the board (fsynced) stays the truth it is rebuilt from.
+            db.execute("PRAGMA synchronous = NORMAL")
+            if check:
+                # Reads every page once (~70 ms for 60 MB): only where a repair can follow.
+                verdict = db.execute("PRAGMA quick_check(1)").fetchone()[0]
+                if verdict != "ok":
+                    raise JournalCorruptError(f"quick_check: {verdict}")
+            _migrate(db)
+            stat = os.stat(self.path)
+        except BaseException:
+            db.close()
+            raise
+        return db, (stat.st_dev, stat.st_ino)
 
     @classmethod
     def for_project(cls, root: Path) -> Journal:
@@ -164,28 +237,89 @@ class Journal:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # ------------------------------------------------------------------ staying attached
+
+    def is_current(self) -> bool:
+        """False when the file at `path` is not the one this connection writes to: deleted
+        (SQLite would go on writing to the unlinked inode) or replaced. One stat."""
+        return identity(self.path) == self._identity
+
+    def reopen(self) -> None:
+        """Attach to the file at `path` again, creating it (and `.shopfloor/`) if missing.
+        The old connection is kept if the new one cannot be opened."""
+        with self._lock:
+            db, identity = self._open()
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._db, self._identity, self._suspect = db, identity, False
+        self.log("journal.reopened", path=self.path)
+
+    def ensure_current(self) -> None:
+        """Reopen if the file was deleted or replaced, or after a failed write (cheap: a stat).
+        InfrastructureError if it cannot be reopened now (the next call tries again)."""
+        with self._lock:
+            if not self._suspect and self.is_current():
+                return
+            try:
+                self.reopen()
+            except (sqlite3.Error, OSError) as exc:
+                self._raise_fault(exc)
+
+    def _raise_fault(self, exc: BaseException) -> NoReturn:
+        """Raise what a failed SQLite call becomes: machine faults and damage become
+        InfrastructureError (and a reopen before the next write); anything else (a mistake in
+        our SQL) is raised unchanged."""
+        fault = self._fault(exc)
+        if fault is exc:
+            raise exc
+        raise fault from exc
+
+    def _fault(self, exc: BaseException) -> BaseException:
+        if isinstance(exc, OSError) or _machine_fault(exc):
+            self._suspect = True
+            return InfrastructureError(
+                f"cannot write the journal {self.path}: {exc}; free disk space or fix the "
+                "folder's permissions (the board is unaffected; Shopfloor retries)"
+            )
+        if is_corruption(exc):
+            self._suspect = True
+            return InfrastructureError(
+                f"the journal {self.path} is damaged: {exc}; it is moved aside and started "
+                "afresh at the next write by the daemon (or restart the daemon)"
+            )
+        return exc
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            self.ensure_current()
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                self._raise_fault(exc)
             try:
                 yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
+                self._db.execute("COMMIT")
+            except BaseException as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    self._raise_fault(exc)
                 raise
-            self._db.execute("COMMIT")
 
-    def _migrate(self) -> None:
-        with self.transaction() as db:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in filter(str.strip, script.split(";")):
-                    db.execute(statement)
-                db.execute(f"PRAGMA user_version = {number}")
+    def _rows(self, query: str, args: tuple[Any, ...] | list[Any] = ()) -> list[sqlite3.Row]:
+        """A read, under the lock so that a reopen never closes a connection mid-query; of
+        the file at `path` (another process, e.g. the outbox sender, may have replaced it)."""
+        with self._lock:
+            self.ensure_current()
+            try:
+                return list(self._db.execute(query, args).fetchall())
+            except sqlite3.Error as exc:
+                self._raise_fault(exc)
 
     @property
     def schema_version(self) -> int:
-        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        return int(self._rows("PRAGMA user_version")[0][0])
 
     # ------------------------------------------------------------------ transitions
 
@@ -211,26 +345,20 @@ class Journal:
             )
 
     def pending_transitions(self) -> list[dict[str, Any]]:
-        rows = self._db.execute(
-            "SELECT * FROM transitions WHERE state = 'pending' ORDER BY id"
-        ).fetchall()
+        rows = self._rows("SELECT * FROM transitions WHERE state = 'pending' ORDER BY id")
         return [_transition(r) for r in rows]
 
     def history(self, task_id: str) -> list[dict[str, Any]]:
         """A task's transitions, oldest first (`shopfloor show ID --history`)."""
-        rows = self._db.execute(
-            "SELECT * FROM transitions WHERE task_id = ? ORDER BY id", (task_id,)
-        ).fetchall()
+        rows = self._rows("SELECT * FROM transitions WHERE task_id = ? ORDER BY id", (task_id,))
         return [_transition(r) for r in rows]
 
     # ------------------------------------------------------------------ task state
 
     def task_state(self, task_id: str) -> dict[str, Any]:
         """What the pipeline remembers about a task between stages (base commit, checks)."""
-        row = self._db.execute(
-            "SELECT data FROM task_state WHERE task_id = ?", (task_id,)
-        ).fetchone()
-        data = json.loads(row[0]) if row else {}
+        rows = self._rows("SELECT data FROM task_state WHERE task_id = ?", (task_id,))
+        data = json.loads(rows[0][0]) if rows else {}
         return data if isinstance(data, dict) else {}
 
     def save_task_state(self, task_id: str, **fields: Any) -> None:
@@ -272,30 +400,26 @@ class Journal:
             clauses.append("state = ?")
             args.append(state)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._db.execute(f"SELECT * FROM runs{where} ORDER BY started_at, id", args)
-        return [dict(r) for r in rows.fetchall()]
+        rows = self._rows(f"SELECT * FROM runs{where} ORDER BY started_at, id", args)
+        return [dict(r) for r in rows]
 
     # ------------------------------------------------------------------ spend and pauses
 
     def cost_by_task(self) -> dict[str, float]:
         """Dollars reported by the agents, summed per task."""
-        rows = self._db.execute(
+        rows = self._rows(
             "SELECT task_id, SUM(cost_usd) FROM runs WHERE cost_usd IS NOT NULL GROUP BY task_id"
-        ).fetchall()
+        )
         return {str(r[0]): float(r[1]) for r in rows}
 
     def cost_of_task(self, task_id: str) -> float:
         """Dollars reported by the agents for one task (runs_task index)."""
-        row = self._db.execute(
-            "SELECT SUM(cost_usd) FROM runs WHERE task_id = ?", (task_id,)
-        ).fetchone()
+        (row,) = self._rows("SELECT SUM(cost_usd) FROM runs WHERE task_id = ?", (task_id,))
         return float(row[0] or 0.0)
 
     def cost_since(self, started_at: str) -> float:
         """Dollars of every run started at or after `started_at` (an ISO UTC timestamp)."""
-        row = self._db.execute(
-            "SELECT SUM(cost_usd) FROM runs WHERE started_at >= ?", (started_at,)
-        ).fetchone()
+        (row,) = self._rows("SELECT SUM(cost_usd) FROM runs WHERE started_at >= ?", (started_at,))
         return float(row[0] or 0.0)
 
     def pause_agent(self, agent: str, until: float, reason: str) -> None:
@@ -309,10 +433,8 @@ class Journal:
             )
 
     def strikes(self, agent: str) -> int:
-        row = self._db.execute(
-            "SELECT strikes FROM agent_pauses WHERE agent = ?", (agent,)
-        ).fetchone()
-        return int(row[0]) if row else 0
+        rows = self._rows("SELECT strikes FROM agent_pauses WHERE agent = ?", (agent,))
+        return int(rows[0][0]) if rows else 0
 
     def clear_pause(self, agent: str) -> None:
         with self.transaction() as db:
@@ -328,9 +450,7 @@ class Journal:
     def pauses(self, now: float | None = None) -> dict[str, tuple[float, str]]:
         """Agents paused right now: name -> (until epoch seconds, reason)."""
         now = time.time() if now is None else now
-        rows = self._db.execute(
-            "SELECT agent, until, reason FROM agent_pauses WHERE until > ?", (now,)
-        ).fetchall()
+        rows = self._rows("SELECT agent, until, reason FROM agent_pauses WHERE until > ?", (now,))
         return {str(r[0]): (float(r[1]), str(r[2])) for r in rows}
 
     # ------------------------------------------------------------------ outbox
@@ -348,11 +468,11 @@ class Journal:
     def pending(self, channel: str, now: float | None = None, limit: int = 50) -> list[OutboxItem]:
         """Unsent items of a channel that are due, highest priority first, then oldest."""
         now = time.time() if now is None else now
-        rows = self._db.execute(
+        rows = self._rows(
             "SELECT * FROM outbox WHERE channel = ? AND sent_at IS NULL AND next_attempt_at <= ?"
             " ORDER BY priority, id LIMIT ?",
             (channel, now, limit),
-        ).fetchall()
+        )
         return [
             OutboxItem(
                 r["id"],
@@ -379,9 +499,9 @@ class Journal:
             )
 
     def unsent_by_channel(self) -> dict[str, int]:
-        rows = self._db.execute(
+        rows = self._rows(
             "SELECT channel, COUNT(*) FROM outbox WHERE sent_at IS NULL GROUP BY channel"
-        ).fetchall()
+        )
         return {str(r[0]): int(r[1]) for r in rows}
 
     def unsent_count(self, channel: str | None = None) -> int:
@@ -390,7 +510,123 @@ class Journal:
         if channel is not None:
             query += " AND channel = ?"
             args = (channel,)
-        return int(self._db.execute(query, args).fetchone()[0])
+        return int(self._rows(query, args)[0][0])
+
+
+#: The first bytes of every SQLite database file.
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _check_header(path: Path) -> None:
+    """Refuse a file that is not SQLite before SQLite touches it: on open SQLite may delete a
+    -wal it cannot use, and that file belongs with the damaged journal for a human."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(_SQLITE_MAGIC))
+    except FileNotFoundError:
+        return
+    if head and head != _SQLITE_MAGIC[: len(head)]:
+        raise JournalCorruptError("file is not a database (no SQLite header)")
+
+
+def _enable_wal(db: sqlite3.Connection, deadline: float) -> None:
+    """Switch to WAL. The switch ignores busy_timeout when two processes open a new journal
+    at the same moment, so it is retried until the deadline."""
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            for statement in filter(str.strip, script.split(";")):
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {number}")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def corrupt_name(path: Path, when: float | None = None) -> Path:
+    """Where a damaged journal goes: `journal.db.corrupt-<UTC stamp>` beside it."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(when))
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while target.exists():  # two repairs in one second keep both files
+        n += 1
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+    return target
+
+
+def identity(path: Path) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of the file at `path`, None if there is none."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+def set_aside(path: Path, reason: str, log: Log, seen: tuple[int, int] | None) -> Path | None:
+    """Move a damaged journal (and its -wal, -shm) aside for a human; None if another
+    process did it first. Under a lock, and only if `path` is still the file found damaged
+    (`seen`), so two processes finding the same damage never move a fresh journal away."""
+    with _fs.locked(path.with_name(f"{path.name}.repair.lock")):
+        if seen is not None and identity(path) != seen:
+            return None
+        target = corrupt_name(path)
+        # The sidecars first: a fresh journal.db must never meet the old -wal.
+        for suffix in ("-wal", "-shm", ""):
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(f"{path}{suffix}", f"{target}{suffix}")
+    log("journal.corrupt", moved_to=target, reason=reason)
+    return target
+
+
+def open_journal(root: Path, log: Log | None = None) -> Journal:
+    """The journal for the daemon and for every command that writes: never refuses.
+
+    A missing journal (or `.shopfloor/`) is created; a damaged one is moved aside to
+    `journal.db.corrupt-<stamp>` with one `journal.corrupt` log line and a fresh one
+    started (the board is the truth; the old history stays in that file for a human).
+    Machine faults (disk full, read-only folder) raise InfrastructureError.
+    """
+    try:
+        return Journal(StatePaths(root).journal, repair=True, log=log)
+    except (sqlite3.Error, OSError) as exc:
+        raise InfrastructureError(
+            f"cannot open the journal {StatePaths(root).journal}: {exc}; free disk space or "
+            "fix the permissions of .shopfloor/ (the board is unaffected)"
+        ) from exc
+
+
+def open_for_reading(root: Path) -> tuple[Journal | None, str | None]:
+    """The journal for read-only commands, and what is wrong with it if it cannot be read.
+
+    Missing is fine and not a problem (the board is the truth); a damaged file is left as it
+    is (the daemon repairs it) and described so the command can say so.
+    """
+    path = StatePaths(root).journal
+    if not path.exists():
+        return None, None
+    try:
+        return Journal(path), None
+    except (sqlite3.Error, OSError, InfrastructureError) as exc:
+        return None, unreadable(path, exc)
+
+
+def unreadable(path: Path, exc: BaseException) -> str:
+    """How read-only commands describe a journal they cannot read."""
+    return f"{path.name} is unreadable ({exc}); history and spend are not shown"
 
 
 def _transition(row: sqlite3.Row) -> dict[str, Any]:
@@ -400,11 +636,6 @@ def _transition(row: sqlite3.Row) -> dict[str, Any]:
 
 
 def open_if_present(root: Path) -> Journal | None:
-    """The journal for read-only commands: absent is fine (the board is the truth)."""
-    path = StatePaths(root).journal
-    if not path.exists():
-        return None
-    try:
-        return Journal(path)
-    except sqlite3.DatabaseError:
-        return None
+    """The journal for read-only commands: absent or unreadable is fine (the board is the
+    truth)."""
+    return open_for_reading(root)[0]

@@ -61,6 +61,11 @@ class StatePaths:
         return self.state_dir / "cache" / "headers.json"
 
     @property
+    def config_check(self) -> Path:
+        """The last verdict on shopfloor.toml, keyed by its stat (see config_check)."""
+        return self.state_dir / "cache" / "config-check.json"
+
+    @property
     def next_id(self) -> Path:
         return self.state_dir / "next-id"
 

@@ -41,9 +41,9 @@ class Project:
         return config.load(self.config_path)
 
     def journal(self) -> Journal:
-        from shopfloor.journal import Journal
+        from shopfloor.journal import open_journal
 
-        return Journal.for_project(self.root)
+        return open_journal(self.root)  # a writer: a damaged journal is moved aside
 
 
 def locate(start: Path | None = None) -> Project:

@@ -6,7 +6,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shopfloor import _fs, defaults, gitops
+from shopfloor import _fs, config_check, defaults, gitops
 from shopfloor.board import Lane
 from shopfloor.errors import NotAProjectError
 from shopfloor.paths import StatePaths
@@ -185,4 +185,8 @@ def init(path: Path, agents: list[str] | None = None) -> InitReport:
         except FileExistsError:
             report.kept.append(defaults.CONFIG_FILE)
     _ensure_gitignore(root, report)
+    if defaults.CONFIG_FILE in report.created:
+        # The verdict on the new config, so that `status` need not load the validator (a
+        # second init changes no byte: a kept config is judged by the first `status`).
+        config_check.config_error(root, config_path)
     return report

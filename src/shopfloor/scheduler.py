@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
 import logging
 import os
 import signal
@@ -24,11 +23,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from shopfloor import _fs, budget, defaults, lifecycle, pipeline, runner, task
+from shopfloor import _fs, budget, config_check, defaults, lifecycle, pipeline, runner, task
 from shopfloor.board import Board, Entry, Lane, is_temp_name
 from shopfloor.config import Config
 from shopfloor.errors import ConfigError, InfrastructureError, ShopfloorError
-from shopfloor.journal import Journal
+from shopfloor.journal import open_journal
 from shopfloor.paths import StatePaths
 from shopfloor.shop import Shop, log_line
 from shopfloor.words import Event, Role, Status
@@ -184,12 +183,13 @@ class Daemon:
         self.reconcile_every = reconcile_every
         self.settle = 0.0 if once else settle
         board = Board(root, header_cache=False)
-        self.shop = Shop(root, config, board, Journal.for_project(root), notify=self._notify)
+        # A damaged journal is moved aside and a fresh one started: history never stops work.
+        journal = open_journal(root, log=log_line)
+        self.shop = Shop(root, config, board, journal, notify=self._notify)
         if notify is None:
-            from shopfloor.notify import publish  # the outbox: rows in SQLite, no network
-
-            notify = functools.partial(publish, self.shop.journal, config)
+            notify = self._publish
         self._forward = notify
+        self._config_stamp = config_check.stamp(root / defaults.CONFIG_FILE)
         self._lock = threading.RLock()
         self._jobs: dict[str, Job] = {}
         self._said: dict[str, str] = {}
@@ -216,6 +216,42 @@ class Daemon:
                 self._forward(event, **payload)
             except Exception as exc:  # a notifier must never take the daemon down
                 self.shop.log("notify.error", error=repr(exc))
+
+    def _publish(self, event: str, **payload: Any) -> object:
+        """The outbox (rows in SQLite, no network), routed by the config in force now."""
+        from shopfloor.notify import publish
+
+        return publish(self.shop.journal, self.shop.config, event, **payload)
+
+    def _check_surroundings(self) -> None:
+        """Each tick, a few stats: a journal deleted or replaced under the daemon (say
+        `.shopfloor/` removed) is recreated, and an edited shopfloor.toml is reloaded.
+
+        A stat per tick rather than a watcher: the loop wakes on every board event, every
+        finished job and every reconcile, and a config only matters when the daemon decides
+        something, which always follows a tick; `status` reports a broken edit at once.
+        """
+        try:
+            self.shop.journal.ensure_current()
+        except InfrastructureError as exc:  # a full disk must not stop the board
+            self._say_once("journal.unavailable", str(exc))
+        path = self.root / defaults.CONFIG_FILE
+        stamp = config_check.stamp(path)
+        if stamp == self._config_stamp:
+            return
+        self._config_stamp = stamp
+        try:
+            fresh = config_check.validate(path)
+        except ShopfloorError as exc:
+            config_check.remember(self.root, stamp, str(exc))
+            self.shop.log("config.invalid", error=str(exc), using="the last good config")
+            self._notify("config_invalid", error=str(exc))
+            return
+        config_check.remember(self.root, stamp, None)
+        old, self.shop.config = self.shop.config, fresh
+        # These are read once at start (the notify service, the web server).
+        restart = [name for name in ("notify", "web") if getattr(old, name) != getattr(fresh, name)]
+        self.shop.log("config.reloaded", restart_needed=",".join(restart) or None)
 
     def mark_dirty(self, lane: Lane) -> None:
         if lane is Lane.HOTFIX and not self.once:
@@ -289,8 +325,12 @@ class Daemon:
             full = now >= next_full
             if full:
                 next_full = now + self.reconcile_every
-            claimed = self.tick(full=full or self.once)
-            if self.once and not claimed and not self._running_jobs():
+            try:
+                claimed = self.tick(full=full or self.once)
+            except (InfrastructureError, OSError, sqlite3.Error) as exc:
+                self._fault("-", exc)  # a full disk or a lost journal pauses, never kills
+                claimed = 0
+            if self.once and not claimed and not self._running_jobs() and not self._faulted():
                 break
             timeout = max(0.0, min(next_full - time.monotonic(), 1.0 if self.once else 3600.0))
             if self._resume_at is not None:  # wake when a paused agent may run again
@@ -329,6 +369,7 @@ class Daemon:
 
     def tick(self, full: bool = False) -> int:
         """Rescan dirty lanes, recover stale claims, land, dispatch; returns jobs started."""
+        self._check_surroundings()
         with self._lock:
             lanes = set(Lane) if full else set(self._dirty)
             self._dirty.clear()

@@ -8,6 +8,7 @@ receiving is restarted by its supervisor.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -182,9 +183,9 @@ def test_the_bot_recovers_after_get_updates_hangs(
 def test_an_unexpected_error_is_logged_and_answered_generically(
     project: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    journal_path = project / defaults.STATE_DIR / defaults.JOURNAL_FILE
-    journal_path.parent.mkdir(parents=True, exist_ok=True)
-    journal_path.mkdir()  # not a database: sqlite3 raises, which is no ShopfloorError
+    inbox = project / defaults.TASKS_DIR / "inbox"
+    shutil.rmtree(inbox)
+    inbox.write_text("a lane that is a file")  # the scan raises an OSError, no ShopfloorError
     assert Commands(project).answer("/status") == GENERIC_FAILURE
     assert "telegram /status failed" in caplog.text and "Traceback" in caplog.text
 

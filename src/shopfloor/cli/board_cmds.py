@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import click
 
 from shopfloor import actions, defaults, scaffold
 from shopfloor.cli._common import console, print_json, project, start_dir
+from shopfloor.errors import ShopfloorError
 
 #: Lanes listed in full by `status`; the others show their newest few unless --all.
 _BUSY_LANES = ("hotfix", "inbox", "backlog", "active", "review")
@@ -131,10 +133,13 @@ def hotfix_close_cmd(ctx: click.Context, task_id: str, followup: bool) -> None:
 @click.pass_context
 def status_cmd(ctx: click.Context, as_json: bool, show_all: bool) -> None:
     """The board at a glance. Unreadable files are moved to tasks/invalid/ with a reason."""
+    from shopfloor import config_check
+
     proj = project(ctx)
     extras = _from_journal(proj.root)
     report = actions.status_report(proj.board, runs=extras.pop("runs"))
     report.update(extras)
+    report["config_error"] = config_check.config_error(proj.root, proj.config_path)
     if as_json:
         print_json(report)
         return
@@ -142,27 +147,37 @@ def status_cmd(ctx: click.Context, as_json: bool, show_all: bool) -> None:
 
 
 def _from_journal(root: Path) -> dict[str, Any]:
-    """Runs, spend, paused agents, unsent notifications; empty without a journal (board is
-    the truth)."""
+    """Runs, spend, paused agents, unsent notifications; empty without a readable journal
+    (the board is the truth), and `journal_error` saying why it could not be read."""
     from shopfloor import budget
-    from shopfloor.journal import open_if_present
+    from shopfloor.journal import open_for_reading, unreadable
 
-    journal = open_if_present(root)
+    journal, problem = open_for_reading(root)
+    empty = {"runs": [], "outbox": {}, "spend": actions.spend_json({}, 0.0), "paused": []}
     if journal is None:
-        return {"runs": [], "outbox": {}, "spend": actions.spend_json({}, 0.0), "paused": []}
+        return {**empty, "journal_error": problem}
     with journal:
-        return {
-            "runs": journal.runs(state="running"),
-            "outbox": journal.unsent_by_channel(),
-            "spend": actions.spend_json(journal.cost_by_task(), budget.spent_today(journal)),
-            "paused": actions.paused_json(journal.pauses()),
-        }
+        try:  # damage deep in the file shows only when a query reaches it
+            return {
+                "runs": journal.runs(state="running"),
+                "outbox": journal.unsent_by_channel(),
+                "spend": actions.spend_json(journal.cost_by_task(), budget.spent_today(journal)),
+                "paused": actions.paused_json(journal.pauses()),
+                "journal_error": None,
+            }
+        except (ShopfloorError, sqlite3.Error) as exc:
+            return {**empty, "journal_error": unreadable(journal.path, exc)}
 
 
 def _print_status(report: dict[str, Any], show_all: bool) -> None:
     from rich.table import Table
 
     out = console()
+    if report["config_error"]:
+        out.print(
+            f"[red]config[/]  {report['config_error']}\n"
+            "        a running daemon keeps its last good config until this is fixed"
+        )
     counts = report["counts"]
     out.print("  ".join(f"[bold]{lane}[/] {n}" for lane, n in counts.items()))
     table = Table(box=None, pad_edge=False, show_header=True, header_style="dim")
@@ -199,6 +214,8 @@ def _print_notes(out: Any, report: dict[str, Any]) -> None:
         out.print(
             f"[yellow]paused[/]  agent {pause['agent']} until {pause['until']}: {pause['reason']}"
         )
+    if report["journal_error"]:
+        out.print(f"[yellow]journal[/]  {report['journal_error']} (the daemon starts a new one)")
     spend = report["spend"]
     if spend["today_usd"] or spend["by_task"]:
         out.print(
@@ -217,17 +234,22 @@ def _print_notes(out: Any, report: dict[str, Any]) -> None:
 
 
 def _task_runs(root: Path, task_id: str) -> dict[str, Any]:
-    """The task's runs with tokens and cost, from the journal (none without one)."""
-    from shopfloor.journal import open_if_present
+    """The task's runs with tokens and cost, from the journal (none without a readable one,
+    and `journal_error` saying why)."""
+    from shopfloor.journal import open_for_reading, unreadable
 
-    journal = open_if_present(root)
+    journal, problem = open_for_reading(root)
     if journal is None:
-        return {"runs": [], "cost_usd": 0.0}
+        return {"runs": [], "cost_usd": 0.0, "journal_error": problem}
     with journal:
-        rows = journal.runs(task_id=task_id)
+        try:
+            rows = journal.runs(task_id=task_id)
+        except (ShopfloorError, sqlite3.Error) as exc:
+            return {"runs": [], "cost_usd": 0.0, "journal_error": unreadable(journal.path, exc)}
     keys = ("role", "agent", "outcome", "started_at", "tokens_in", "tokens_out", "cost_usd")
     runs = [{"run_id": r["id"], **{k: r[k] for k in keys}} for r in rows]
-    return {"runs": runs, "cost_usd": round(sum(r["cost_usd"] or 0.0 for r in runs), 4)}
+    cost = round(sum(r["cost_usd"] or 0.0 for r in runs), 4)
+    return {"runs": runs, "cost_usd": cost, "journal_error": None}
 
 
 def _task_history(root: Path, task_id: str) -> list[dict[str, Any]]:
@@ -279,5 +301,7 @@ def show_cmd(ctx: click.Context, task_id: str, as_json: bool, history: bool) -> 
     if report["runs"]:
         tokens = sum((r["tokens_in"] or 0) + (r["tokens_out"] or 0) for r in report["runs"])
         out.print(f"{len(report['runs'])} run(s), {tokens} tokens, ${report['cost_usd']:.2f} spent")
+    if report["journal_error"]:
+        out.print(f"[yellow]journal[/]  {report['journal_error']}")
     out.rule()
     click.echo(report["text"], nl=False)

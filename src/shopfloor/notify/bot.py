@@ -16,7 +16,7 @@ from typing import Any
 from shopfloor import actions, runlogs
 from shopfloor.board import Board, Lane, check_name
 from shopfloor.errors import ShopfloorError
-from shopfloor.journal import Journal
+from shopfloor.journal import Journal, open_journal
 
 log = logging.getLogger("shopfloor.notify")
 
@@ -107,7 +107,7 @@ class Commands:
 
     def journal(self) -> Journal:
         if self._journal is None:
-            self._journal = Journal.for_project(self.root)
+            self._journal = open_journal(self.root)
         return self._journal
 
     def close_journal(self) -> None:

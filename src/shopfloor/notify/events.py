@@ -21,6 +21,8 @@ DAEMON_STARTED = "daemon_started"
 DAEMON_STOPPED = "daemon_stopped"
 #: The daemon started after a crash and reconciled what it left (payload says what).
 DAEMON_RECOVERED = "daemon_recovered"
+#: An edit made shopfloor.toml invalid; the running daemon keeps its last good config.
+CONFIG_INVALID = "config_invalid"
 
 #: Internal: a bot's answer to a command, to one chat (not subscribable, never published).
 REPLY = "reply"
@@ -31,6 +33,7 @@ PRIORITY: dict[str, int] = {
     REPLY: 1,
     AGENT_PROBLEM: 2,
     DAEMON_RECOVERED: 2,
+    CONFIG_INVALID: 2,
     TASK_FAILED: 3,
     AWAITING_APPROVAL: 3,
     QA_FAILED: 4,
@@ -134,6 +137,14 @@ def _daemon_recovered(p: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _config_invalid(p: Mapping[str, Any]) -> list[str]:
+    return [
+        "⚠️ shopfloor.toml is invalid; the daemon keeps its last good config",
+        _clip(p.get("error")),
+        "Fix the file: the daemon picks it up by itself",
+    ]
+
+
 _FORMATS: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
     HOTFIX_STARTED: _hotfix_started,
     HOTFIX_AWAITING_HUMAN: _hotfix_waiting,
@@ -145,6 +156,7 @@ _FORMATS: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
     DAEMON_STARTED: _daemon_started,
     DAEMON_STOPPED: _daemon_stopped,
     DAEMON_RECOVERED: _daemon_recovered,
+    CONFIG_INVALID: _config_invalid,
 }
 
 

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shopfloor.journal import Journal
+from shopfloor.journal import open_journal
 from shopfloor.notify import events, outbox
 from shopfloor.notify.bot import Commands
 from shopfloor.notify.channels import Channel, ChannelDisabled, Context, build
@@ -106,7 +106,7 @@ class NotifyService:
         Rows parked as undeliverable do not count."""
         deadline = time.monotonic() + timeout
         self.wake()
-        with Journal.for_project(self.root) as journal:
+        with open_journal(self.root) as journal:
             while True:
                 if not any(journal.pending(name, now=ANY_TIME, limit=1) for name in self._senders):
                     return True
@@ -164,7 +164,7 @@ class NotifyService:
         self._senders, self._bot, self._close_commands = {}, None, None
         cfg = self.config.notify
         backoff = Backoff(cfg.retry_initial, cfg.retry_max, rng=self._rng)
-        db = JournalOps(lambda: Journal.for_project(self.root))
+        db = JournalOps(lambda: open_journal(self.root))
         commands_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shopfloor-bot")
         channels, self._disabled = build(Context(self.root, self.config, self.env))
         tasks = [self._sender_task(ch, db, backoff) for ch in channels]
