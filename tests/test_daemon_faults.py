@@ -38,7 +38,7 @@ def stop(proc: subprocess.Popen[str], timeout: float = 60) -> tuple[int, str]:
 
 
 def wait_for_lock(root: Path) -> None:
-    lock = root / ".shopfloor" / "daemon.lock"
+    lock = root / ".shopfloor" / "daemon.pid"
     wait_until(lambda: lock.exists() and lock.read_text().strip(), 15, "the daemon's lock")
 
 
@@ -64,7 +64,7 @@ def damage_garbage(db: Path) -> None:
 def damage_truncated(db: Path) -> None:
     with Journal(db) as j:
         for i in range(400):
-            j.record("filler", f"T-{i:04d}", None, text="x" * 200)
+            j.insert_run(f"R-fill-{i}", f"T-{i:04d}", "pm", summary="x" * 200)
     db.write_bytes(db.read_bytes()[: db.stat().st_size // 2])
 
 

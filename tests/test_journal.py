@@ -214,7 +214,7 @@ def test_many_connections_opening_a_new_journal_at_once_all_succeed(tmp_path: Pa
 def fill(j: Journal, events: int = 400) -> None:
     """Enough rows for a journal of several pages (so a truncation cuts real data)."""
     for i in range(events):
-        j.record("filler", f"T-{i:04d}", None, text="x" * 200)
+        j.insert_run(f"R-fill-{i}", f"T-{i:04d}", "pm", summary="x" * 200)
 
 
 def test_open_journal_moves_a_garbage_file_and_its_sidecars_aside(tmp_path: Path) -> None:
@@ -227,8 +227,8 @@ def test_open_journal_moves_a_garbage_file_and_its_sidecars_aside(tmp_path: Path
     (state / "journal.db-shm").write_bytes(b"old shm")
     lines: list[tuple[str, dict[str, object]]] = []
     with journal.open_journal(tmp_path, log=lambda event, **f: lines.append((event, f))) as j:
-        j.record("after.repair")
-        assert [e["kind"] for e in j.events()] == ["after.repair"]
+        j.insert_run("R-after.repair", "T-1", "pm")
+        assert [r["id"] for r in j.runs()] == ["R-after.repair"]
     ((event, fields),) = lines
     assert event == "journal.corrupt" and "not a database" in str(fields["reason"])
     moved = Path(str(fields["moved_to"]))
@@ -247,7 +247,7 @@ def test_open_journal_moves_a_truncated_journal_aside(tmp_path: Path) -> None:
     db.write_bytes(data[: len(data) // 2])
     lines: list[str] = []
     with journal.open_journal(tmp_path, log=lambda event, **f: lines.append(event)) as j:
-        assert j.events() == []  # a fresh journal: the board is the truth
+        assert j.runs() == []  # a fresh journal: the board is the truth
     assert lines == ["journal.corrupt"]
     (kept,) = (tmp_path / ".shopfloor").glob("journal.db.corrupt-*")
     assert kept.read_bytes() == data[: len(data) // 2]
@@ -255,7 +255,7 @@ def test_open_journal_moves_a_truncated_journal_aside(tmp_path: Path) -> None:
 
 def test_open_journal_creates_a_missing_state_folder_private(tmp_path: Path) -> None:
     with journal.open_journal(tmp_path) as j:
-        j.record("first")
+        j.insert_run("R-first", "T-1", "pm")
     assert (tmp_path / ".shopfloor").stat().st_mode & 0o777 == 0o700
 
 
@@ -266,7 +266,7 @@ def test_a_journal_deleted_under_an_open_connection_is_recreated(tmp_path: Path)
 
     j = journal.open_journal(tmp_path)
     with j:
-        j.record("before")
+        j.insert_run("R-before", "T-1", "pm")
         assert j.is_current()
         shutil.rmtree(tmp_path / ".shopfloor")
         assert not j.is_current()
@@ -274,7 +274,6 @@ def test_a_journal_deleted_under_an_open_connection_is_recreated(tmp_path: Path)
         assert j.is_current()
     with Journal.for_project(tmp_path) as fresh:
         assert [r["id"] for r in fresh.runs()] == ["R-1"]
-        assert fresh.events() == []
 
 
 def test_a_full_disk_is_an_infrastructure_error_and_the_next_write_recovers(
@@ -287,10 +286,10 @@ def test_a_full_disk_is_an_infrastructure_error_and_the_next_write_recovers(
     from shopfloor.errors import InfrastructureError
 
     with journal.open_journal(tmp_path) as j:
-        j.record("small")
+        j.insert_run("R-1-small", "T-1", "pm")
         pages = j._db.execute("PRAGMA page_count").fetchone()[0]
         j._db.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own "disk full"
         with pytest.raises(InfrastructureError, match=r"database or disk is full.*free disk"):
-            j.record("big", data="x" * 100_000)
-        j.record("after")  # a fresh connection, without the limit
-        assert [e["kind"] for e in j.events()] == ["small", "after"]
+            j.insert_run("R-big", "T-1", "pm", summary="x" * 100_000)
+        j.insert_run("R-2-after", "T-1", "pm")  # a fresh connection, without the limit
+        assert [r["id"] for r in j.runs()] == ["R-1-small", "R-2-after"]
