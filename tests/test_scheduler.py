@@ -152,17 +152,31 @@ def _leftover_agents(root: Path) -> list[psutil.Process]:
     return found
 
 
+VERDICTS = {
+    "spec-written",
+    "spec-gated",
+    "spec-failed",
+    "coded",
+    "code-failed",
+    "qa-passed",
+    "qa-failed",
+}
+
+
 def assert_no_attempt_finished_twice(root: Path) -> None:
-    """An interrupted run is re-run under the same attempt number (it used no attempt);
-    a run that finished is never repeated."""
+    """An interrupted run goes again under the same attempt number (it used no attempt), and
+    a run killed before its verdict was journaled may go again; a verdict is applied once."""
     with Journal.for_project(root) as journal:
-        finished = [
-            (r["task_id"], r["role"], r["attempt"])
-            for r in journal.runs(state="ended")
-            if r["role"] != "checks" and r["outcome"] != "stopped"
+        ids = {e.id for e in Board(root).scan().entries}
+        applied = [
+            (t["task_id"], t["event"], t["attempts"])
+            for task_id in ids
+            for t in journal.history(task_id)
+            if t["event"] in VERDICTS and t["state"] == "applied"
         ]
-    assert finished, "no run finished"
-    assert len(finished) == len(set(finished)), f"an attempt finished twice: {sorted(finished)}"
+        assert not journal.pending_transitions()
+    assert applied, "no verdict was applied"
+    assert len(applied) == len(set(applied)), f"a verdict applied twice: {sorted(applied)}"
 
 
 def test_kill_9_at_random_moments_loses_nothing_and_never_reruns_an_attempt(tmp_path: Path) -> None:
