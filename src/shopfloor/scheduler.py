@@ -493,7 +493,7 @@ class Daemon:
         try:
             step = _STAGES[role](self.shop, entry)
             lifecycle.apply(self.shop, step.entry or entry, step.event, step.line, step.change)
-            self._fault_backoff = 0.0
+            self._fault_cleared()
         except lifecycle.TaskMoved as exc:
             self.shop.log("job.abandoned", task=entry.id, reason=str(exc))
             self._moved_away(role, entry)
@@ -531,6 +531,12 @@ class Daemon:
                 line = f"{role.value} could not run: {why} — waiting for a human (no attempt used)"
                 payload = {"agent": "", "outcome": event.value, "detail": why}
                 lifecycle.apply(self.shop, current, event, line, lifecycle.Change(payload=payload))
+
+    def _fault_cleared(self) -> None:
+        if self._fault_backoff:
+            self._fault_backoff = 0.0
+            self._said.pop("fault", None)  # the next fault is news again
+            self.shop.log("fault.cleared")
 
     def _fault(self, task_id: str, exc: BaseException) -> None:
         """The machine, not the task: no attempt used; claims pause and recovery retries with

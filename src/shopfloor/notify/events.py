@@ -23,6 +23,8 @@ DAEMON_STOPPED = "daemon_stopped"
 DAEMON_RECOVERED = "daemon_recovered"
 #: An edit made shopfloor.toml invalid; the running daemon keeps its last good config.
 CONFIG_INVALID = "config_invalid"
+#: The machine, not a task: a full disk, a read-only folder, a lost journal. Work waits.
+FAULT = "fault"
 
 #: Internal: a bot's answer to a command, to one chat (not subscribable, never published).
 REPLY = "reply"
@@ -34,6 +36,7 @@ PRIORITY: dict[str, int] = {
     AGENT_PROBLEM: 2,
     DAEMON_RECOVERED: 2,
     CONFIG_INVALID: 2,
+    FAULT: 2,
     TASK_FAILED: 3,
     AWAITING_APPROVAL: 3,
     QA_FAILED: 4,
@@ -137,6 +140,14 @@ def _daemon_recovered(p: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _fault(p: Mapping[str, Any]) -> list[str]:
+    return [
+        "⚠️ Shopfloor hit a fault of the machine; work waits (no attempt used) and resumes "
+        "by itself once it clears",
+        _clip(p.get("error")),
+    ]
+
+
 def _config_invalid(p: Mapping[str, Any]) -> list[str]:
     return [
         "⚠️ shopfloor.toml is invalid; the daemon keeps its last good config",
@@ -157,6 +168,7 @@ _FORMATS: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
     DAEMON_STOPPED: _daemon_stopped,
     DAEMON_RECOVERED: _daemon_recovered,
     CONFIG_INVALID: _config_invalid,
+    FAULT: _fault,
 }
 
 
