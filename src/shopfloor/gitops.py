@@ -276,8 +276,17 @@ def _lock_reason(admin: Path) -> str | None:
         return None
 
 
-def _clear_path(repo: Path, path: Path, keep_ref: str | None) -> str | None:
-    """Make `path` free for a new worktree, keeping any uncommitted work. Hold the lock."""
+def _keep_before_clearing(path: Path, keep_ref: str | None) -> str | None:
+    """Snapshot a worktree's uncommitted work before it is removed. Done outside the lock:
+    only its own task's job touches a worktree, and a snapshot takes a while."""
+    if path.exists() and _is_worktree_root(path):
+        return _keep_work(path, keep_ref)
+    return None
+
+
+def _clear_path(repo: Path, path: Path) -> None:
+    """Make `path` free for a new worktree (its work already kept). Hold the lock."""
+    repaired = False
     for admin in _admin_entries(repo, path):
         if _lock_reason(admin) == "initializing":
             # A `git worktree add` killed midway: no one ever worked in that checkout. An entry
@@ -286,12 +295,11 @@ def _clear_path(repo: Path, path: Path, keep_ref: str | None) -> str | None:
             shutil.rmtree(admin)
             if registered and path.exists():
                 shutil.rmtree(path)
+            repaired = True
             continue
         with contextlib.suppress(FileNotFoundError):
             (admin / "locked").unlink()  # a lock on our own worktree; we are about to remove it
-    kept = None
     if path.exists() and _is_worktree_root(path):
-        kept = _keep_work(path, keep_ref)
         git(repo, "worktree", "remove", "--force", "--force", "--", str(path))
     if path.exists() or path.is_symlink():
         # Not a worktree git knows (its registration is gone): set it aside, never delete it.
@@ -300,8 +308,9 @@ def _clear_path(repo: Path, path: Path, keep_ref: str | None) -> str | None:
         while aside.exists():
             aside = aside.with_name(aside.name + "-")
         os.rename(path, aside)
-    git(repo, "worktree", "prune", check=False)
-    return kept
+        repaired = True
+    if repaired:  # only then: a prune on every add and remove slowed and broke parallel adds
+        git(repo, "worktree", "prune", check=False)
 
 
 def add_worktree(repo: Path, path: Path, branch: str, keep_ref: str | None = None) -> str:
@@ -318,8 +327,9 @@ def add_worktree(repo: Path, path: Path, branch: str, keep_ref: str | None = Non
             f"the repository {repo} has no commits yet; commit something first "
             "(e.g. git commit --allow-empty -m 'first commit')"
         )
+    _keep_before_clearing(path, keep_ref)
     with worktree_lock(repo):
-        _clear_path(repo, path, keep_ref)
+        _clear_path(repo, path)
         if branch_exists(repo, branch):
             git(repo, "worktree", "add", "--force", "--", str(path), branch)
         else:
@@ -334,8 +344,16 @@ def remove_worktree(repo: Path, path: Path, keep_ref: str | None = None) -> str 
     under `refs/shopfloor/snapshots/<path.name>/removed-<sha12>`: removal never loses work.
     Returns the snapshot's sha, None when the worktree was clean or absent.
     """
+    kept = _keep_before_clearing(path, keep_ref)
     with worktree_lock(repo):
-        return _clear_path(repo, path, keep_ref)
+        _clear_path(repo, path)
+    return kept
+
+
+def prune_worktrees(repo: Path) -> None:
+    """Forget worktrees whose folders are gone (at daemon start; never beside an add)."""
+    with worktree_lock(repo):
+        git(repo, "worktree", "prune", check=False)
 
 
 def _keep_work(workdir: Path, keep_ref: str | None) -> str | None:

@@ -86,7 +86,12 @@ def tidy_worktrees(shop: Shop, working: set[str]) -> list[str]:
     """At start: worktrees of tasks no longer in active/ or review/ are removed (uncommitted
     work is kept under refs/shopfloor/ first); the others get stale git locks cleared."""
     folder = shop.paths.worktrees_dir
-    removed = []
+    removed: list[str] = []
+    try:
+        gitops.prune_worktrees(shop.root)
+    except gitops.GitError as exc:
+        shop.log("worktree.tidy", error=str(exc))
+        return removed
     for path in sorted(folder.iterdir()) if folder.is_dir() else []:
         if path.name.startswith("."):
             continue  # gitops sets unknown folders aside there
