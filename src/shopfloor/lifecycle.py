@@ -59,6 +59,7 @@ class Row:
     notify: str | None = None
     exhausted: bool = False  # past max_attempts the task goes to failed/ instead
     durable: bool = True  # False only where speed beats a power loss (the hotfix claim)
+    tracked: bool = True  # False: no tracker line (claims; the journal's history has them)
 
 
 def _row(
@@ -83,10 +84,10 @@ AP, HAH = "agent_problem", "hotfix_awaiting_human"
 #: (lane, event) -> what happens. docs/architecture.md has the same table; a test walks both.
 TRANSITIONS: dict[tuple[Lane, Event], Row] = {
     # claims: a job owns the task from here
-    (I, Event.CLAIMED): _row(SAME, R, requires=(Q,)),
-    (B, Event.CLAIMED): _row(A, R, requires=(Q,)),
-    (RV, Event.CLAIMED): _row(SAME, R, requires=(Q,)),
-    (H, Event.CLAIMED): _row(SAME, R, requires=(Q,), durable=False),
+    (I, Event.CLAIMED): _row(SAME, R, requires=(Q,), tracked=False),
+    (B, Event.CLAIMED): _row(A, R, requires=(Q,), tracked=False),
+    (RV, Event.CLAIMED): _row(SAME, R, requires=(Q,), tracked=False),
+    (H, Event.CLAIMED): _row(SAME, R, requires=(Q,), durable=False, tracked=False),
     # PM
     (I, Event.SPEC_WRITTEN): _row(B, Q, Attempts.RESET, (R,)),
     (I, Event.SPEC_GATED): _row(B, AA, Attempts.RESET, (R,), notify="awaiting_approval"),
@@ -280,7 +281,8 @@ def _apply_once(
     new_text = task.set_fields(text, fields)
     for name, content in change.sections.items():
         new_text = task.set_section(new_text, name, content)
-    new_text = task.append_tracker(new_text, stamped)
+    if row.tracked:
+        new_text = task.append_tracker(new_text, stamped)
     new_header = task.parse(new_text)
     notify = _notification(row, target, entry, new_header, line, change)
     intent = _begin(
@@ -454,7 +456,9 @@ def _finish_one(keeper: Keeper, row: Mapping[str, Any]) -> str:
         return "applied"
     try:
         text, st = _read(board, source, str(row["task_id"]))
-        if str(row["line"]) not in text:
+        # Written already: the new text, or its tracker line under a person's later edit.
+        written = text == row.get("text") or f"- {row['line']}" in text
+        if not written:
             if row.get("text") is None or _sha(text) != row.get("old_sha"):
                 return "abandoned"
             _fs.replace_if_same(source, str(row["text"]), st)
