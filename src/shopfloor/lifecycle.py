@@ -426,7 +426,9 @@ def finish_pending(keeper: Keeper) -> list[str]:
     The file is looked for where the transition left it. Still the text it was computed
     from: the new text is written and the file moved now. Rewritten but not moved: moved
     now. Already moved: closed. Gone, or edited by a person since: abandoned (the
-    reconcile then treats the file as it finds it).
+    reconcile then treats the file as it finds it). A claim not yet written is abandoned, not
+    completed: its job died with the daemon, and a completed claim would only be undone as
+    "interrupted" — for a hotfix that means parked for a human, its agent never started.
     """
     journal = keeper.journal
     if journal is None:
@@ -455,6 +457,8 @@ def _finish_one(keeper: Keeper, row: Mapping[str, Any]) -> str:
     try:
         text, st = _read(board, source, str(row["task_id"]))
         if str(row["line"]) not in text:
+            if row["event"] == Event.CLAIMED.value:
+                return "abandoned"  # its job died with the daemon: the task stays queued
             if row.get("text") is None or _sha(text) != row.get("old_sha"):
                 return "abandoned"
             _fs.replace_if_same(source, str(row["text"]), st)
