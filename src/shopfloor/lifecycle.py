@@ -295,6 +295,9 @@ def _apply_once(
     except _fs.FileChangedError:
         _end(keeper, intent, "abandoned")
         raise
+    except OSError:  # a full disk, a read-only lane: settle the record, the caller has a fault
+        _settle(keeper, intent, entry.path, stamped, moves=target is not entry.lane)
+        raise
     moved = Entry(new_header, entry.lane, entry.path)
     if target is not entry.lane:
         _fault_point("move", event)
@@ -407,6 +410,19 @@ def _begin(
         ) from exc
 
 
+def _settle(keeper: Keeper, intent: int | None, path: Path, stamped: str, moves: bool) -> None:
+    """After a failed write: abandoned if the file is as it was, applied if the new text is
+    in place and nothing is left to move; else still pending, for `finish_pending`."""
+    try:
+        written = stamped in path.read_text("utf-8")
+    except (OSError, UnicodeError):
+        return  # cannot tell: the start-up recovery decides
+    if not written:
+        _end(keeper, intent, "abandoned")
+    elif not moves:
+        _end(keeper, intent, "applied")
+
+
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -487,8 +503,8 @@ def reconcile_event(entry: Entry, live: bool) -> Event | None:
     if live or entry.lane is Lane.INVALID:
         return None
     status = entry.header.status
-    if entry.lane is A or status == R.value:
-        return Event.INTERRUPTED
+    if entry.lane is A or (status == R.value and (entry.lane, Event.INTERRUPTED) in TRANSITIONS):
+        return Event.INTERRUPTED  # done/ and failed/ have no run to interrupt: reconciled
     if entry.lane is I and status == AA.value:
         return None  # a gate a crash left in inbox/: `approve` finishes it
     if not legal(entry.lane, status):
