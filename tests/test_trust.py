@@ -8,16 +8,32 @@ the board with `tests.invariants.assert_board_sound`.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
-from shopfloor import actions
-from shopfloor.board import Board
+from shopfloor import actions, task
+from shopfloor.board import Board, Lane
+from shopfloor.errors import ShopfloorError
+from shopfloor.journal import Journal
+from tests.conftest import wait_until
 from tests.invariants import Expected, assert_board_sound, kill_leftovers, stop
-from tests.support import agent_command, make_project, shopfloor, start_daemon
+from tests.support import (
+    agent_command,
+    git,
+    lane_of,
+    make_project,
+    shopfloor,
+    start_daemon,
+    tracker,
+)
 
 OK_CHECK = [sys.executable, "-c", "print('1 passed')"]
 
@@ -122,3 +138,223 @@ def test_a_kill_at_any_hotfix_write_leaves_it_for_the_human(tmp_path: Path, faul
         assert len(ran) == 1, ran  # killed before its claim: run once after; else never again
     finally:
         kill_leftovers(root)
+
+
+# ------------------------------------------------------------ 2. committed work is recognised
+
+
+def test_a_kill_after_the_coder_commit_never_runs_the_coder_again(tmp_path: Path) -> None:
+    """Killed at the note that follows the orchestrator's commit: the next daemon finds the
+    attempt's commit on the task branch and goes on to the checks; the coder ran once."""
+    mark = tmp_path / "marks.txt"
+    root = make_project(
+        tmp_path,
+        agents={"a": command_agent(f"*:mark={mark}", "coder:write", "qa:pass")},
+        pipeline={"checks": [OK_CHECK]},
+    )
+    task_id = new(root, "Build it", backlog=True)
+    try:
+        die_by_fault(root, "write:noted")
+        assert run_once(root).returncode == 0
+        assert_board_sound(root, Expected(done={task_id: 1}))
+    finally:
+        kill_leftovers(root)
+    assert [m[0] for m in marks(mark)] == ["coder", "qa"]  # the coder never ran again
+    assert "coder attempt 1 already committed" in tracker(root, task_id)
+
+
+@contextlib.contextmanager
+def read_only(folder: Path) -> Iterator[None]:
+    """`folder` read-only through a bind mount of itself (root only), undone at the end."""
+    if os.geteuid() != 0:
+        pytest.skip("a read-only bind mount needs root")
+    bound = subprocess.run(["mount", "--bind", folder, folder], capture_output=True, timeout=30)
+    if bound.returncode != 0:
+        pytest.skip(f"mount --bind failed: {bound.stderr.decode().strip()}")
+    try:
+        subprocess.run(
+            ["mount", "-o", "remount,ro,bind", folder], check=True, capture_output=True, timeout=30
+        )
+        yield
+    finally:
+        subprocess.run(["umount", folder], check=True, capture_output=True, timeout=30)
+
+
+def test_a_read_only_board_for_ten_seconds_burns_no_attempt(tmp_path: Path) -> None:
+    """tasks/ read-only for 10 s while 4 tasks run: a fault, never the tasks'; afterwards
+    all 4 are done with attempts 1 and none is in failed/."""
+    mark = tmp_path / "marks.txt"
+    root = make_project(
+        tmp_path,
+        agents={"a": command_agent(f"*:mark={mark}", "*:sleep=0.5", "coder:write", "qa:pass")},
+        pipeline={"checks": [OK_CHECK], "concurrency": {"coder": 2, "qa": 2, "pm": 1}},
+    )
+    ids = [new(root, f"Task {n}", backlog=True) for n in range(4)]
+    daemon = start_daemon(root)
+    try:
+        wait_until(lambda: marks(mark), 30, "a coder running")
+        with read_only(root / "tasks"):
+            with pytest.raises(OSError):
+                (root / "tasks" / "inbox" / "probe.md").write_text("x")
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:  # the fault's length is the point
+                time.sleep(0.1)
+        done = lambda: all(lane_of(root, i) is Lane.DONE for i in ids)  # noqa: E731
+        wait_until(done, 60, "every task done after the board came back")
+    finally:
+        assert stop(daemon) == 0
+    assert_board_sound(root, Expected(done=dict.fromkeys(ids, 1)))
+    assert not list((root / "tasks" / "failed").glob("*.md"))
+
+
+# ------------------------------------------------------------ 3. crash windows
+
+
+def test_killed_between_the_done_note_and_the_move_ends_done(tmp_path: Path) -> None:
+    mark = tmp_path / "marks.txt"
+    root = make_project(
+        tmp_path,
+        agents={"a": command_agent(f"*:mark={mark}", "coder:write", "qa:pass")},
+        pipeline={"checks": [OK_CHECK]},
+    )
+    task_id = new(root, "Build it", backlog=True)
+    try:
+        die_by_fault(root, "move:qa-passed")
+        assert lane_of(root, task_id) is Lane.REVIEW  # written, not moved: the window
+        assert run_once(root).returncode == 0
+        assert_board_sound(root, Expected(done={task_id: 1}))
+    finally:
+        kill_leftovers(root)
+    assert [m[0] for m in marks(mark)] == ["coder", "qa"]  # QA's verdict was kept, not re-run
+    assert tracker(root, task_id).count("; done — branch") == 1
+
+
+def test_a_gated_spec_killed_before_its_move_is_approvable(tmp_path: Path) -> None:
+    mark = tmp_path / "marks.txt"
+    root = make_project(
+        tmp_path,
+        agents={"a": command_agent(f"*:mark={mark}", "pm:spec", "coder:write", "qa:pass")},
+        pipeline={"require_approval": True},
+    )
+    task_id = new(root, "Gate me")
+    try:
+        die_by_fault(root, "move:spec-gated")
+        assert lane_of(root, task_id) is Lane.INBOX
+        assert run_once(root).returncode == 0
+        found = Board(root).find(task_id)
+        assert (found.lane, found.header.status) == (Lane.BACKLOG, "awaiting-approval")
+        assert [m[0] for m in marks(mark)] == ["pm"]  # waits for the human, PM not re-run
+        shopfloor(root, "approve", task_id)
+        assert run_once(root).returncode == 0
+        assert_board_sound(root, Expected(done={task_id: 1}))
+    finally:
+        kill_leftovers(root)
+
+
+def test_a_gate_left_in_inbox_waits_and_is_approvable(tmp_path: Path) -> None:
+    """A file in inbox/ with status awaiting-approval (a crash of an older version, or a
+    person's copy) is neither re-run nor reset by the daemon; `approve` sends it to coding."""
+    mark = tmp_path / "marks.txt"
+    root = make_project(
+        tmp_path,
+        agents={"a": command_agent(f"*:mark={mark}", "pm:spec", "coder:write", "qa:pass")},
+        pipeline={"require_approval": True},
+    )
+    board = Board(root)
+    entry = board.find(new(root, "Left in inbox"))
+    text = task.set_section(entry.path.read_text(), "Spec", "1. Do it.")
+    entry.path.write_text(task.set_fields(text, {"status": "awaiting-approval"}))
+    try:
+        assert run_once(root).returncode == 0
+        found = Board(root).find(entry.id)
+        assert (found.lane, found.header.status) == (Lane.INBOX, "awaiting-approval")
+        assert not marks(mark)
+        shopfloor(root, "approve", entry.id)
+        assert lane_of(root, entry.id) is Lane.BACKLOG
+        assert run_once(root).returncode == 0
+        assert_board_sound(root, Expected(done={entry.id: 1}))
+    finally:
+        kill_leftovers(root)
+    assert [m[0] for m in marks(mark)] == ["coder", "qa"]
+
+
+# ------------------------------------------------------------ 5. attempts not burned
+
+
+def history(root: Path, task_id: str) -> list[dict[str, object]]:
+    with Journal.for_project(root) as journal:
+        return journal.history(task_id)
+
+
+def test_a_repository_without_commits_parks_the_task_once(tmp_path: Path) -> None:
+    root = make_project(tmp_path, agents={"a": command_agent("coder:write", "qa:pass")})
+    git(root, "update-ref", "-d", "refs/heads/main")
+    task_id = new(root, "Build it", backlog=True)
+    try:
+        assert run_once(root).returncode == 0
+        assert run_once(root).returncode == 0  # a second daemon does not park it again
+        found = Board(root).find(task_id)
+        assert (found.lane, found.header.status) == (Lane.BACKLOG, "awaiting-human")
+        assert found.header.attempts == 0
+        assert tracker(root, task_id).count("no commits") == 1
+        assert [h["event"] for h in history(root, task_id)].count("setup-problem") == 1
+        git(root, "commit", "--quiet", "-m", "first")
+        shopfloor(root, "retry", task_id)
+        assert run_once(root).returncode == 0
+        assert_board_sound(root, Expected(done={task_id: 1}))
+    finally:
+        kill_leftovers(root)
+
+
+def test_an_unknown_agent_name_parks_the_task_naming_it(tmp_path: Path) -> None:
+    root = make_project(tmp_path, agents={"a": command_agent("coder:write", "qa:pass")})
+    shopfloor(root, "new", "x", "-b", "--agent", "claud")
+    (found,) = Board(root).scan().entries
+    assert run_once(root).returncode == 0
+    found = Board(root).find(found.id)
+    assert (found.lane, found.header.status) == (Lane.BACKLOG, "awaiting-human")
+    assert found.header.attempts == 0
+    assert "'claud'" in tracker(root, found.id)
+
+
+@pytest.mark.parametrize("to", [Lane.BACKLOG, Lane.FAILED])
+def test_a_file_moved_out_of_active_stops_its_run_and_says_so(tmp_path: Path, to: Lane) -> None:
+    """A person moves the file out of active/ while its coder runs: the run stops, no
+    attempt is used, and the tracker says the file was moved (not that the daemon stopped)."""
+    mark = tmp_path / "marks.txt"
+    root = make_project(tmp_path, agents={"a": command_agent(f"*:mark={mark}", "coder:hang")})
+    task_id = new(root, "Hang", backlog=True)
+    daemon = start_daemon(root)
+    try:
+        pid = int(wait_until(lambda: marks(mark), 30, "the coder running")[0][4])  # type: ignore[index]
+        entry = Board(root).find(task_id)
+        assert entry.lane is Lane.ACTIVE
+        os.rename(entry.path, root / "tasks" / to.value / entry.name)  # as `mv` does
+        wait_until(lambda: not alive(pid), 30, "the coder stopped")
+        moved = f"coder run stopped: the file was moved to {to.value}/ while it ran"
+        wait_until(lambda: moved in settled_tracker(root, task_id), 30, "the tracker saying so")
+        if to is Lane.FAILED:  # parked by the person: closed there, never run again
+            found = Board(root).find(task_id)
+            assert (found.lane, found.header.status) == (Lane.FAILED, "closed")
+    finally:
+        assert stop(daemon) == 0
+        kill_leftovers(root)
+    found = Board(root).find(task_id)
+    assert found.header.attempts == 0  # (in backlog/ it ran again, as attempt 1 still)
+    log = tracker(root, task_id)
+    assert "interrupted (the daemon stopped)" not in log.split(moved)[0]
+
+
+def settled_tracker(root: Path, task_id: str) -> str:
+    """The tracker, or "" while the daemon is moving the file between lanes."""
+    try:
+        return tracker(root, task_id)
+    except ShopfloorError:
+        return ""
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
