@@ -301,7 +301,11 @@ def _apply_once(
     moved = Entry(new_header, entry.lane, entry.path)
     if target is not entry.lane:
         _fault_point("move", event)
-        moved = _move(board, moved, target)
+        try:
+            moved = _move(board, moved, target)
+        except (TaskMoved, ConflictError):  # a person's move or file won: not carried out
+            _end(keeper, intent, "abandoned")
+            raise
     _end(keeper, intent, "applied")
     if notify is not None:
         keeper.notify(notify[0], **notify[1])
@@ -537,7 +541,17 @@ def _apply_status(keeper: Keeper, entry: Entry, status: Status, line: str) -> En
         intent = _begin(
             keeper, entry, Event.RECONCILED, lane, status, attempts, stamped, None, texts
         )
-        _fs.replace_if_same(entry.path, new_text, st)
+        try:
+            _fs.replace_if_same(entry.path, new_text, st)
+        except FileNotFoundError:
+            _end(keeper, intent, "abandoned")
+            raise TaskMoved(f"{entry.id} left {entry.lane.value}/") from None
+        except _fs.FileChangedError:
+            _end(keeper, intent, "abandoned")
+            raise
+        except OSError:
+            _settle(keeper, intent, entry.path, stamped, moves=False)
+            raise
         _end(keeper, intent, "applied")
         return Entry(task.parse(new_text), entry.lane, entry.path)
 
