@@ -56,8 +56,21 @@ def file_batch(root: Path, count: int, rng: random.Random) -> list[str]:
     ]
 
 
-def _board_check(root: Path, ids: set[str]) -> tuple[list[str], bool]:
-    """After a kill: every task exactly once; returns (violations, all done)."""
+def _board_check(root: Path, ids: set[str], settle: float = 3.0) -> tuple[list[str], bool]:
+    """After a kill: every task exactly once; returns (violations, all done).
+
+    An agent the kill orphaned may be rewriting its task file in place (the scripted PM
+    truncates and writes, as many editors do): a file that is empty or half-written is
+    looked at again until it settles, as the daemon waits SETTLE_SECONDS before judging."""
+    deadline = time.monotonic() + settle
+    while True:
+        bad, done = _board_once(root, ids)
+        if not bad or time.monotonic() > deadline:
+            return bad, done
+        time.sleep(0.05)
+
+
+def _board_once(root: Path, ids: set[str]) -> tuple[list[str], bool]:
     scan = Board(root, header_cache=False).scan()
     counts = Counter(e.id for e in scan.entries)
     bad = [f"{i} on the board {n} times" for i, n in counts.items() if n > 1]
