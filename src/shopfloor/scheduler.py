@@ -394,6 +394,8 @@ class Daemon:
                 if self._start(role, entry):
                     busy[role] += 1
                     started += 1
+                elif self._faulted():
+                    return started  # the claim met a fault: the rest wait for the back-off
         return started
 
     def _faulted(self) -> bool:
