@@ -297,10 +297,17 @@ def _apply_once(
     except _fs.FileChangedError:
         _end(keeper, intent, "abandoned")
         raise
+    except OSError:  # a full disk, a read-only lane: settle the record, the caller has a fault
+        _settle(keeper, intent, entry.path, stamped, moves=target is not entry.lane)
+        raise
     moved = Entry(new_header, entry.lane, entry.path)
     if target is not entry.lane:
         _fault_point("move", event)
-        moved = _move(board, moved, target)
+        try:
+            moved = _move(board, moved, target)
+        except (TaskMoved, ConflictError):  # a person's move or file won: not carried out
+            _end(keeper, intent, "abandoned")
+            raise
     _end(keeper, intent, "applied")
     if notify is not None:
         keeper.notify(notify[0], **notify[1])
@@ -409,6 +416,19 @@ def _begin(
         ) from exc
 
 
+def _settle(keeper: Keeper, intent: int | None, path: Path, stamped: str, moves: bool) -> None:
+    """After a failed write: abandoned if the file is as it was, applied if the new text is
+    in place and nothing is left to move; else still pending, for `finish_pending`."""
+    try:
+        written = stamped in path.read_text("utf-8")
+    except (OSError, UnicodeError):
+        return  # cannot tell: the start-up recovery decides
+    if not written:
+        _end(keeper, intent, "abandoned")
+    elif not moves:
+        _end(keeper, intent, "applied")
+
+
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -428,7 +448,9 @@ def finish_pending(keeper: Keeper) -> list[str]:
     The file is looked for where the transition left it. Still the text it was computed
     from: the new text is written and the file moved now. Rewritten but not moved: moved
     now. Already moved: closed. Gone, or edited by a person since: abandoned (the
-    reconcile then treats the file as it finds it).
+    reconcile then treats the file as it finds it). A claim not yet written is abandoned, not
+    completed: its job died with the daemon, and a completed claim would only be undone as
+    "interrupted" — for a hotfix that means parked for a human, its agent never started.
     """
     journal = keeper.journal
     if journal is None:
@@ -459,6 +481,8 @@ def _finish_one(keeper: Keeper, row: Mapping[str, Any]) -> str:
         # Written already: the new text, or its tracker line under a person's later edit.
         written = text == row.get("text") or f"- {row['line']}" in text
         if not written:
+            if row["event"] == Event.CLAIMED.value:
+                return "abandoned"  # its job died with the daemon: the task stays queued
             if row.get("text") is None or _sha(text) != row.get("old_sha"):
                 return "abandoned"
             _fs.replace_if_same(source, str(row["text"]), st)
@@ -487,8 +511,8 @@ def reconcile_event(entry: Entry, live: bool) -> Event | None:
     if live or entry.lane is Lane.INVALID:
         return None
     status = entry.header.status
-    if entry.lane is A or status == R.value:
-        return Event.INTERRUPTED
+    if entry.lane is A or (status == R.value and (entry.lane, Event.INTERRUPTED) in TRANSITIONS):
+        return Event.INTERRUPTED  # done/ and failed/ have no run to interrupt: reconciled
     if entry.lane is I and status == AA.value:
         return None  # a gate a crash left in inbox/: `approve` finishes it
     if not legal(entry.lane, status):
@@ -521,7 +545,17 @@ def _apply_status(keeper: Keeper, entry: Entry, status: Status, line: str) -> En
         intent = _begin(
             keeper, entry, Event.RECONCILED, lane, status, attempts, stamped, None, texts
         )
-        _fs.replace_if_same(entry.path, new_text, st)
+        try:
+            _fs.replace_if_same(entry.path, new_text, st)
+        except FileNotFoundError:
+            _end(keeper, intent, "abandoned")
+            raise TaskMoved(f"{entry.id} left {entry.lane.value}/") from None
+        except _fs.FileChangedError:
+            _end(keeper, intent, "abandoned")
+            raise
+        except OSError:
+            _settle(keeper, intent, entry.path, stamped, moves=False)
+            raise
         _end(keeper, intent, "applied")
         return Entry(task.parse(new_text), entry.lane, entry.path)
 

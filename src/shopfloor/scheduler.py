@@ -380,8 +380,9 @@ class Daemon:
         conflicted = self._conflicts(entries)
         usable = [e for e in entries if e.id not in conflicted]
         self._stop_cancelled()
-        self._recover_stale(usable)
-        self._land(usable)
+        if not self._faulted():  # a fault's back-off holds every write, recovery's too
+            self._recover_stale(usable)
+            self._land(usable)
         started = self._dispatch_hotfixes() if (full or self.once) else 0
         return started + self._claim(usable)
 
@@ -434,6 +435,8 @@ class Daemon:
                 if self._start(role, entry):
                     busy[role] += 1
                     started += 1
+                elif self._faulted():
+                    return started  # the claim met a fault: the rest wait for the back-off
         return started
 
     def _faulted(self) -> bool:
@@ -540,10 +543,14 @@ class Daemon:
 
     def _fault(self, task_id: str, exc: BaseException) -> None:
         """The machine, not the task: no attempt used; claims pause and recovery retries with
-        a growing back-off (never a busy loop) until the fault clears."""
+        a growing back-off (never a busy loop) until the fault clears. Faults met while
+        the back-off runs (other jobs hitting the same full disk) do not grow it again."""
+        error = str(exc) or repr(exc)
+        if self._faulted():
+            self.shop.log("fault", task=task_id, error=error)
+            return
         self._fault_backoff = min(max(self._fault_backoff * 2, FAULT_FIRST), FAULT_MAX)
         self._fault_until = time.monotonic() + self._fault_backoff
-        error = str(exc) or repr(exc)
         self.shop.log("fault", task=task_id, error=error, retry_in=f"{self._fault_backoff:.0f}s")
         if self._said.get("fault") != error:
             self._said["fault"] = error

@@ -4,6 +4,7 @@ argv: behaviour words, each `role:action` (the action applies when SHOPFLOOR_ROL
   pm:spec            write a ## Spec section          pm:nospec     write nothing
   coder:write        change a file in the workdir     coder:nothing change nothing
   qa:pass / qa:fail  verdict                           *:noresult    exit 0 without a result
+  qa:failfirst       FAIL on attempt 1, PASS after (a task that needs two attempts)
   *:exit3            exit 3 after writing outcome fail *:hang        sleep until killed
   hotfix:patch       change app.py in the live tree and record ## Verification
   hotfix:noverify    change app.py, no verification steps
@@ -83,7 +84,8 @@ def main() -> None:  # noqa: C901 - a flat script of scripted behaviours
             )
         result("ok", "coded")
     elif role == "qa":
-        verdict = "fail" if "fail" in acts else "pass"
+        first = os.environ.get("SHOPFLOOR_ATTEMPT") == "1"
+        verdict = "fail" if "fail" in acts or ("failfirst" in acts and first) else "pass"
         result("ok", f"qa {verdict}", verdict=verdict, notes=f"scripted {verdict}")
     elif role == "hotfix":
         with open(workdir / "app.py", "a") as fh:
