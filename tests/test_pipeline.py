@@ -12,6 +12,7 @@ from shopfloor.scheduler import Daemon
 from tests.support import (
     agent_command,
     edit_fields,
+    entry,
     git,
     lane_of,
     make_project,
@@ -252,3 +253,36 @@ def test_a_finished_tasks_leftover_worktree_is_removed_at_start_and_its_work_kep
     assert not worktree.exists()
     ref = f"refs/shopfloor/snapshots/{task_id}/leftover"
     assert git(root, "show", f"{ref}:notes.txt") == "half a thought\n"
+
+
+def test_a_move_a_fault_cut_after_its_rewrite_is_finished_once_the_fault_clears(
+    tmp_path: Path,
+) -> None:
+    """Rule: a transition cut by a fault is completed when the back-off ends, not at the
+    next start; the task is not left in review/ and no attempt is used."""
+    import errno
+
+    from shopfloor import lifecycle
+    from shopfloor.journal import Journal
+    from shopfloor.words import Event
+
+    root = make_project(tmp_path, agents={"a": command_agent("coder:write", "qa:pass")})
+    task_id = new(root, "Cut by a full disk", backlog=True)
+    faults = []
+
+    def disk_full_once(point: str, event: Event) -> None:
+        if (point, event) == ("move", Event.CODED) and not faults:
+            faults.append(event)
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    lifecycle.fault_hook = disk_full_once
+    try:
+        assert run_once(root) == 0
+    finally:
+        lifecycle.fault_hook = None
+    assert faults == [Event.CODED]
+    done = entry(root, task_id)
+    assert done.lane is Lane.DONE and done.header.attempts == 1
+    with Journal.for_project(root) as journal:
+        coded = [t for t in journal.history(task_id) if t["event"] == "coded"]
+    assert [t["state"] for t in coded] == ["applied"]

@@ -442,8 +442,10 @@ def _end(keeper: Keeper, intent: int | None, state: str) -> None:
         keeper.log("journal.unavailable", error=str(exc))
 
 
-def finish_pending(keeper: Keeper) -> list[str]:
-    """At start: complete every transition a crash interrupted, or record that it could not.
+def finish_pending(keeper: Keeper, busy: frozenset[str] = frozenset()) -> list[str]:
+    """At start, and after a fault clears: complete every transition a crash or a fault cut in
+    the middle, or record that it could not. `busy`: tasks whose job is running (theirs are
+    in flight, not interrupted).
 
     The file is looked for where the transition left it. Still the text it was computed
     from: the new text is written and the file moved now. Rewritten but not moved: moved
@@ -457,7 +459,10 @@ def finish_pending(keeper: Keeper) -> list[str]:
         return []
     finished = []
     for row in journal.pending_transitions():
-        state = _finish_one(keeper, row)
+        if row["task_id"] in busy:
+            continue
+        with _task_lock(str(row["task_id"])):
+            state = _finish_one(keeper, row)
         journal.end_transition(int(row["id"]), state)
         if state == "applied":
             finished.append(str(row["task_id"]))

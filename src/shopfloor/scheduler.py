@@ -342,6 +342,7 @@ class Daemon:
             if self._fault_until is not None and not self._faulted():
                 self._fault_until = None
                 next_full = 0.0  # the fault may have cleared: look at everything again
+                self._finish_cut_transitions()
 
     def _start_watchers(self) -> list[Any]:
         from watchdog.observers import Observer
@@ -534,6 +535,15 @@ class Daemon:
                 line = f"{role.value} could not run: {why} — waiting for a human (no attempt used)"
                 payload = {"agent": "", "outcome": event.value, "detail": why}
                 lifecycle.apply(self.shop, current, event, line, lifecycle.Change(payload=payload))
+
+    def _finish_cut_transitions(self) -> None:
+        """A move a fault cut after its rewrite is finished now, not at the next start."""
+        with self._lock:
+            busy = frozenset(self._jobs)
+        try:
+            self._recovered += lifecycle.finish_pending(self.shop, busy)
+        except (ShopfloorError, OSError, sqlite3.Error) as exc:
+            self.shop.log("recover.skipped", reason=str(exc))
 
     def _fault_cleared(self) -> None:
         if self._fault_backoff:
