@@ -9,26 +9,24 @@ See docs/architecture.md for the state machine and the crash-safety protocol.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import logging
 import os
 import signal
 import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from shopfloor import _fs, budget, config_check, defaults, lifecycle, pipeline, runner, task
-from shopfloor.board import Board, Entry, Lane, is_temp_name
+from shopfloor import budget, config_check, defaults, lifecycle, pipeline, runner, task, watch
+from shopfloor.board import Board, Entry, Lane
 from shopfloor.config import Config
 from shopfloor.errors import ConfigError, InfrastructureError, ShopfloorError
 from shopfloor.journal import open_journal
-from shopfloor.paths import StatePaths
+from shopfloor.lock import DaemonLockedError, daemon_lock
 from shopfloor.shop import Shop, log_line
 from shopfloor.words import Event, Role, Status
 
@@ -67,102 +65,12 @@ def check_agents(config: Config) -> None:
             raise ConfigError(f"roles.{role} = {name!r}, but [agents.{name}] is not defined")
 
 
-class DaemonLockedError(ShopfloorError):
-    """Another daemon holds this repository."""
-
-
-@contextlib.contextmanager
-def daemon_lock(root: Path) -> Iterator[None]:
-    """One daemon per repository: flock on the repository root directory itself.
-
-    Not on a file under .shopfloor/: deleting that folder under a running daemon must not let
-    a second one start. The kernel drops a flock when its holder dies, even by kill -9. The
-    owner's pid goes to .shopfloor/daemon.pid, only for the message a second daemon prints.
-    """
-    pid_file = StatePaths(root).daemon_pid
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise DaemonLockedError(_already_running(root, pid_file)) from None
-        StatePaths(root).ensure()
-        _fs.atomic_write(pid_file, f"{os.getpid()}\n")
-        try:
-            yield
-        finally:
-            _forget_pid(pid_file)  # while still locked: no other daemon's pid can be there
-    finally:
-        os.close(fd)
-
-
-def _already_running(root: Path, pid_file: Path) -> str:
-    try:
-        owner = pid_file.read_text().strip()
-    except OSError:
-        owner = ""
-    if owner.isdigit():
-        return (
-            f"a shopfloor daemon is already running for {root} (pid {owner}); "
-            "stop it first (kill -TERM that pid)"
-        )
-    # Just starting (the pid is written after the lock), or .shopfloor/ was deleted under it.
-    return (
-        f"a shopfloor daemon is already running for {root} (pid unknown: "
-        f"{pid_file.relative_to(root)} is missing); stop it first"
-    )
-
-
-def _forget_pid(pid_file: Path) -> None:
-    with contextlib.suppress(OSError):
-        if pid_file.read_text().strip() == str(os.getpid()):
-            pid_file.unlink()
-
-
 @dataclass
 class Job:
     role: Role
     task_id: str
     thread: threading.Thread
     path: Path  # where the task file is while the job's agent runs
-
-
-#: watchdog event types that change nothing on the board.
-_READ_ONLY_EVENTS = frozenset({"opened", "closed_no_write"})
-
-
-class _LaneEvents:
-    """watchdog handler: an event marks its lane dirty and wakes the loop (level-triggered)."""
-
-    def __init__(self, tasks_dir: Path, on_dirty: Callable[[Lane], None]) -> None:
-        super().__init__()
-        self.tasks_dir = tasks_dir
-        self.on_dirty = on_dirty
-
-    def dispatch(self, event: Any) -> None:
-        if event.event_type in _READ_ONLY_EVENTS:
-            return  # our own scans open and read files: those must not trigger another scan
-        for raw in (event.src_path, getattr(event, "dest_path", "")):
-            if not raw:
-                continue
-            path = Path(os.fsdecode(raw))
-            if is_temp_name(path.name) and path.parent.parent != self.tasks_dir:
-                continue
-            lane_name = path.parent.name if path.parent.parent == self.tasks_dir else path.name
-            with contextlib.suppress(ValueError):
-                self.on_dirty(Lane(lane_name))
-
-
-class _OverflowHook(logging.Handler):
-    """watchdog reports a kernel queue overflow only through its logger: reconcile fully."""
-
-    def __init__(self, on_overflow: Callable[[], None]) -> None:
-        super().__init__(logging.WARNING)
-        self.on_overflow = on_overflow
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if "overflow" in record.getMessage().lower():
-            self.on_overflow()
 
 
 class Daemon:
@@ -345,26 +253,7 @@ class Daemon:
                 self._finish_cut_transitions()
 
     def _start_watchers(self) -> list[Any]:
-        from watchdog.observers import Observer
-
-        logging.getLogger("watchdog.observers.inotify_c").addHandler(
-            _OverflowHook(self.request_full_reconcile)
-        )
-        from watchdog.events import FileSystemEventHandler
-
-        class Handler(_LaneEvents, FileSystemEventHandler):
-            pass
-
-        handler = Handler(self.shop.board.tasks_dir, self.mark_dirty)
-        lanes, hotfix = Observer(), Observer()  # the hotfix lane never queues behind a burst
-        for lane in Lane:
-            target = hotfix if lane is Lane.HOTFIX else lanes
-            target.schedule(handler, str(self.shop.board.lane_dir(lane)), recursive=False)
-        lanes.schedule(handler, str(self.shop.board.tasks_dir), recursive=False)
-        for observer in (hotfix, lanes):
-            observer.daemon = True
-            observer.start()
-        return [hotfix, lanes]
+        return watch.start(self.shop.board, self.mark_dirty, self.request_full_reconcile)
 
     # ------------------------------------------------------------------ one pass
 
