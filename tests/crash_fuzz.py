@@ -20,8 +20,8 @@ from pathlib import Path
 
 from shopfloor import actions
 from shopfloor.board import Board, Lane
-from tests.invariants import Expected, board_violations, kill_leftovers, stop
-from tests.support import agent_command, make_project, shopfloor, start_daemon
+from tests.invariants import Expected, board_violations, kill_leftovers
+from tests.support import agent_command, make_project, shopfloor, start_daemon, stop
 
 OK_CHECK = [sys.executable, "-c", "print('1 passed')"]
 

@@ -7,8 +7,6 @@ them); `assert_board_sound` fails a test with all of them at once.
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -50,19 +48,6 @@ class Expected:
     @property
     def ids(self) -> set[str]:
         return set(self.done) | set(self.hotfixes) | set(self.present)
-
-
-def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM, timeout: float = 60) -> int:
-    """Signal a daemon, wait for it (bounded), and never leave it running."""
-    if proc.poll() is None:
-        proc.send_signal(sig)
-    try:
-        return proc.wait(timeout)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        proc.communicate()
 
 
 def leftover_agents(root: Path) -> list[psutil.Process]:
@@ -136,14 +121,14 @@ def board_violations(
             bad.append(f"hotfix {task_id} is {e.lane.value}/{e.header.status}")
         elif not task.get_section(e.path.read_text("utf-8"), "Verification"):
             bad.append(f"hotfix {task_id} lost its ## Verification")
-    bad += _journal_violations(root, by_id if verdicts else {})
+    bad += journal_violations(root, by_id if verdicts else {})
     if temps:
         bad += [f"stray temp file {p.parent.name}/{p.name}" for p in our_temp_files(root)]
     bad += _orphans(root, orphan_wait)
     return bad
 
 
-def _journal_violations(root: Path, tasks: Iterable[str]) -> list[str]:
+def journal_violations(root: Path, tasks: Iterable[str]) -> list[str]:
     bad = []
     with Journal.for_project(root) as journal:
         bad += [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -130,3 +131,21 @@ def edit_fields(path: Path, **fields: Any) -> None:
     from shopfloor import task
 
     path.write_text(task.set_fields(path.read_text(), fields))
+
+
+def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+    """Signal a daemon, wait for it (bounded), and never leave it running."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    try:
+        return proc.wait(timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        proc.communicate()
+
+
+def marks(path: Path) -> list[list[str]]:
+    """Lines `role task attempt run pid` the scripted agent appends when it starts."""
+    return [line.split() for line in path.read_text().splitlines()] if path.exists() else []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import stat
 import subprocess
 import sys
@@ -15,25 +14,17 @@ import psutil
 from shopfloor import actions, paths, runner
 from shopfloor.board import Board, Lane
 from tests.conftest import wait_until
-from tests.support import agent_command, lane_of, make_project, shopfloor, start_daemon
+from tests.support import (
+    agent_command,
+    lane_of,
+    make_project,
+    marks,
+    shopfloor,
+    start_daemon,
+    stop,
+)
 
 OK_CHECK = [sys.executable, "-c", "print('1 passed')"]
-
-
-def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM, timeout: float = 60) -> int:
-    if proc.poll() is None:
-        proc.send_signal(sig)
-    try:
-        return proc.wait(timeout)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate()
-
-
-def marks(path: Path) -> list[list[str]]:
-    """Lines `role task attempt run pid` the scripted agent appends when it starts."""
-    return [line.split() for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def gone(pid: int) -> bool:

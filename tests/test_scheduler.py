@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import random
-import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -12,32 +10,19 @@ import psutil
 
 from shopfloor import actions
 from shopfloor.board import Board, Lane
-from shopfloor.journal import Journal
 from tests.conftest import wait_until
+from tests.invariants import journal_violations, leftover_agents
 from tests.support import (
     agent_command,
     edit_fields,
     lane_of,
     make_project,
+    marks,
     shopfloor,
     start_daemon,
+    stop,
     tracker,
 )
-
-
-def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM, timeout: float = 60) -> int:
-    if proc.poll() is None:
-        proc.send_signal(sig)
-    try:
-        return proc.wait(timeout)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate()
-
-
-def marks(path: Path) -> list[list[str]]:
-    return [line.split() for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def test_hotfix_starts_at_once_while_every_coder_slot_is_busy(tmp_path: Path) -> None:
@@ -137,46 +122,11 @@ def test_status_shows_running_runs_with_their_age(tmp_path: Path) -> None:
         assert stop(daemon) == 0
 
 
-def _leftover_agents(root: Path) -> list[psutil.Process]:
-    """Agent processes of this project still alive (found by the run contract's env tags)."""
-    found = []
-    for proc in psutil.process_iter(["pid"]):
-        try:
-            env = proc.environ()
-            if "SHOPFLOOR_RUN_ID" in env and env.get("SHOPFLOOR_TASK_FILE", "").startswith(
-                str(root)
-            ):
-                found.append(proc)
-        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
-            continue
-    return found
-
-
-VERDICTS = {
-    "spec-written",
-    "spec-gated",
-    "spec-failed",
-    "coded",
-    "code-failed",
-    "qa-passed",
-    "qa-failed",
-}
-
-
 def assert_no_attempt_finished_twice(root: Path) -> None:
     """An interrupted run goes again under the same attempt number (it used no attempt), and
     a run killed before its verdict was journaled may go again; a verdict is applied once."""
-    with Journal.for_project(root) as journal:
-        ids = {e.id for e in Board(root).scan().entries}
-        applied = [
-            (t["task_id"], t["event"], t["attempts"])
-            for task_id in ids
-            for t in journal.history(task_id)
-            if t["event"] in VERDICTS and t["state"] == "applied"
-        ]
-        assert not journal.pending_transitions()
-    assert applied, "no verdict was applied"
-    assert len(applied) == len(set(applied)), f"a verdict applied twice: {sorted(applied)}"
+    ids = {e.id for e in Board(root).scan().entries}
+    assert not journal_violations(root, ids)
 
 
 def test_kill_9_at_random_moments_loses_nothing_and_never_reruns_an_attempt(tmp_path: Path) -> None:
@@ -213,7 +163,7 @@ def test_kill_9_at_random_moments_loses_nothing_and_never_reruns_an_attempt(tmp_
     assert sorted(e.id for e in entries) == sorted(ids)  # each task exactly once
     assert all(e.lane is Lane.DONE for e in entries), [(e.id, e.lane) for e in entries]
     assert_no_attempt_finished_twice(root)
-    wait_until(lambda: not _leftover_agents(root), 15)
+    wait_until(lambda: not leftover_agents(root), 15)
 
 
 def test_an_idle_daemon_does_not_rescan_because_of_its_own_reads(tmp_path: Path) -> None:

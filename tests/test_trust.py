@@ -28,7 +28,7 @@ from shopfloor.board import Board, Lane
 from shopfloor.errors import ShopfloorError
 from shopfloor.journal import Journal
 from tests.conftest import wait_until
-from tests.invariants import Expected, assert_board_sound, kill_leftovers, stop
+from tests.invariants import Expected, assert_board_sound, kill_leftovers
 from tests.support import (
     agent_command,
     git,
@@ -36,6 +36,7 @@ from tests.support import (
     make_project,
     shopfloor,
     start_daemon,
+    stop,
     tracker,
 )
 

@@ -289,17 +289,8 @@ def _apply_once(
         keeper, entry, event, target, status, attempts, stamped, notify, (text, new_text)
     )
     _fault_point("write", event)
-    try:
-        _fs.replace_if_same(entry.path, new_text, st, durable=row.durable)
-    except FileNotFoundError:
-        _end(keeper, intent, "abandoned")
-        raise TaskMoved(f"{entry.id} left {entry.lane.value}/") from None
-    except _fs.FileChangedError:
-        _end(keeper, intent, "abandoned")
-        raise
-    except OSError:  # a full disk, a read-only lane: settle the record, the caller has a fault
-        _settle(keeper, intent, entry.path, stamped, moves=target is not entry.lane)
-        raise
+    moves = target is not entry.lane
+    _write(keeper, entry, (new_text, st), intent, stamped, moves, durable=row.durable)
     moved = Entry(new_header, entry.lane, entry.path)
     if target is not entry.lane:
         _fault_point("move", event)
@@ -312,6 +303,29 @@ def _apply_once(
     if notify is not None:
         keeper.notify(notify[0], **notify[1])
     return moved
+
+
+def _write(
+    keeper: Keeper,
+    entry: Entry,
+    new: tuple[str, os.stat_result],
+    intent: int | None,
+    stamped: str,
+    moves: bool,
+    durable: bool = True,
+) -> None:
+    """The compare-and-swap write; whatever stops it, the journal row is settled."""
+    try:
+        _fs.replace_if_same(entry.path, new[0], new[1], durable=durable)
+    except FileNotFoundError:
+        _end(keeper, intent, "abandoned")
+        raise TaskMoved(f"{entry.id} left {entry.lane.value}/") from None
+    except _fs.FileChangedError:
+        _end(keeper, intent, "abandoned")
+        raise
+    except OSError:  # a full disk, a read-only lane: settle the record, the caller has a fault
+        _settle(keeper, intent, entry.path, stamped, moves=moves)
+        raise
 
 
 def _attempts(rule_: Attempts, attempts: int) -> int:
@@ -550,17 +564,7 @@ def _apply_status(keeper: Keeper, entry: Entry, status: Status, line: str) -> En
         intent = _begin(
             keeper, entry, Event.RECONCILED, lane, status, attempts, stamped, None, texts
         )
-        try:
-            _fs.replace_if_same(entry.path, new_text, st)
-        except FileNotFoundError:
-            _end(keeper, intent, "abandoned")
-            raise TaskMoved(f"{entry.id} left {entry.lane.value}/") from None
-        except _fs.FileChangedError:
-            _end(keeper, intent, "abandoned")
-            raise
-        except OSError:
-            _settle(keeper, intent, entry.path, stamped, moves=False)
-            raise
+        _write(keeper, entry, (new_text, st), intent, stamped, moves=False)
         _end(keeper, intent, "applied")
         return Entry(task.parse(new_text), entry.lane, entry.path)
 
