@@ -276,31 +276,34 @@ def _lock_reason(admin: Path) -> str | None:
         return None
 
 
-def _keep_before_clearing(path: Path, keep_ref: str | None) -> str | None:
-    """Snapshot a worktree's uncommitted work before it is removed. Done outside the lock:
-    only its own task's job touches a worktree, and a snapshot takes a while."""
-    if path.exists() and _is_worktree_root(path):
-        return _keep_work(path, keep_ref)
-    return None
+def _keep_and_discard(path: Path, keep_ref: str | None) -> str | None:
+    """Outside the lock: keep a worktree's uncommitted work, then delete its checkout. Only its
+    own task's job ever touches it; its registration is forgotten under the lock."""
+    if not (path.exists() and _is_worktree_root(path)):
+        return None
+    kept = _keep_work(path, keep_ref)
+    shutil.rmtree(path)
+    return kept
 
 
 def _clear_path(repo: Path, path: Path) -> None:
-    """Make `path` free for a new worktree (its work already kept). Hold the lock."""
+    """Make `path` free for a new worktree (its work already kept). Hold the lock.
+
+    Its registrations (`.git/worktrees/<name>`) are deleted directly, as `git worktree
+    remove` would, but without reading every other worktree's entry: that read fails on an
+    entry another add is making. A `git worktree add` killed midway (an entry locked
+    "initializing") is repaired the same way; an entry with no gitdir never got to say where
+    its checkout is, so `path` is left to the other checks then.
+    """
     repaired = False
     for admin in _admin_entries(repo, path):
-        if _lock_reason(admin) == "initializing":
-            # A `git worktree add` killed midway: no one ever worked in that checkout. An entry
-            # with no gitdir never got to say where its checkout is: leave `path` to the others.
-            registered = (admin / "gitdir").exists()
-            shutil.rmtree(admin)
-            if registered and path.exists():
-                shutil.rmtree(path)
+        killed_add = _lock_reason(admin) == "initializing"
+        registered = (admin / "gitdir").exists()
+        shutil.rmtree(admin)
+        if killed_add:
             repaired = True
-            continue
-        with contextlib.suppress(FileNotFoundError):
-            (admin / "locked").unlink()  # a lock on our own worktree; we are about to remove it
-    if path.exists() and _is_worktree_root(path):
-        git(repo, "worktree", "remove", "--force", "--force", "--", str(path))
+            if registered and path.exists():
+                shutil.rmtree(path)  # a partial checkout no one ever worked in
     if path.exists() or path.is_symlink():
         # Not a worktree git knows (its registration is gone): set it aside, never delete it.
         aside = path.parent / ".stale" / f"{path.name}-{time.strftime('%Y%m%dT%H%M%S')}"
@@ -327,10 +330,11 @@ def add_worktree(repo: Path, path: Path, branch: str, keep_ref: str | None = Non
             f"the repository {repo} has no commits yet; commit something first "
             "(e.g. git commit --allow-empty -m 'first commit')"
         )
-    _keep_before_clearing(path, keep_ref)
+    _keep_and_discard(path, keep_ref)
+    known = branch_exists(repo, branch)  # our own branch: no other job touches it
     with worktree_lock(repo):
         _clear_path(repo, path)
-        if branch_exists(repo, branch):
+        if known:
             git(repo, "worktree", "add", "--force", "--", str(path), branch)
         else:
             git(repo, "worktree", "add", "--force", "-b", branch, "--", str(path), base)
@@ -344,7 +348,7 @@ def remove_worktree(repo: Path, path: Path, keep_ref: str | None = None) -> str 
     under `refs/shopfloor/snapshots/<path.name>/removed-<sha12>`: removal never loses work.
     Returns the snapshot's sha, None when the worktree was clean or absent.
     """
-    kept = _keep_before_clearing(path, keep_ref)
+    kept = _keep_and_discard(path, keep_ref)
     with worktree_lock(repo):
         _clear_path(repo, path)
     return kept
