@@ -250,3 +250,47 @@ def test_the_daemon_refuses_a_role_without_an_agent(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     entry = Board(root).find(task_id)
     assert (entry.lane, entry.header.status) == (Lane.INBOX, "queued")
+
+
+def test_a_sigterm_the_kernel_hands_to_another_thread_still_stops_the_daemon(
+    tmp_path: Path,
+) -> None:
+    """Rule: the daemon stops within seconds whichever of its threads receives SIGTERM (the
+    kernel picks any; the Python handler runs only when the main thread wakes)."""
+    import signal
+    import sys
+    import threading
+
+    from shopfloor import config
+    from shopfloor.scheduler import Daemon
+
+    root = make_project(tmp_path)
+    daemon = Daemon(root, config.load(root / "shopfloor.toml"), watch=False)
+    stopped_late: list[bool] = []
+
+    main = threading.get_ident()
+
+    def main_thread_waits() -> bool:
+        frame = sys._current_frames().get(main)
+        return not daemon._starting and frame is not None and frame.f_code.co_name == "wait"
+
+    def signal_from_a_worker_thread() -> None:
+        wait_until(main_thread_waits, 30, "the daemon's main thread asleep")
+        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)  # this thread, not main
+
+    def rescue() -> None:  # never leave the test hanging: stop it by hand, and say so
+        if not finished.wait(15):
+            stopped_late.append(True)
+            daemon.stop()
+
+    finished = threading.Event()
+    threading.Thread(target=signal_from_a_worker_thread, daemon=True).start()
+    threading.Thread(target=rescue, daemon=True).start()
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        assert daemon.run() == 0
+    finally:
+        finished.set()
+        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    assert not stopped_late, "SIGTERM on another thread did not stop the daemon in 15 s"

@@ -36,6 +36,9 @@ RECONCILE_EVERY = 300.0
 SETTLE_SECONDS = 2.0
 #: How long shutdown waits for stopped runs to wind down before leaving them to recovery.
 SHUTDOWN_WAIT = 30.0
+#: The longest the main thread sleeps at once, so a signal delivered to another thread is
+#: handled within this many seconds (a wake-up costs microseconds).
+SIGNAL_SLICE = 1.0
 _PRIORITY_ORDER = {p: i for i, p in enumerate(defaults.PRIORITIES)}
 #: After an infrastructure fault (full disk, read-only lane, lost journal), claims pause and
 #: recovery is retried after this many seconds, doubling up to FAULT_MAX while it lasts.
@@ -245,12 +248,22 @@ class Daemon:
                 timeout = max(0.0, min(timeout, self._resume_at - time.time() + 0.05))
             if self._fault_until is not None:  # recovery retries as soon as the back-off ends
                 timeout = max(0.0, min(timeout, self._fault_until - time.monotonic() + 0.01))
-            self._wake.wait(timeout)
+            self._sleep(timeout)
             self._wake.clear()
             if self._fault_until is not None and not self._faulted():
                 self._fault_until = None
                 next_full = 0.0  # the fault may have cleared: look at everything again
                 self._finish_cut_transitions()
+
+    def _sleep(self, timeout: float) -> None:
+        """Wait for a wake-up, in slices: a SIGTERM the kernel hands to another of our threads
+        only runs its Python handler once the main thread wakes, and a wait of up to an hour
+        would keep the daemon from stopping that long."""
+        deadline = time.monotonic() + timeout
+        while not self.shop.stopping.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0 or self._wake.wait(min(left, SIGNAL_SLICE)):
+                return
 
     def _start_watchers(self) -> list[Any]:
         return watch.start(self.shop.board, self.mark_dirty, self.request_full_reconcile)
