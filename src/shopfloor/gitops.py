@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import re
 import shutil
@@ -229,6 +230,12 @@ def worktree_lock(repo: Path) -> Iterator[None]:
         raise kind(f"worktree housekeeping in {repo} failed: {exc}") from exc
 
 
+@functools.lru_cache(maxsize=16)
+def _common_dir(repo: Path) -> Path:
+    """The repository's shared .git folder (asked once per repository and process)."""
+    return _git_dir(repo, "--git-common-dir")
+
+
 def _git_dir(cwd: Path, which: str = "--git-dir") -> Path:
     out = git(cwd, "rev-parse", which).strip()
     return (cwd / out).resolve()
@@ -250,7 +257,7 @@ def _admin_entries(repo: Path, path: Path) -> list[Path]:
     worktree add` killed before it wrote where its checkout lives. Under the worktree lock no add
     of ours is running, so such an entry is a leftover.
     """
-    admin_root = _git_dir(repo, "--git-common-dir") / "worktrees"
+    admin_root = _common_dir(repo) / "worktrees"
     if not admin_root.is_dir():
         return []
     target = path.resolve()
@@ -332,12 +339,14 @@ def add_worktree(repo: Path, path: Path, branch: str, keep_ref: str | None = Non
         )
     _keep_and_discard(path, keep_ref)
     known = branch_exists(repo, branch)  # our own branch: no other job touches it
-    with worktree_lock(repo):
+    with worktree_lock(repo):  # the registration alone: a checkout takes far longer
         _clear_path(repo, path)
         if known:
-            git(repo, "worktree", "add", "--force", "--", str(path), branch)
+            git(repo, "worktree", "add", "--no-checkout", "--force", "--", str(path), branch)
         else:
-            git(repo, "worktree", "add", "--force", "-b", branch, "--", str(path), base)
+            new = ("-b", branch)
+            git(repo, "worktree", "add", "--no-checkout", "--force", *new, "--", str(path), base)
+    git(path, "reset", "--hard", "--quiet")  # the files, beside other jobs' checkouts
     return base
 
 
@@ -491,7 +500,7 @@ def repair_locks(repo: Path, worktree: Path) -> list[Path]:
     if not worktree.is_dir() or not _is_worktree_root(worktree):
         return []
     gitdir = _git_dir(worktree)
-    common = _git_dir(repo, "--git-common-dir")
+    common = _common_dir(repo)
     if gitdir == common or gitdir.parent != common / "worktrees":
         return []  # the main checkout, or a worktree of another repository
     locks = [gitdir / "index.lock", gitdir / "HEAD.lock"]
