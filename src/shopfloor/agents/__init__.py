@@ -9,6 +9,7 @@ the core never branches on a backend's name.
 from __future__ import annotations
 
 import importlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -115,39 +116,61 @@ class Backend(Protocol):
 
 
 BackendFactory = Callable[[], Backend]
-_REGISTRY: dict[str, BackendFactory] = {}
 _BUILTINS = ("command", "simulator", "claude", "codex", "gemini", "opencode", "pi", "qwen", "aider")
+#: The published registry: None until it is complete, then replaced whole, never filled in
+#: place — a reader that sees a table sees every backend (two jobs of a fresh daemon, or
+#: `doctor`'s threads, load it at once; a half-filled table said "unknown backend 'claude'").
+_registry: dict[str, BackendFactory] | None = None
+#: Backends registered by a direct call of `register`, kept so the first load includes them.
+_registered: dict[str, BackendFactory] = {}
+#: Serialises loading and publishing. Re-entrant: a plugin may call `register` while loading.
+_lock = threading.RLock()
 
 
 def register(name: str, factory: BackendFactory) -> None:
     """Make a backend available under `name` (what `backend = "..."` in config refers to)."""
-    _REGISTRY[name] = factory
+    global _registry
+    with _lock:
+        _registered[name] = factory
+        if _registry is not None:
+            _registry = {**_registry, name: factory}
 
 
-def _load() -> None:
-    if _REGISTRY:
-        return
+def _load() -> dict[str, BackendFactory]:
+    """The registry, built completely on first use and only then published (double-checked)."""
+    global _registry
+    table = _registry
+    if table is not None:
+        return table
+    with _lock:
+        if _registry is None:
+            _registry = _build()
+        return _registry
+
+
+def _build() -> dict[str, BackendFactory]:
+    built: dict[str, BackendFactory] = {}
     for module in _BUILTINS:
-        importlib.import_module(f"shopfloor.agents.{module}").register_backends(register)
+        importlib.import_module(f"shopfloor.agents.{module}").register_backends(built.__setitem__)
     from importlib.metadata import entry_points  # slow to import; only when backends load
 
     for point in entry_points(group="shopfloor.backends"):
-        point.load()(register)
+        point.load()(built.__setitem__)
+    return {**built, **_registered}
 
 
 def available() -> list[str]:
-    _load()
-    return sorted(_REGISTRY)
+    return sorted(_load())
 
 
 def get(name: str) -> Backend:
-    _load()
     try:
-        return _REGISTRY[name]()
+        factory = _load()[name]
     except KeyError:
         raise ConfigError(
             f"unknown agent backend {name!r} (available: {', '.join(available())})"
         ) from None
+    return factory()
 
 
 def classify_ending(result: RunResult) -> Outcome | None:
