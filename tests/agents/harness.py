@@ -76,19 +76,23 @@ def run_cli(
     script: Script | ScriptFor,
     role: str = "hotfix",
     extra: str = "",
+    body: str = "answer() must return 43",
     **agent: object,
 ) -> CliRun:
-    """`extra`: more shopfloor.toml (a [budget], say); `agent`: the agent's own table."""
+    """`extra`: more shopfloor.toml (a [budget], say); `body`: the task's request; `agent`:
+    the agent's own table."""
     with ModelServer(script) as server:
         root = project_for(cli, tmp, server.url, extra, **agent)
-        run, entry = run_role(root, role, root)
+        run, entry = run_role(root, role, root, body)
         return CliRun(run, server, root, Board(root).find(entry.id))
 
 
-def run_role(root: Path, role: str, workdir: Path) -> tuple[AgentRun, Entry]:
+def run_role(
+    root: Path, role: str, workdir: Path, body: str = "answer() must return 43"
+) -> tuple[AgentRun, Entry]:
     """One run of `role` through `run_agent`, for a fresh hotfix-shaped task, in `workdir`."""
     board = Board(root)
-    entry = actions.create_hotfix(board, "Fix the answer", body="answer() must return 43")
+    entry = actions.create_hotfix(board, "Fix the answer", body=body)
     shop = Shop(root, config.load(root / "shopfloor.toml"), board, Journal.for_project(root))
     values = {"task_text": board.read_text(entry), "previous_attempt": "", "checks": "none"}
     return run_agent(shop, role, entry, workdir, values), entry

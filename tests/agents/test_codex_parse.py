@@ -119,9 +119,11 @@ def test_each_role_gets_its_sandbox(tmp_path: Path) -> None:
     assert "sandbox_workspace_write.exclude_slash_tmp=true" in pm
 
 
-def test_model_and_user_args_come_before_the_prompt(tmp_path: Path) -> None:
+def test_model_and_user_args_come_before_the_stdin_prompt(tmp_path: Path) -> None:
     ctx = _ctx("coder", tmp_path, model="gpt-5.5", args=["-c", "x=1"], command="/opt/codex")
-    argv = CodexBackend().build(ctx).argv
+    invocation = CodexBackend().build(ctx)
+    argv = invocation.argv
     assert argv[:4] == ["/opt/codex", "exec", "--json", "--skip-git-repo-check"]
     assert argv[argv.index("--model") + 1] == "gpt-5.5"
-    assert argv[-4:] == ["-c", "x=1", "--", "-starts with a dash"]
+    assert argv[-4:] == ["-c", "x=1", "--", "-"]  # `-`: the prompt is read from stdin
+    assert invocation.stdin == b"-starts with a dash"

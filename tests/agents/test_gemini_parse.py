@@ -143,8 +143,9 @@ def test_each_role_gets_its_approval_mode_and_trust(role: str, mode: str) -> Non
 def test_prompt_model_and_extra_arguments_are_placed() -> None:
     ctx = _ctx("coder", "- starts like a flag", model="gemini-2.5-flash", args=["--debug"])
     invocation = GeminiBackend().build(ctx)
+    assert invocation.stdin == b"- starts like a flag"
     assert invocation.argv == [
-        "gemini", "--prompt=- starts like a flag", "--output-format", "stream-json",
+        "gemini", "--output-format", "stream-json",
         "--approval-mode", "yolo", "--skip-trust", "--model", "gemini-2.5-flash", "--debug",
     ]  # fmt: skip
     assert invocation.env == {"GEMINI_CLI_NO_RELAUNCH": "1"}

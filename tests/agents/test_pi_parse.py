@@ -87,13 +87,13 @@ def test_each_role_gets_its_tools(role: str, tools: str) -> None:
     assert argv[argv.index("--tools") + 1] == tools
 
 
-def test_user_flags_go_before_the_prompt_and_the_model_is_passed() -> None:
+def test_user_flags_go_before_print_mode_and_the_model_is_passed() -> None:
     argv = PiBackend().arguments(_ctx("coder", model="fake/m"), ["--thinking", "low"])
-    assert argv[-4:] == ["--thinking", "low", "-p", "You are the **Coder**"]
+    assert argv[-3:] == ["--thinking", "low", "-p"]
     assert argv[argv.index("--model") + 1] == "fake/m"
 
 
 @pytest.mark.parametrize("prompt", ["@notes.md fix it", "--help me"])
-def test_a_prompt_pi_would_read_as_a_file_or_a_flag_is_guarded(prompt: str) -> None:
-    argv = PiBackend().arguments(_ctx("coder", prompt), [])
-    assert argv[-1] == f" {prompt}"
+def test_a_prompt_pi_would_read_as_a_file_or_a_flag_goes_verbatim_by_stdin(prompt: str) -> None:
+    invocation = PiBackend().build(_ctx("coder", prompt))
+    assert invocation.stdin == prompt.encode() and invocation.argv[-1] == "-p"

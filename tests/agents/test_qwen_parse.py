@@ -99,12 +99,17 @@ def test_each_role_gets_its_approval_mode(role: str, mode: str, excluded: str | 
     assert [a for a in argv if a.startswith("--exclude-tools")] == ([excluded] if excluded else [])
 
 
-def test_the_prompt_comes_first_and_user_flags_last() -> None:
-    argv = QwenBackend().arguments(_ctx("coder", model="m"), ["--max-session-turns", "5"])
-    assert argv[0] == "You are the **Coder**" and argv[-2:] == ["--max-session-turns", "5"]
+def test_the_prompt_goes_by_stdin_and_user_flags_last() -> None:
+    ctx = _ctx("coder", model="m", args=["--max-session-turns", "5"])
+    invocation = QwenBackend().build(ctx)
+    assert invocation.stdin == b"You are the **Coder**"
+    argv = invocation.argv
+    assert argv[1:3] == ["--output-format", "stream-json"]
+    assert argv[-2:] == ["--max-session-turns", "5"]
     assert argv[argv.index("--model") + 1] == "m"
     assert argv[argv.index("--output-format") + 1] == "stream-json"
 
 
-def test_a_prompt_yargs_would_read_as_options_is_guarded() -> None:
-    assert QwenBackend().arguments(_ctx("coder", "--help me"), [])[0] == " --help me"
+def test_a_prompt_yargs_would_read_as_options_goes_verbatim_by_stdin() -> None:
+    invocation = QwenBackend().build(_ctx("coder", "--help me"))
+    assert invocation.stdin == b"--help me" and "--help" not in invocation.argv

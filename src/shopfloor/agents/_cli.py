@@ -30,9 +30,6 @@ HEADLESS_NOTE = (
 #: Roles that change files. PM edits only its task file; QA only reads.
 EDITING_ROLES = frozenset({"coder", "hotfix"})
 
-#: Past this size the prompt goes by file: one argv string may not exceed 128 KiB on Linux.
-_INLINE_PROMPT_LIMIT = 100 * 1024
-
 _AUTH = re.compile(
     r"\b401\b|unauthori[sz]ed|invalid[ _-]?(?:x-)?api[ _-]?key|api key not valid|"
     r"authentication[ _]error|not logged in|please run /login|no api key|"
@@ -168,11 +165,7 @@ class CliBackend:
         return Outcome.OK
 
 
-def prompt_text(ctx: RunContext) -> str:
-    """The prompt for the command line; a pointer to the prompt file when it is too long."""
-    if len(ctx.prompt.encode()) <= _INLINE_PROMPT_LIMIT:
-        return ctx.prompt
-    return (
-        f"Your full instructions are in the file {ctx.prompt_file}. Read that file now and "
-        "follow it exactly."
-    )
+def prompt_on_stdin(ctx: RunContext) -> bytes:
+    """The whole prompt as the CLI's standard input — never an argument: any local user can
+    read a process's argv (`ps`, /proc/PID/cmdline), and one argument may not exceed 128 KiB."""
+    return ctx.prompt.encode()

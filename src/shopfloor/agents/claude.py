@@ -1,4 +1,4 @@
-"""Claude Code: `claude -p PROMPT --output-format stream-json --verbose`.
+"""Claude Code: `claude -p --output-format stream-json --verbose < PROMPT`.
 
 Its lies (AGENT-CLIS.md): it exits 1 on API errors while printing `subtype: "success"` (the
 truth is `is_error` and `api_error_status`), and without a permission mode it silently denies
@@ -21,7 +21,7 @@ from shopfloor.agents._cli import (
     error_outcome,
     last_json_object,
     mark_denials,
-    prompt_text,
+    prompt_on_stdin,
     reset_time,
 )
 
@@ -42,7 +42,8 @@ class ClaudeBackend(CliBackend):
     def arguments(self, ctx: RunContext, extra: list[str]) -> list[str]:
         # stream-json (it needs --verbose): `json` prints nothing until the end, so a long run
         # would look stalled; the last line is the same `result` object.
-        argv = ["-p", prompt_text(ctx), "--output-format", "stream-json", "--verbose"]
+        # The prompt goes by stdin, which `-p` reads when no prompt argument is given.
+        argv = ["-p", "--output-format", "stream-json", "--verbose"]
         argv += ["--append-system-prompt", HEADLESS_NOTE]
         argv += _PERMISSIONS.get(ctx.role, _PERMISSIONS["qa"])
         if ctx.agent.model:
@@ -50,6 +51,9 @@ class ClaudeBackend(CliBackend):
         if ctx.budget_usd is not None:
             argv += ["--max-budget-usd", f"{max(ctx.budget_usd, 0.01):.2f}"]
         return argv + extra
+
+    def stdin(self, ctx: RunContext) -> bytes | None:
+        return prompt_on_stdin(ctx)
 
     def environment(self, ctx: RunContext) -> dict[str, str]:
         return {"DISABLE_AUTOUPDATER": "1"}  # never update itself in the middle of a pipeline

@@ -1,4 +1,4 @@
-"""Codex CLI: `codex exec --json [flags] -- PROMPT` (JSONL events on stdout).
+"""Codex CLI: `codex exec --json [flags] -- - < PROMPT` (JSONL events on stdout).
 
 Its lies, as recorded against the pinned version:
 - It exits 0 with a `type: "error"` *item* for mere warnings ("Model metadata for `x` not
@@ -39,7 +39,7 @@ from shopfloor.agents._cli import (
     as_int,
     error_outcome,
     json_lines,
-    prompt_text,
+    prompt_on_stdin,
 )
 
 #: The provider's API key variable (its `env_key`) is unset: an auth problem, not the task's.
@@ -72,8 +72,11 @@ class CodexBackend(CliBackend):
         argv = ["exec", "--json", "--skip-git-repo-check", *_ALWAYS, *_sandbox(ctx)]
         if ctx.agent.model:
             argv += ["--model", ctx.agent.model]
-        # `--` so a prompt that starts with "-" is never taken for a flag.
-        return [*argv, *extra, "--", prompt_text(ctx)]
+        # `-`: read the prompt from stdin (after `--`, so it is never taken for a flag).
+        return [*argv, *extra, "--", "-"]
+
+    def stdin(self, ctx: RunContext) -> bytes | None:
+        return prompt_on_stdin(ctx)
 
     def parse(self, stdout: str, stderr: str) -> Parsed:
         events = list(json_lines(stdout))

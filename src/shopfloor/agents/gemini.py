@@ -1,4 +1,4 @@
-"""Gemini CLI: `gemini --prompt=PROMPT --output-format stream-json --approval-mode MODE`.
+"""Gemini CLI: `gemini --output-format stream-json --approval-mode MODE < PROMPT`.
 
 Its lies (measured on 0.61, AGENT-CLIS.md):
 - the exit code is the HTTP status mod 256 (401 -> 145, 429 -> 173, 500 -> 244), 41 when no
@@ -26,7 +26,13 @@ from collections.abc import Callable
 from typing import Any
 
 from shopfloor.agents import Backend, Outcome, Parsed, RunContext
-from shopfloor.agents._cli import CliBackend, as_int, error_outcome, json_lines, prompt_text
+from shopfloor.agents._cli import (
+    CliBackend,
+    as_int,
+    error_outcome,
+    json_lines,
+    prompt_on_stdin,
+)
 
 _APPROVAL = {"coder": "yolo", "hotfix": "yolo", "pm": "auto_edit", "qa": "default"}
 
@@ -49,12 +55,15 @@ class GeminiBackend(CliBackend):
     binary = "gemini"
 
     def arguments(self, ctx: RunContext, extra: list[str]) -> list[str]:
-        # `--prompt=` keeps a prompt that starts with "-" from being read as a flag.
-        argv = [f"--prompt={prompt_text(ctx)}", "--output-format", "stream-json"]
+        # No --prompt: with stdin not a terminal it runs headless on what stdin holds.
+        argv = ["--output-format", "stream-json"]
         argv += ["--approval-mode", _APPROVAL.get(ctx.role, "default"), "--skip-trust"]
         if ctx.agent.model:
             argv += ["--model", ctx.agent.model]
         return argv + extra  # last, so a repeated flag of the user's (e.g. --model) wins
+
+    def stdin(self, ctx: RunContext) -> bytes | None:
+        return prompt_on_stdin(ctx)
 
     def environment(self, ctx: RunContext) -> dict[str, str]:
         # It re-executes itself in a child node by default: one process keeps the exit code

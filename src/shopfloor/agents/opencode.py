@@ -54,6 +54,7 @@ from shopfloor.agents._cli import (
     error_outcome,
     json_lines,
     outcome_from_text,
+    prompt_on_stdin,
     reset_time,
 )
 
@@ -86,7 +87,7 @@ class OpencodeBackend(CliBackend):
         return argv + extra
 
     def stdin(self, ctx: RunContext) -> bytes | None:
-        return ctx.prompt.encode()  # by stdin: an argument would reach the model re-quoted
+        return prompt_on_stdin(ctx)  # an argument would also reach the model re-quoted
 
     def environment(self, ctx: RunContext) -> dict[str, str]:
         return {

@@ -1,11 +1,11 @@
-"""pi (`@mariozechner/pi-coding-agent`): `pi --mode json [--model M] -p PROMPT`.
+"""pi (`@mariozechner/pi-coding-agent`): `pi --mode json [--model M] -p < PROMPT`.
 
 Its lies: with `--mode json` it exits 0 whatever the model API answered — a 401, a 429 and a
 500 all end in an assistant `message_end` with `stopReason: "error"` and an `errorMessage`
 ("401 Incorrect API key provided ..."), so the last assistant message decides. Only failures
 before the session starts (no API key for the model) exit 1, with the reason on stderr.
-It also reads an argument starting with `@` as a file to attach and one starting with `-` as
-an option, so the prompt never goes out with either in front.
+The prompt goes by stdin, which `-p` reads when it is given no message argument (an argument
+would also be read as a file to attach when it starts with `@`, as an option with `-`).
 
 pi never asks for approval; what a role may do is the set of tools it gets (`--tools`, an
 allowlist the model is offered and held to): Coder and Hotfix edit files and run commands,
@@ -18,7 +18,14 @@ from collections.abc import Callable
 from typing import Any
 
 from shopfloor.agents import Backend, Parsed, RunContext
-from shopfloor.agents._cli import CliBackend, add, as_int, error_outcome, json_lines, prompt_text
+from shopfloor.agents._cli import (
+    CliBackend,
+    add,
+    as_int,
+    error_outcome,
+    json_lines,
+    prompt_on_stdin,
+)
 
 _READ = "read,grep,find,ls"
 _TOOLS = {
@@ -37,8 +44,10 @@ class PiBackend(CliBackend):
         argv = ["--mode", "json", "--tools", _TOOLS.get(ctx.role, _TOOLS["qa"])]
         if ctx.agent.model:
             argv += ["--model", ctx.agent.model]
-        # `-p` takes the next argument as the prompt: the user's flags go before it.
-        return [*argv, *extra, "-p", _positional(prompt_text(ctx))]
+        return [*argv, *extra, "-p"]  # print mode; the message comes from stdin
+
+    def stdin(self, ctx: RunContext) -> bytes | None:
+        return prompt_on_stdin(ctx)
 
     def environment(self, ctx: RunContext) -> dict[str, str]:
         return {"PI_SKIP_VERSION_CHECK": "1"}  # no update check at every start of a run
@@ -63,11 +72,6 @@ class PiBackend(CliBackend):
             reason = str(last.get("errorMessage") or f"request {last.get('stopReason')}")
             error_outcome(parsed, reason)
         return parsed
-
-
-def _positional(prompt: str) -> str:
-    """A leading space keeps pi from reading the prompt as `@file` or as an option."""
-    return f" {prompt}" if prompt.startswith(("@", "-")) else prompt
 
 
 def _text(message: dict[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""Qwen Code (`@qwen-code/qwen-code`): `qwen PROMPT --output-format stream-json`.
+"""Qwen Code (`@qwen-code/qwen-code`): `qwen --output-format stream-json < PROMPT`.
 
 `stream-json` rather than `json`: both end in the same `result` item, but `json` prints one
 array only when the run ends, so a long run looks silent (stalled) until then.
@@ -32,7 +32,7 @@ from shopfloor.agents._cli import (
     error_outcome,
     json_lines,
     mark_denials,
-    prompt_text,
+    prompt_on_stdin,
 )
 
 # `--exclude-tools` takes an array: in `--flag=a,b` form it cannot swallow the next argument.
@@ -53,13 +53,15 @@ class QwenBackend(CliBackend):
     binary = "qwen"
 
     def arguments(self, ctx: RunContext, extra: list[str]) -> list[str]:
-        # The prompt goes first: yargs lets an array option (the user's included) swallow
-        # every positional after it.
-        argv = [_positional(prompt_text(ctx)), "--output-format", "stream-json"]
+        # No positional prompt: with stdin not a terminal it runs headless on what stdin holds.
+        argv = ["--output-format", "stream-json"]
         argv += _PERMISSIONS.get(ctx.role, _PERMISSIONS["qa"])
         if ctx.agent.model:
             argv += ["--model", ctx.agent.model]
         return argv + extra
+
+    def stdin(self, ctx: RunContext) -> bytes | None:
+        return prompt_on_stdin(ctx)
 
     def environment(self, ctx: RunContext) -> dict[str, str]:
         return {"QWEN_CODE_SKIP_UPDATE_CHECK_ONCE": "true"}  # no update check per run
@@ -82,11 +84,6 @@ class QwenBackend(CliBackend):
         )
         _judge(parsed, result)
         return parsed
-
-
-def _positional(prompt: str) -> str:
-    """A leading space keeps yargs from reading a prompt that starts with `-` as options."""
-    return f" {prompt}" if prompt.startswith("-") else prompt
 
 
 def _items(stdout: str) -> Iterator[dict[str, Any]]:
