@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -127,3 +127,87 @@ def test_model_and_user_args_come_before_the_stdin_prompt(tmp_path: Path) -> Non
     assert argv[argv.index("--model") + 1] == "gpt-5.5"
     assert argv[-4:] == ["-c", "x=1", "--", "-"]  # `-`: the prompt is read from stdin
     assert invocation.stdin == b"-starts with a dash"
+
+
+#: What Codex logs for one HTTP response with RUST_LOG=codex_http_client::client=debug.
+def http_log(at: str, status: str, headers: dict[str, str]) -> str:
+    shown = ", ".join(f'"{k}": "{v}"' for k, v in headers.items())
+    return (
+        f"{at} DEBUG session_loop{{thread_id=t-1}}:turn{{model=m}}: codex_http_client::client: "
+        f"Request completed method=POST url=https://api.example/v1/responses status={status} "
+        f"headers={{{shown}}} version=HTTP/1.1"
+    )
+
+
+LIMITED = stream(
+    {"type": "thread.started", "thread_id": "t-1"},
+    {"type": "turn.started"},
+    {"type": "error", "message": "exceeded retry limit, last status: 429 Too Many Requests"},
+    {"type": "turn.failed", "error": {"message": "exceeded retry limit, last status: 429"}},
+)
+
+
+def test_a_429_takes_its_reset_from_the_logged_retry_after() -> None:
+    stderr = "\n".join(
+        [
+            "WARNING: proceeding, even though we could not create PATH aliases",
+            http_log("2026-12-03T15:25:48.467754Z", "200 OK", {"x-request-id": "a"}),
+            http_log("2026-12-03T15:26:00Z", "429 Too Many Requests", {"retry-after": "120"}),
+        ]
+    )
+    parsed = CodexBackend().parse(LIMITED, stderr)
+    assert parsed.outcome is Outcome.RATE_LIMITED
+    assert parsed.reset_at == datetime(2026, 12, 3, 15, 28, tzinfo=UTC).timestamp()
+
+
+def test_a_retry_after_date_and_no_retry_after_at_all() -> None:
+    date = {"retry-after": "Thu, 03 Dec 2026 16:00:00 GMT"}
+    parsed = CodexBackend().parse(LIMITED, http_log("2026-12-03T15:26:00Z", "429 Too", date))
+    assert parsed.reset_at == datetime(2026, 12, 3, 16, 0, tzinfo=UTC).timestamp()
+    bare = CodexBackend().parse(LIMITED, http_log("2026-12-03T15:26:00Z", "429 Too", {}))
+    assert bare.outcome is Outcome.RATE_LIMITED and bare.reset_at is None  # the back-off decides
+
+
+def test_a_reconnect_that_then_completes_is_ok() -> None:
+    """Codex retried a 429 on its own and the turn went on: not a failure."""
+    out = stream(
+        {"type": "thread.started", "thread_id": "t-1"},
+        {"type": "turn.started"},
+        {"type": "error", "message": "Reconnecting... 1/3 (last status: 429 Too Many Requests)"},
+        {"type": "item.completed", "item": {"type": "agent_message", "text": "done"}},
+        {"type": "turn.completed", "usage": {"input_tokens": 10, "output_tokens": 2}},
+    )
+    parsed = CodexBackend().parse(out, "")
+    assert parsed.outcome is None and parsed.error is None and parsed.final_text == "done"
+
+
+def test_stopped_while_waiting_to_retry_a_429_is_rate_limited_not_stalled() -> None:
+    from shopfloor.runner import Ending, RunResult
+
+    out = stream(
+        {"type": "thread.started", "thread_id": "t-1"},
+        {"type": "turn.started"},
+        {"type": "error", "message": "Reconnecting... 1/4 (last status: 429 Too Many Requests)"},
+    )
+    stderr = http_log("2026-12-03T15:26:00Z", "429 Too Many Requests", {"retry-after": "600"})
+    parsed = CodexBackend().parse(out, stderr)
+    stalled = RunResult(Ending.STALLED, None, 15, 60.0, Path("o"), Path("e"), 0, 0, False, None)
+    assert CodexBackend().classify(stalled, parsed) is Outcome.RATE_LIMITED
+    assert parsed.reset_at == datetime(2026, 12, 3, 15, 36, tzinfo=UTC).timestamp()
+    assert "x-request-id" not in (parsed.error or "")
+
+
+def test_logged_response_headers_never_reach_an_error_message() -> None:
+    stderr = http_log("2026-12-03T15:26:00Z", "200 OK", {"openai-organization": "org-secret"})
+    parsed = CodexBackend().parse("", stderr + "\nerror: unexpected argument '--bogus'\n")
+    assert parsed.error is not None and "--bogus" in parsed.error
+    assert "org-secret" not in parsed.error
+
+
+def test_debug_logging_of_http_responses_keeps_the_users_rust_log(tmp_path: Path) -> None:
+    env = CodexBackend().build(_ctx("coder", tmp_path)).env
+    assert env["RUST_LOG"] == "error,codex_http_client::client=debug"
+    mine = _ctx("coder", tmp_path, env={"RUST_LOG": "codex_core=info"})
+    assert CodexBackend().build(mine).env["RUST_LOG"] == "codex_core=info," + (
+        "codex_http_client::client=debug"
+    )

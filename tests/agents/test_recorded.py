@@ -56,3 +56,28 @@ def test_every_cli_backend_has_recordings() -> None:
     recorded = {p.parent.name for p in CASES}
     cli_backends = set(agents.available()) - {"command", "simulator"}
     assert cli_backends <= recorded, cli_backends - recorded
+
+
+#: What each CLI's recorded 429 (`retry-after: 30`, and "30s" in the OpenAI/Gemini bodies)
+#: reports of the wait. Claude says nothing (docs/agents.md); codex logs the header with the
+#: moment it came; the others word it in their error message.
+REPORTED_WAIT = {"claude": None, "codex": 30.0, "gemini": 30.0, "opencode": 30.0, "pi": 30.0}
+REPORTED_WAIT |= {"qwen": 30.0, "aider": 30.0}
+
+
+@pytest.mark.parametrize("cli", sorted(REPORTED_WAIT))
+def test_a_recorded_429_resets_when_its_cli_said(cli: str) -> None:
+    import re
+    import time
+    from datetime import datetime
+
+    case = RECORDED / cli / "rate-429.json"
+    parsed, outcome = judge(case)
+    assert outcome is Outcome.RATE_LIMITED
+    wait = REPORTED_WAIT[cli]
+    if wait is None:
+        assert parsed.reset_at is None
+        return
+    logged = re.search(r"^(\S+Z) DEBUG .*status=429", case.with_suffix(".stderr").read_text(), re.M)
+    since = datetime.fromisoformat(logged.group(1)).timestamp() if logged else time.time()
+    assert parsed.reset_at == pytest.approx(since + wait, abs=2)

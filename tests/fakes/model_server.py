@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,9 @@ class Script:
     steps: tuple[Step, ...] = ()
     final: str = "done"
     fail: str | None = None  # "401" | "429" | "500" | "hang"
-    retry_after: str = "30"  # the 429's retry-after header (seconds or an HTTP date)
+    #: The 429's retry-after header (seconds or an HTTP date); the OpenAI and Gemini bodies
+    #: name the same wait in their own words, as those APIs do.
+    retry_after: str = "30"
 
 
 def result_block(outcome: str = "ok", summary: str = "done", **extra: Any) -> str:
@@ -588,7 +591,7 @@ _ERRORS: dict[str, dict[str, tuple[int, dict[str, Any]]]] = {
             429,
             {
                 "error": {
-                    "message": "Rate limit reached. Please try again in 30s.",
+                    "message": "Rate limit reached. Please try again in {wait}s.",
                     "type": "rate_limit_exceeded",
                     "code": "rate_limit_exceeded",
                 }
@@ -636,7 +639,10 @@ _ERRORS: dict[str, dict[str, tuple[int, dict[str, Any]]]] = {
                     "message": "Resource has been exhausted (e.g. check quota).",
                     "status": "RESOURCE_EXHAUSTED",
                     "details": [
-                        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "30s"}
+                        {
+                            "@type": "type.googleapis.com/google.rpc.RetryInfo",
+                            "retryDelay": "{wait}s",
+                        }
                     ],
                 }
             },
@@ -653,6 +659,19 @@ _ERRORS: dict[str, dict[str, tuple[int, dict[str, Any]]]] = {
         ),
     },
 }
+
+
+def error_reply(family: str, fail: str, retry_after: str) -> tuple[int, Any, dict[str, str]]:
+    """(status, body, headers) of a scripted failure; a 429 carries `retry-after`."""
+    status, error = _ERRORS[family][fail]
+    if fail != "429":
+        return status, error, {}
+    try:
+        wait = int(float(retry_after))
+    except ValueError:  # an HTTP date
+        wait = max(0, round(parsedate_to_datetime(retry_after).timestamp() - time.time()))
+    body = json.loads(json.dumps(error).replace("{wait}", str(wait)))
+    return status, body, {"retry-after": retry_after}
 
 
 # ---------------------------------------------------------------------------- the server
@@ -772,9 +791,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.model_server._stop.wait(600)
             return
         if script.fail:
-            status, error = _ERRORS[family][script.fail]
-            headers = {"retry-after": script.retry_after} if script.fail == "429" else {}
-            self._json(status, error, headers)
+            self._json(*error_reply(family, script.fail, script.retry_after))
             return
         if aider:
             self._answer(family, path, body, Reply(text=aider_reply(script, body, text)))

@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 from shopfloor.agents import Invocation, Outcome, Parsed, RunContext, classify_ending
@@ -71,6 +72,26 @@ def reset_time(text: str, now: float | None = None) -> float | None:
     unit = (match.group(2) or "s").lower()
     factor = 0.001 if unit == "ms" else _UNIT.get(unit[0], 1.0)  # s, m/min/minutes, h/hours
     return now + float(match.group(1)) * factor
+
+
+def retry_after_time(headers: Mapping[str, object], received: float | None = None) -> float | None:
+    """When a 429 says to come back, from its `retry-after-ms` or `retry-after` header (seconds
+    or an HTTP date), as epoch seconds; `received`: when the response came (default now)."""
+    received = time.time() if received is None else received
+    lowered = {str(k).lower(): str(v).strip() for k, v in headers.items()}
+    try:
+        return received + float(lowered.get("retry-after-ms", "")) / 1000.0
+    except ValueError:
+        pass
+    value = lowered.get("retry-after", "")
+    try:
+        return received + float(value)
+    except ValueError:
+        pass
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
 
 
 def json_lines(text: str) -> Iterator[dict[str, Any]]:

@@ -5,12 +5,19 @@ truth is `is_error` and `api_error_status`), and without a permission mode it si
 writes and exits 0 with "done" — so `permission_denials` is read on every run. Roles map to
 permission modes: Coder and Hotfix may edit and run commands; the PM may edit (its task file)
 but not run commands; QA may only read.
+
+A 429's `retry-after` is not in its output. Up to 60 s it waits that long itself and retries
+(CLAUDE_CODE_MAX_RETRIES times), printing a `system`/`api_retry` event with `retry_delay_ms`
+before each wait; above 60 s it gives up at once and says nothing of the time (not on stderr,
+not in `--debug-file`). So the last `api_retry` delay is the reset time when it then fails,
+or is stopped (stall, timeout) while waiting; otherwise the pause is Shopfloor's back-off.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shopfloor.agents import Backend, Outcome, Parsed, RunContext
 from shopfloor.agents._cli import (
@@ -19,12 +26,18 @@ from shopfloor.agents._cli import (
     add,
     as_int,
     error_outcome,
+    json_lines,
     last_json_object,
     mark_denials,
     prompt_on_stdin,
     reset_time,
 )
 
+if TYPE_CHECKING:
+    from shopfloor.runner import RunResult
+
+#: Marks `Parsed.error` when the run was stopped while claude was waiting to retry a 429.
+_WAITING = "claude was waiting to retry: "
 _READ_TOOLS = "Read,Glob,Grep,LS"
 _WRITE_TOOLS = "Edit,MultiEdit,Write,NotebookEdit"
 _PERMISSIONS = {
@@ -60,8 +73,13 @@ class ClaudeBackend(CliBackend):
 
     def parse(self, stdout: str, stderr: str) -> Parsed:
         doc = last_json_object(stdout)
+        wait = retry_wait(stdout)
         if doc is None or doc.get("type") != "result":
             parsed = Parsed(final_text=stdout[-4000:])
+            if wait is not None:  # stopped while it slept before retrying a 429
+                parsed.outcome, parsed.reset_at = Outcome.RATE_LIMITED, time.time() + wait
+                parsed.error = f"{_WAITING}HTTP 429 (rate limited)"
+                return parsed
             error_outcome(parsed, stderr.strip() or stdout.strip() or "claude printed no result")
             return parsed
         raw_usage = doc.get("usage")
@@ -78,7 +96,27 @@ class ClaudeBackend(CliBackend):
             cost_usd=float(cost) if isinstance(cost, int | float) else None,
         )
         _judge(parsed, doc)
+        if parsed.outcome is Outcome.RATE_LIMITED and parsed.reset_at is None and wait:
+            parsed.reset_at = time.time() + wait  # the last wait the server asked for
         return parsed
+
+    def classify(self, result: RunResult, parsed: Parsed) -> Outcome:
+        outcome = super().classify(result, parsed)
+        waiting = (parsed.error or "").startswith(_WAITING)
+        if outcome in (Outcome.STALLED, Outcome.TIMED_OUT) and waiting and parsed.outcome:
+            return parsed.outcome  # silent because it slept before a retry, not hung
+        return outcome
+
+
+def retry_wait(stdout: str) -> float | None:
+    """Seconds claude last said it would wait before retrying a 429 (`api_retry` events)."""
+    wait = None
+    retries = "\n".join(line for line in stdout.splitlines() if "api_retry" in line)
+    for event in json_lines(retries):
+        delay = event.get("retry_delay_ms")
+        if event.get("subtype") == "api_retry" and event.get("error_status") == 429:
+            wait = float(delay) / 1000.0 if isinstance(delay, int | float) else wait
+    return wait
 
 
 def _judge(parsed: Parsed, doc: dict[str, Any]) -> None:

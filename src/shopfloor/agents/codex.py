@@ -9,9 +9,15 @@ Its lies, as recorded against the pinned version:
   first command of a run), and a failing command is normal anyway (tests), so the parser does
   not judge by it: a denied write shows reliably only in the working tree.
 - An HTTP 500 is reported as "We're currently experiencing high demand", which reads like
-  overload; it stays an agent error. A 429 loses its retry time ("exceeded retry limit, last
-  status: 429"). API errors do exit 1; a missing key variable says "Missing environment
-  variable". There is no cost field, only tokens (`turn.completed.usage`).
+  overload; it stays an agent error. API errors do exit 1; a missing key variable says
+  "Missing environment variable". There is no cost field, only tokens (`turn.completed.usage`).
+- A 429 loses its retry time in the --json stream ("exceeded retry limit, last status: 429").
+  Codex honours `retry-after` itself while it retries (silently, after a top-level `error`
+  event "Reconnecting... 1/4 (...)" that is not a failure: the turn may still complete). So it
+  runs with RUST_LOG raising one log target to debug, which puts each HTTP response's status
+  and headers on stderr: the last 429's `retry-after` gives the reset time, also for a run
+  stopped (stall, timeout) while Codex waits to retry. Those log lines never become an error
+  message (response headers are nobody's business in a tracker or a chat).
 
 Roles map to Codex's own sandbox (bubblewrap/seccomp on Linux; it works here even as root,
 as `tests/agents/test_codex_live.py` proves), with approvals off so it never waits on a human:
@@ -29,7 +35,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shopfloor.agents import Backend, Outcome, Parsed, RunContext
 from shopfloor.agents._cli import (
@@ -40,7 +46,11 @@ from shopfloor.agents._cli import (
     error_outcome,
     json_lines,
     prompt_on_stdin,
+    retry_after_time,
 )
+
+if TYPE_CHECKING:
+    from shopfloor.runner import RunResult
 
 #: The provider's API key variable (its `env_key`) is unset: an auth problem, not the task's.
 _MISSING_KEY = re.compile(r"Missing environment variable: `\w+`")
@@ -53,6 +63,21 @@ _AGAIN_AT = re.compile(
     r"(\d{1,2}):(\d{2})\s*([AP]M)",
     re.IGNORECASE,
 )
+#: The log target that records each HTTP response (status and headers) at debug level.
+_HTTP_LOG_TARGET = "codex_http_client::client=debug"
+#: One such record (spans may come between level and target): when it came, its status and
+#: its headers (a Rust map, printed like JSON).
+_HTTP_RESPONSE = re.compile(
+    r"^(?P<at>\d{4}-\d\d-\d\dT[\d:.]+Z)\s+DEBUG\b.*?codex_http_client::client: Request completed "
+    r".*?\bstatus=(?P<status>\d{3})\b.*?\bheaders=(?P<headers>\{.*\})",
+    re.MULTILINE,
+)
+_HEADER = re.compile(r'"([\w-]+)": "((?:[^"\\]|\\.)*)"')
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+#: A retry in progress, not a failure: Codex goes on (and says so again if it gives up).
+_RECONNECTING = "Reconnecting..."
+#: Marks `Parsed.error` when the run was stopped while Codex was waiting to retry a 429.
+_WAITING = "codex was waiting to retry: "
 #: Always: never stop to ask a human (there is none), never check for updates mid-pipeline.
 _ALWAYS = ["-c", 'approval_policy="never"', "-c", "check_for_update_on_startup=false"]
 #: workspace-write also opens /tmp and $TMPDIR; the PM writes one file, so it gets neither.
@@ -78,8 +103,14 @@ class CodexBackend(CliBackend):
     def stdin(self, ctx: RunContext) -> bytes | None:
         return prompt_on_stdin(ctx)
 
+    def environment(self, ctx: RunContext) -> dict[str, str]:
+        # Codex's own default filter is "error"; a RUST_LOG in the agent's env is kept.
+        base = ctx.agent.env.get("RUST_LOG") or "error"
+        return {"RUST_LOG": f"{base},{_HTTP_LOG_TARGET}"}
+
     def parse(self, stdout: str, stderr: str) -> Parsed:
         events = list(json_lines(stdout))
+        responses, stderr = http_responses(stderr)
         parsed = Parsed()
         failures: list[str] = []
         for event in events:
@@ -89,11 +120,42 @@ class CodexBackend(CliBackend):
             if _MISSING_KEY.search(parsed.error or ""):
                 parsed.outcome = Outcome.AUTH_ERROR
             elif parsed.outcome is Outcome.RATE_LIMITED:
-                parsed.reset_at = usage_limit_reset(parsed.error or "") or parsed.reset_at
+                reset = usage_limit_reset(parsed.error or "") or _retry_at(responses)
+                parsed.reset_at = reset or parsed.reset_at
         elif not any(e.get("type") == "turn.completed" for e in events):
-            # Usage errors (exit 2) and crashes print no events: the reason is on stderr.
-            error_outcome(parsed, stderr.strip()[-2000:] or "codex printed no turn.completed")
+            if responses and responses[-1][1] == 429:  # stopped while waiting to retry
+                parsed.outcome, parsed.reset_at = Outcome.RATE_LIMITED, _retry_at(responses)
+                parsed.error = f"{_WAITING}HTTP 429 (rate limited)"
+            else:  # usage errors (exit 2) and crashes print no events: stderr says why
+                error_outcome(parsed, stderr.strip()[-2000:] or "codex printed no turn.completed")
         return parsed
+
+    def classify(self, result: RunResult, parsed: Parsed) -> Outcome:
+        outcome = super().classify(result, parsed)
+        waiting = (parsed.error or "").startswith(_WAITING)
+        if outcome in (Outcome.STALLED, Outcome.TIMED_OUT) and waiting and parsed.outcome:
+            return parsed.outcome  # silent because it slept before a retry, not hung
+        return outcome
+
+
+def http_responses(stderr: str) -> tuple[list[tuple[float, int, dict[str, str]]], str]:
+    """The HTTP responses Codex logged — (when, status, headers) — and stderr without them."""
+    responses = []
+    for match in _HTTP_RESPONSE.finditer(_ANSI.sub("", stderr)):
+        try:
+            at = datetime.fromisoformat(match["at"]).timestamp()
+        except ValueError:
+            continue
+        headers = {k.lower(): v for k, v in _HEADER.findall(match["headers"])}
+        responses.append((at, int(match["status"]), headers))
+    rest = [line for line in stderr.splitlines() if "codex_http_client::client:" not in line]
+    return responses, "\n".join(rest)
+
+
+def _retry_at(responses: list[tuple[float, int, dict[str, str]]]) -> float | None:
+    """When the last 429 Codex received said to come back (its retry-after)."""
+    last = next((r for r in reversed(responses) if r[1] == 429), None)
+    return retry_after_time(last[2], received=last[0]) if last else None
 
 
 def _sandbox(ctx: RunContext) -> list[str]:
@@ -121,7 +183,7 @@ def _read_event(event: dict[str, Any], parsed: Parsed, failures: list[str]) -> N
             parsed.tokens_out = add(parsed.tokens_out, as_int(usage.get("output_tokens")))
     elif kind == "turn.failed":
         failures.append(_message(event.get("error")) or "codex turn failed")
-    elif kind == "error":
+    elif kind == "error" and not _message(event).startswith(_RECONNECTING):
         failures.append(_message(event) or "codex reported an error")
 
 

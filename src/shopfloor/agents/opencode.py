@@ -38,10 +38,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 from collections.abc import Callable
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +54,7 @@ from shopfloor.agents._cli import (
     outcome_from_text,
     prompt_on_stdin,
     reset_time,
+    retry_after_time,
 )
 
 if TYPE_CHECKING:
@@ -202,28 +201,14 @@ def _api_error(parsed: Parsed, error: dict[str, Any], stderr: str) -> None:
         parsed.outcome = Outcome.AUTH_ERROR
     elif status == 429:
         parsed.outcome = Outcome.RATE_LIMITED
-        parsed.reset_at = _retry_after(_dict(data.get("responseHeaders"))) or reset_time(message)
+        headers = _dict(data.get("responseHeaders"))
+        parsed.reset_at = retry_after_time(headers) or reset_time(message)
 
 
 def _logged_cause(stderr: str, ref: str) -> str | None:
     """The error logged under `ref` (e.g. "ProviderModelNotFoundError: Model not found: x")."""
     found = re.search(rf'ref={re.escape(ref)} error="((?:[^"\\]|\\.)*)"', stderr)
     return found.group(1) if found else None
-
-
-def _retry_after(headers: dict[str, Any]) -> float | None:
-    """When a 429 says to come back, from its retry-after header (seconds or an HTTP date)."""
-    value = str(headers.get("retry-after") or "").strip()
-    if not value:
-        return None
-    try:
-        return time.time() + float(value)
-    except ValueError:
-        pass
-    try:
-        return parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError):
-        return None
 
 
 def _retrying(parsed: Parsed, stderr: str, last_event_ms: float) -> None:
@@ -240,7 +225,7 @@ def _retrying(parsed: Parsed, stderr: str, last_event_ms: float) -> None:
         kind = outcome_from_text(message)
         parsed.outcome, parsed.error = kind or Outcome.AGENT_ERROR, f"{_RETRYING}{message}"
         if kind is Outcome.RATE_LIMITED:
-            parsed.reset_at = reset_time(message)
+            parsed.reset_at = reset_time(message, now=at_ms / 1000)  # from when it failed
 
 
 def _number(value: Any) -> float:
