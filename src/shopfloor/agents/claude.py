@@ -3,13 +3,16 @@
 Its lies (AGENT-CLIS.md): it exits 1 on API errors while printing `subtype: "success"` (the
 truth is `is_error` and `api_error_status`), and without a permission mode it silently denies
 writes and exits 0 with "done" — so `permission_denials` is read on every run. Roles map to
-permission modes: Coder and Hotfix may edit and run commands; the PM may edit (its task file)
-but not run commands; QA may only read.
+permission modes: Coder and Hotfix may edit and run commands; the PM may edit its task file and
+its result file and nothing else, and run no commands (`pm_permissions`); QA may only read.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from shopfloor.agents import Backend, Outcome, Parsed, RunContext
@@ -30,9 +33,25 @@ _WRITE_TOOLS = "Edit,MultiEdit,Write,NotebookEdit"
 _PERMISSIONS = {
     "coder": ["--permission-mode", "acceptEdits", "--allowedTools", f"Bash,{_READ_TOOLS}"],
     "hotfix": ["--permission-mode", "acceptEdits", "--allowedTools", f"Bash,{_READ_TOOLS}"],
-    "pm": ["--permission-mode", "acceptEdits", "--disallowedTools", "Bash"],
     "qa": ["--permission-mode", "default", "--disallowedTools", f"Bash,{_WRITE_TOOLS}"],
 }
+
+
+def pm_permissions(ctx: RunContext) -> list[str]:
+    """The PM may read anything and edit exactly two files: its task file and its result file.
+
+    In `default` mode a tool use no rule allows would ask a human; headless, it is refused and
+    listed in `permission_denials`. `Edit(//PATH)` (two slashes: an absolute path) covers every
+    file-editing tool (Edit, MultiEdit, Write) for that one path."""
+    own = [f"Edit(/{_literal(path)})" for path in (ctx.task_file, ctx.result_file)]
+    settings = json.dumps({"permissions": {"allow": own}})
+    allowed = ["--allowedTools", _READ_TOOLS, "--settings", settings]
+    return ["--permission-mode", "default", *allowed, "--disallowedTools", "Bash"]
+
+
+def _literal(path: Path) -> str:
+    """A path as a gitignore-style pattern matching only itself (its glob characters escaped)."""
+    return re.sub(r"([\\*?\[\]!#])", r"\\\1", str(path))
 
 
 class ClaudeBackend(CliBackend):
@@ -44,7 +63,11 @@ class ClaudeBackend(CliBackend):
         # would look stalled; the last line is the same `result` object.
         argv = ["-p", prompt_text(ctx), "--output-format", "stream-json", "--verbose"]
         argv += ["--append-system-prompt", HEADLESS_NOTE]
-        argv += _PERMISSIONS.get(ctx.role, _PERMISSIONS["qa"])
+        argv += (
+            pm_permissions(ctx)
+            if ctx.role == "pm"
+            else _PERMISSIONS.get(ctx.role, _PERMISSIONS["qa"])
+        )
         if ctx.agent.model:
             argv += ["--model", ctx.agent.model]
         if ctx.budget_usd is not None:
