@@ -22,8 +22,8 @@ def command_agent(*behaviour: str) -> dict[str, object]:
     return {"backend": "command", "command": agent_command(*behaviour), "timeout": "60s"}
 
 
-def run_once(root: Path) -> list[tuple[str, dict[str, Any]]]:
-    """One daemon pass; the notifications it published."""
+def run_once(root: Path, code: int = 0) -> list[tuple[str, dict[str, Any]]]:
+    """One daemon pass (ending with `code`); the notifications it published."""
     sent: list[tuple[str, dict[str, Any]]] = []
     daemon = Daemon(
         root,
@@ -31,7 +31,7 @@ def run_once(root: Path) -> list[tuple[str, dict[str, Any]]]:
         once=True,
         notify=lambda event, **payload: sent.append((event, payload)),
     )
-    assert daemon.run() == 0
+    assert daemon.run() == code
     return sent
 
 
@@ -169,3 +169,14 @@ def test_a_tree_git_cannot_read_is_reported_unknown_not_unchanged(tmp_path: Path
     seen = treewatch.changes_since(before)
     assert seen.error is not None
     assert "could not be checked" in seen.describe("the PM")
+
+
+def test_the_steps_own_notification_carries_the_change_too(tmp_path: Path) -> None:
+    agent = command_agent("pm:spec", "coder:write", "qa:fail", "qa:touch=qa-notes.txt")
+    root = make_project(tmp_path, agents={"a": agent})
+    new_task(root)
+    sent = run_once(root, code=1)  # 1: a task failed
+    failures = [p for e, p in sent if e in (events.QA_FAILED, events.TASK_FAILED)]
+    assert failures, sent
+    for failed in failures:  # one per QA run: each wrote its file anew in a fresh worktree
+        assert [c["paths"] for c in failed["tree_changed"]] == [["qa-notes.txt"]]
