@@ -557,6 +557,34 @@ def working_diff_stat(repo: Path) -> str:
     return git(repo, "diff", "--stat", "HEAD", "--", ".", *_EXCLUDE, check=False)
 
 
+def status_entries(tree: Path) -> dict[str, str]:
+    """Each uncommitted path outside the board (changed, staged, deleted, untracked but not
+    ignored) with its two-letter `git status` code; a rename also lists its old path.
+    Never writes the index (an agent's own git may be working there)."""
+    out = git(
+        tree,
+        "--no-optional-locks",
+        "status",
+        "--porcelain=v1",
+        "-z",
+        "--untracked-files=all",
+        "--",
+        ".",
+        *_EXCLUDE,
+    )
+    entries: dict[str, str] = {}
+    records = iter(out.split("\0"))
+    for record in records:
+        if len(record) < 4:
+            continue
+        code, path = record[:2], record[3:]
+        entries[path] = code
+        if code[0] in "RC":  # -z: the old path is the next record, without a code
+            entries[next(records, "")] = code
+    entries.pop("", None)
+    return entries
+
+
 def is_clean(repo: Path, optional_locks: bool = True) -> bool:
     """No uncommitted human work outside the board (the board changes all the time).
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shopfloor import _fs, gitops, lifecycle, task
+from shopfloor import _fs, gitops, lifecycle, task, treewatch
 from shopfloor.agents import NOT_THE_TASKS_FAULT, Outcome
 from shopfloor.board import Entry
 from shopfloor.errors import InfrastructureError
@@ -167,6 +167,28 @@ def _will_rerun(run: AgentRun) -> str:
     return f"; agent {run.agent} paused until {until}, the task waits (no attempt used)"
 
 
+def flag_tree_changes(
+    shop: Shop, entry: Entry, step: Step, run: AgentRun, seen: list[treewatch.Changes]
+) -> Step:
+    """A run that should not change a tree, and a tree that changed while it ran: said in the
+    tracker line, in the step's notification payload and in a `tree_changed` notification of
+    its own. Nothing is reverted (a human may have made the change)."""
+    changed = [c for c in seen if c]
+    unknown = [c for c in seen if c.error is not None]
+    if not changed and not unknown:
+        return step
+    who = {"pm": "the PM", "qa": "QA"}.get(run.role, run.role)
+    line = step.line + "".join(f" — {c.describe(who)}" for c in [*changed, *unknown])
+    payload = dict(step.change.payload)
+    if changed:
+        payload["tree_changed"] = [c.payload() for c in changed]
+        about = {"task_id": entry.id, "title": entry.header.title, "role": run.role}
+        shop.notify("tree_changed", **about, run_id=run.run_id, changes=payload["tree_changed"])
+        shop.log("tree.changed", task=entry.id, run=run.run_id)
+    change = Change(step.change.fields, step.change.sections, payload)
+    return Step(step.event, line, change, step.entry)
+
+
 def attempt_of(entry: Entry) -> int:
     """The attempt a run plays: attempts count only the verdicts already reached."""
     return entry.header.attempts + 1
@@ -176,9 +198,15 @@ def attempt_of(entry: Entry) -> int:
 
 
 def do_pm(shop: Shop, entry: Entry) -> Step:
-    """inbox -> backlog: the PM writes `## Spec`."""
+    """inbox -> backlog: the PM writes `## Spec` (in the live tree, which it must not change)."""
     values = {"task_text": _text(shop, entry)}
+    before = treewatch.mark(shop.root, "the live tree")
     run = run_agent(shop, Role.PM, entry, shop.root, values, attempt=attempt_of(entry))
+    seen = [treewatch.changes_since(before)]
+    return flag_tree_changes(shop, entry, _judge_spec(shop, entry, run), run, seen)
+
+
+def _judge_spec(shop: Shop, entry: Entry, run: AgentRun) -> Step:
     if run.outcome in NOT_THE_TASKS_FAULT:
         return agent_trouble(run)
     spec = task.get_section(_text(shop, entry), "Spec")
@@ -371,7 +399,14 @@ def do_qa(shop: Shop, entry: Entry) -> Step:
         "diff": diff or "(empty)",
         "check_output": report.for_prompt(),
     }
+    # QA reads its worktree, but a CLI that cannot be confined could reach the live tree too.
+    marks = [treewatch.mark(workdir, "its worktree"), treewatch.mark(shop.root, "the live tree")]
     run = run_agent(shop, Role.QA, entry, workdir, values, attempt=attempt_of(entry))
+    seen = [treewatch.changes_since(m) for m in marks]  # before a verdict removes the worktree
+    return flag_tree_changes(shop, entry, _judge_review(shop, entry, run, report), run, seen)
+
+
+def _judge_review(shop: Shop, entry: Entry, run: AgentRun, report: ChecksReport) -> Step:
     if run.outcome in NOT_THE_TASKS_FAULT:
         return agent_trouble(run)
     verdict = run.result.get("verdict") if run.ok else None

@@ -131,7 +131,7 @@ def test_no_result_line_is_judged_by_stderr(stderr: str, outcome: Outcome) -> No
 
 @pytest.mark.parametrize(
     ("role", "mode"),
-    [("coder", "yolo"), ("hotfix", "yolo"), ("pm", "auto_edit"), ("qa", "default"),
+    [("coder", "yolo"), ("hotfix", "yolo"), ("pm", "default"), ("qa", "default"),
      ("someone", "default")],
 )  # fmt: skip
 def test_each_role_gets_its_approval_mode_and_trust(role: str, mode: str) -> None:

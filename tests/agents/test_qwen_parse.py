@@ -89,7 +89,7 @@ def test_a_result_that_is_no_success_is_an_agent_error() -> None:
     [
         ("coder", "yolo", None),
         ("hotfix", "yolo", None),
-        ("pm", "auto-edit", "--exclude-tools=run_shell_command"),
+        ("pm", "default", "--exclude-tools=run_shell_command"),
         ("qa", "default", "--exclude-tools=write_file,edit,notebook_edit,run_shell_command"),
     ],
 )

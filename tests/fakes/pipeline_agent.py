@@ -12,12 +12,16 @@ argv: behaviour words, each `role:action` (the action applies when SHOPFLOOR_ROL
   *:env=PATH         dump the environment as JSON to PATH
   *:sleep=SECONDS    sleep before acting
   *:cost=USD         report spend on stdout (a usage JSON line, as the command backend reads)
+  *:touch=PATH       append a line to PATH, relative to the working directory
+  *:touchroot=PATH   append a line to PATH, relative to the repository root (the live tree)
+  *:commit           commit everything in the working directory (a run that should not)
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -48,6 +52,20 @@ def side_effects(role: str, actions: list[str]) -> None:
             Path(arg).write_text(json.dumps(dict(os.environ)))
         elif name == "sleep":
             time.sleep(float(arg))
+        elif name in ("touch", "touchroot"):
+            task_file = Path(os.environ["SHOPFLOOR_TASK_FILE"])  # ROOT/tasks/<lane>/<file>
+            base = (
+                task_file.parents[2]
+                if name == "touchroot"
+                else Path(os.environ["SHOPFLOOR_WORKDIR"])
+            )
+            with open(base / arg, "a") as fh:
+                fh.write(f"{role} was here\n")
+        elif name == "commit":
+            workdir = os.environ["SHOPFLOOR_WORKDIR"]
+            who = ["-c", "user.name=agent", "-c", "user.email=agent@localhost"]
+            for args in (["add", "--all"], [*who, "commit", "--quiet", "-m", f"{role} commit"]):
+                subprocess.run(["git", *args], cwd=workdir, check=True)
         elif name == "cost":
             usage = {"cost_usd": float(arg), "tokens_in": 1000, "tokens_out": 100}
             print(json.dumps(usage), flush=True)

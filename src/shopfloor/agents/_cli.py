@@ -14,9 +14,12 @@ import re
 import time
 from collections.abc import Iterator, Mapping
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from shopfloor import _fs
 from shopfloor.agents import Invocation, Outcome, Parsed, RunContext, classify_ending
+from shopfloor.paths import make_private_dir
 
 if TYPE_CHECKING:
     from shopfloor.runner import RunResult
@@ -149,6 +152,15 @@ def mark_denials(parsed: Parsed, denials: Any, cli: str) -> bool:
     parsed.outcome = Outcome.PERMISSION_DENIED
     parsed.error = f"{cli} was denied {len(denials)} tool use(s): {', '.join(tools)}"
     return True
+
+
+def write_run_file(ctx: RunContext, name: str, text: str) -> Path:
+    """A file the CLI is pointed at (a policy, an extension), in the run's private folder."""
+    folder = ctx.prompt_file.parent
+    make_private_dir(folder)  # there already in a run; unit tests build argv without one
+    path = folder / name
+    _fs.atomic_write(path, text, durable=False)
+    return path
 
 
 class CliBackend:

@@ -23,7 +23,8 @@ would commit it; give `args = ["--map-tokens", "1024"]` once `.aider*` is git-ig
 chat and input history go to the run directory, not the repository.
 
 Roles: Coder and Hotfix edit and run commands; the PM may edit (aider cannot limit it to the
-task file) but suggests no commands; QA runs with `--dry-run`, which applies no edit at all,
+task file: with `--yes-always` it edits any file the answer names; the daemon's tree check
+flags that) but suggests no commands; QA runs with `--dry-run`, which applies no edit at all,
 and no commands.
 """
 

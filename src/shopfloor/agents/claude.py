@@ -3,8 +3,8 @@
 Its lies (AGENT-CLIS.md): it exits 1 on API errors while printing `subtype: "success"` (the
 truth is `is_error` and `api_error_status`), and without a permission mode it silently denies
 writes and exits 0 with "done" — so `permission_denials` is read on every run. Roles map to
-permission modes: Coder and Hotfix may edit and run commands; the PM may edit (its task file)
-but not run commands; QA may only read.
+permission modes: Coder and Hotfix may edit and run commands; the PM may edit its task file and
+its result file and nothing else, and run no commands (`pm_permissions`); QA may only read.
 
 A 429's `retry-after` is not in its output. Up to 60 s it waits that long itself and retries
 (CLAUDE_CODE_MAX_RETRIES times), printing a `system`/`api_retry` event with `retry_delay_ms`
@@ -15,8 +15,11 @@ or is stopped (stall, timeout) while waiting; otherwise the pause is Shopfloor's
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shopfloor.agents import Backend, Outcome, Parsed, RunContext
@@ -43,9 +46,25 @@ _WRITE_TOOLS = "Edit,MultiEdit,Write,NotebookEdit"
 _PERMISSIONS = {
     "coder": ["--permission-mode", "acceptEdits", "--allowedTools", f"Bash,{_READ_TOOLS}"],
     "hotfix": ["--permission-mode", "acceptEdits", "--allowedTools", f"Bash,{_READ_TOOLS}"],
-    "pm": ["--permission-mode", "acceptEdits", "--disallowedTools", "Bash"],
     "qa": ["--permission-mode", "default", "--disallowedTools", f"Bash,{_WRITE_TOOLS}"],
 }
+
+
+def pm_permissions(ctx: RunContext) -> list[str]:
+    """The PM may read anything and edit exactly two files: its task file and its result file.
+
+    In `default` mode a tool use no rule allows would ask a human; headless, it is refused and
+    listed in `permission_denials`. `Edit(//PATH)` (two slashes: an absolute path) covers every
+    file-editing tool (Edit, MultiEdit, Write) for that one path."""
+    own = [f"Edit(/{_literal(path)})" for path in (ctx.task_file, ctx.result_file)]
+    settings = json.dumps({"permissions": {"allow": own}})
+    allowed = ["--allowedTools", _READ_TOOLS, "--settings", settings]
+    return ["--permission-mode", "default", *allowed, "--disallowedTools", "Bash"]
+
+
+def _literal(path: Path) -> str:
+    """A path as a gitignore-style pattern matching only itself (its glob characters escaped)."""
+    return re.sub(r"([\\*?\[\]!#])", r"\\\1", str(path))
 
 
 class ClaudeBackend(CliBackend):
@@ -58,7 +77,11 @@ class ClaudeBackend(CliBackend):
         # The prompt goes by stdin, which `-p` reads when no prompt argument is given.
         argv = ["-p", "--output-format", "stream-json", "--verbose"]
         argv += ["--append-system-prompt", HEADLESS_NOTE]
-        argv += _PERMISSIONS.get(ctx.role, _PERMISSIONS["qa"])
+        argv += (
+            pm_permissions(ctx)
+            if ctx.role == "pm"
+            else _PERMISSIONS.get(ctx.role, _PERMISSIONS["qa"])
+        )
         if ctx.agent.model:
             argv += ["--model", ctx.agent.model]
         if ctx.budget_usd is not None:

@@ -25,7 +25,8 @@ as `tests/agents/test_codex_live.py` proves), with approvals off so it never wai
   the result file can be written (a coder's worktree does not contain it).
 - pm: `workspace-write` rooted at the task file's lane folder plus the run folder — Codex
   reads and searches only through its shell, so the PM keeps the shell, but its writes are
-  confined to the task folder instead of the whole repository.
+  confined to the task folder instead of the whole repository. Not to the task file alone: a
+  writable root must be a folder (given a file, bubblewrap fails every command).
 - qa: `read-only`: commands (tests, grep) run but can write nothing, not even /tmp; the
   verdict comes back in the final message's fenced JSON.
 """

@@ -13,16 +13,20 @@ stream-json rather than json: it prints each tool call as it happens, which keep
 stall watchdog fed on long runs (json prints nothing until the end) and leaves a partial
 record when a run is killed. Roles map to approval modes; in headless mode every tool that
 would ask for confirmation is not even offered to the model, which is what makes them safe:
-Coder and Hotfix get `yolo`; the PM gets `auto_edit` (file edits, no shell — the CLI cannot
-limit edits to the task file); QA gets `default` (read-only tools only: no write_file,
-replace or run_shell_command). No cost is reported. Without a configured model no `-m` is
-passed and the CLI picks its own (GEMINI_MODEL, settings `model.name`, else its "auto" router).
+Coder and Hotfix get `yolo`; the PM gets `default` plus a policy file allowing write_file and
+replace on its task file and result file only (`write_pm_policy`); QA gets `default`
+(read-only tools only: no write_file, replace or run_shell_command). No cost is reported.
+Without a configured model no `-m` is passed and the CLI picks its own (GEMINI_MODEL, settings
+`model.name`, else its "auto" router).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from shopfloor.agents import Backend, Outcome, Parsed, RunContext
@@ -32,9 +36,14 @@ from shopfloor.agents._cli import (
     error_outcome,
     json_lines,
     prompt_on_stdin,
+    write_run_file,
 )
 
-_APPROVAL = {"coder": "yolo", "hotfix": "yolo", "pm": "auto_edit", "qa": "default"}
+_APPROVAL = {"coder": "yolo", "hotfix": "yolo", "pm": "default", "qa": "default"}
+#: The file-editing tools a PM policy opens for its own two files.
+_EDIT_TOOLS = ("write_file", "replace")
+#: What the policy engine escapes in a literal (gemini-cli's own `escapeRegex`).
+_REGEX_SPECIAL = re.compile(r'[-\[\]{}()*+?.,\\^$|#\s"]')
 
 #: Tool error types that mean "you may not", not "it failed" (ToolErrorType in gemini-cli).
 _DENIED = frozenset(
@@ -58,6 +67,8 @@ class GeminiBackend(CliBackend):
         # No --prompt: with stdin not a terminal it runs headless on what stdin holds.
         argv = ["--output-format", "stream-json"]
         argv += ["--approval-mode", _APPROVAL.get(ctx.role, "default"), "--skip-trust"]
+        if ctx.role == "pm":
+            argv.append(f"--policy={_without_commas(write_pm_policy(ctx), ctx.workdir)}")
         if ctx.agent.model:
             argv += ["--model", ctx.agent.model]
         return argv + extra  # last, so a repeated flag of the user's (e.g. --model) wins
@@ -89,6 +100,50 @@ class GeminiBackend(CliBackend):
             parsed.tokens_out = as_int(stats.get("output_tokens"))
         _judge(parsed, result, events)
         return parsed
+
+
+def write_pm_policy(ctx: RunContext) -> Path:
+    """The PM's policy file, in its run folder: write_file and replace are allowed for its
+    task file and its result file only; every other call of theirs, and the shell, is denied.
+
+    In `default` mode those tools would ask a human, which headless means no; the allow rules
+    (they carry an `argsPattern`) keep them offered to the model. Rules go in at the top of
+    the user tier, above any rule of the user's own."""
+    rules = [_rule(_EDIT_TOOLS, "allow", 999, _file_path_is(p)) for p in own_files(ctx)]
+    rules.append(_rule(_EDIT_TOOLS, "deny", 998, None, "The PM may edit only its task file."))
+    rules.append(_rule(("run_shell_command",), "deny", 998, None, "The PM runs no commands."))
+    return write_run_file(ctx, "gemini-pm-policy.toml", "\n".join(rules))
+
+
+def _without_commas(path: Path, cwd: Path) -> str:
+    """`--policy` splits its value at commas: a path with one goes relative to the working
+    directory the CLI starts in (the run folder lies under the repository it reads)."""
+    if "," not in str(path):
+        return str(path)
+    return os.path.relpath(path, cwd)
+
+
+def own_files(ctx: RunContext) -> tuple[Path, Path]:
+    return ctx.task_file, ctx.result_file
+
+
+def _file_path_is(path: Path) -> str:
+    """A regex for `file_path` being exactly `path`. The policy engine tests it against the
+    arguments as sorted JSON with each top-level pair between NUL characters."""
+    literal = _REGEX_SPECIAL.sub(r"\\\g<0>", json.dumps(str(path), ensure_ascii=False))
+    return f'\\x00"file_path":{literal}\\x00'
+
+
+def _rule(
+    tools: tuple[str, ...], decision: str, priority: int, pattern: str | None, why: str = ""
+) -> str:
+    lines = ["[[rule]]", f"toolName = {json.dumps(list(tools))}", f'decision = "{decision}"']
+    lines.append(f"priority = {priority}")
+    if pattern is not None:
+        lines.append(f"argsPattern = {json.dumps(pattern)}")  # a JSON string is a TOML string
+    if why:
+        lines.append(f"denyMessage = {json.dumps(why)}")
+    return "\n".join(lines) + "\n"
 
 
 def _final_text(events: list[dict[str, Any]]) -> str:

@@ -31,6 +31,9 @@ user's own config (the rest of that config — providers, models, keys — stays
 Every role may also reach the task file's folder and the run folder, which lie outside a
 coder's worktree. Any other path outside the working directory is an `ask`, so it is refused.
 Rules in a user's per-agent config (`agent.build.permission`) would still apply over these.
+
+Each run keeps its sessions in its own database (`run_database`): runs sharing one break each
+other.
 """
 
 from __future__ import annotations
@@ -89,10 +92,13 @@ class OpencodeBackend(CliBackend):
         return prompt_on_stdin(ctx)  # an argument would also reach the model re-quoted
 
     def environment(self, ctx: RunContext) -> dict[str, str]:
-        return {
+        env = {
             "OPENCODE_PERMISSION": json.dumps(permissions(ctx)),
             "OPENCODE_DISABLE_AUTOUPDATE": "1",  # never update itself mid-pipeline
         }
+        if "OPENCODE_DB" not in ctx.agent.env:  # a user who sets one shares it knowingly
+            env["OPENCODE_DB"] = str(run_database(ctx))
+        return env
 
     def parse(self, stdout: str, stderr: str) -> Parsed:
         parsed = Parsed()
@@ -126,6 +132,16 @@ class OpencodeBackend(CliBackend):
         if outcome in (Outcome.STALLED, Outcome.TIMED_OUT) and waiting and parsed.outcome:
             return parsed.outcome  # silent because it slept before a retry, not hung
         return outcome
+
+
+def run_database(ctx: RunContext) -> Path:
+    """This run's own OpenCode database, in its (private) run folder.
+
+    OpenCode keeps every session in one SQLite file in its data folder; runs started at the
+    same time fight over it ("database is locked", or a failed `CREATE TABLE workspace` when
+    two create it at once). `OPENCODE_DB` moves only the database: credentials (auth.json),
+    config, plugins and caches stay where the user keeps them."""
+    return ctx.prompt_file.parent / "opencode.db"
 
 
 def permissions(ctx: RunContext) -> dict[str, Any]:

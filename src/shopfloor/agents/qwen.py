@@ -12,8 +12,9 @@ exited 0, so the result item decides, never the exit code. It retries 429s and 5
 at once. It reports tokens (`input_tokens` already counts cached ones) but no cost.
 
 Roles map to approval modes: Coder and Hotfix run in `yolo` (no sandbox: writes anywhere
-the user may); the PM in `auto-edit` with the shell excluded; QA in `default`, which in a
-headless run declines every edit and command, with the editing tools excluded too. In 0.24
+the user may); the PM in `default` with the shell excluded and allow rules for its task file
+and result file only (`pm_permissions`); QA in `default`, which in a headless run declines
+every edit and command, with the editing tools excluded too. In 0.24
 `--exclude-tools` is a deny rule checked at call time — the tools are still offered to the
 model, and a call is declined and listed in `permission_denials`. (`plan` mode would hide
 them, but it tells the model to pair-plan with a user and call exit_plan_mode.)
@@ -22,7 +23,9 @@ them, but it tells the model to pair-plan with a user and call exit_plan_mode.)
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from shopfloor.agents import Backend, Outcome, Parsed, RunContext
@@ -35,17 +38,38 @@ from shopfloor.agents._cli import (
     prompt_on_stdin,
 )
 
+_QA = [
+    "--approval-mode",
+    "default",
+    "--exclude-tools=write_file,edit,notebook_edit,run_shell_command",
+]
 # `--exclude-tools` takes an array: in `--flag=a,b` form it cannot swallow the next argument.
 _PERMISSIONS = {
     "coder": ["--approval-mode", "yolo"],
     "hotfix": ["--approval-mode", "yolo"],
-    "pm": ["--approval-mode", "auto-edit", "--exclude-tools=run_shell_command"],
-    "qa": [
-        "--approval-mode",
-        "default",
-        "--exclude-tools=write_file,edit,notebook_edit,run_shell_command",
-    ],
+    "qa": _QA,
 }
+
+
+def pm_permissions(ctx: RunContext) -> list[str]:
+    """The PM may read anything and edit exactly two files: its task file and its result file.
+
+    In `default` mode an edit no rule allows would ask a human; headless, it is declined and
+    listed in `permission_denials`. `Edit(//PATH)` (two slashes: an absolute path) allows the
+    `edit` tool on that path, `WriteFile(//PATH)` the `write_file` tool (the result file is
+    new). A path rule is a glob, so the path's other characters are escaped.
+    """
+    own = [_literal(path) for path in (ctx.task_file, ctx.result_file)]
+    rules = [f"{tool}(/{path})" for tool in ("Edit", "WriteFile") for path in own]
+    allowed = f"--allowed-tools={','.join(rules)}"
+    return ["--approval-mode", "default", "--exclude-tools=run_shell_command", allowed]
+
+
+def _literal(path: Path) -> str:
+    """`path` as a glob matching only itself — but for a comma, which qwen splits every
+    `--allowed-tools` value at: a comma becomes `?` (any one character), the one widening."""
+    escaped = re.sub(r"([^\w/.,-])", r"\\\1", str(path))
+    return escaped.replace(",", "?")
 
 
 class QwenBackend(CliBackend):
@@ -55,7 +79,7 @@ class QwenBackend(CliBackend):
     def arguments(self, ctx: RunContext, extra: list[str]) -> list[str]:
         # No positional prompt: with stdin not a terminal it runs headless on what stdin holds.
         argv = ["--output-format", "stream-json"]
-        argv += _PERMISSIONS.get(ctx.role, _PERMISSIONS["qa"])
+        argv += pm_permissions(ctx) if ctx.role == "pm" else _PERMISSIONS.get(ctx.role, _QA)
         if ctx.agent.model:
             argv += ["--model", ctx.agent.model]
         return argv + extra

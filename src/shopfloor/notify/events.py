@@ -25,6 +25,8 @@ DAEMON_RECOVERED = "daemon_recovered"
 CONFIG_INVALID = "config_invalid"
 #: The machine, not a task: a full disk, a read-only folder, a lost journal. Work waits.
 FAULT = "fault"
+#: A tree changed while a PM or QA run (which must not change it) was running.
+TREE_CHANGED = "tree_changed"
 
 #: Internal: a bot's answer to a command, to one chat (not subscribable, never published).
 REPLY = "reply"
@@ -37,6 +39,7 @@ PRIORITY: dict[str, int] = {
     DAEMON_RECOVERED: 2,
     CONFIG_INVALID: 2,
     FAULT: 2,
+    TREE_CHANGED: 3,
     TASK_FAILED: 3,
     AWAITING_APPROVAL: 3,
     QA_FAILED: 4,
@@ -156,6 +159,18 @@ def _config_invalid(p: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _tree_changed(p: Mapping[str, Any]) -> list[str]:
+    role = {"pm": "the PM", "qa": "QA"}.get(str(p.get("role")), str(p.get("role") or "an agent"))
+    lines = [f"⚠️ Changed while {role} ran ({p.get('run_id', '?')}): {_task(p)}"]
+    for change in p.get("changes") or []:
+        paths = ", ".join(str(x) for x in change.get("paths") or [])
+        moved = change.get("head_before") != change.get("head_after")
+        head = f"HEAD moved to {str(change.get('head_after') or '')[:10]}" if moved else ""
+        what = "; ".join(x for x in (paths, head) if x)
+        lines.append(_clip(f"{change.get('tree', 'a tree')}: {what}"))
+    return [*lines, "Nothing was reverted: check it (it may be your own edit)"]
+
+
 _FORMATS: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
     HOTFIX_STARTED: _hotfix_started,
     HOTFIX_AWAITING_HUMAN: _hotfix_waiting,
@@ -169,6 +184,7 @@ _FORMATS: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
     DAEMON_RECOVERED: _daemon_recovered,
     CONFIG_INVALID: _config_invalid,
     FAULT: _fault,
+    TREE_CHANGED: _tree_changed,
 }
 
 
