@@ -17,8 +17,10 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from shopfloor import _fs
@@ -484,6 +486,193 @@ def snapshot(workdir: Path, ref: str) -> str | None:
     if sha is not None:
         git(workdir, "update-ref", "-m", "shopfloor: snapshot", ref, sha)
     return sha
+
+
+# ---------------------------------------------------------------------------- the live tree
+
+
+#: Who makes the live tree's snapshot commits: Shopfloor, not the human (and no config lookup).
+_SNAPSHOT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "Shopfloor",
+    "GIT_AUTHOR_EMAIL": "shopfloor@localhost",
+    "GIT_COMMITTER_NAME": "Shopfloor",
+    "GIT_COMMITTER_EMAIL": "shopfloor@localhost",
+}
+
+
+@dataclass(frozen=True)
+class TreeState:
+    """The live tree as `git status` sees it, outside the board and `.shopfloor/`."""
+
+    head: str | None  # None before the first commit
+    paths: tuple[str, ...]  # uncommitted: changed, staged, deleted, untracked (not ignored)
+
+    @property
+    def clean(self) -> bool:
+        return not self.paths
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What `capture_worktree` found and kept."""
+
+    sha: str | None  # the snapshot commit; None when the tree was clean (nothing stored)
+    head: str | None  # HEAD when it was taken
+    paths: tuple[str, ...]  # the uncommitted paths it holds
+
+    @property
+    def base(self) -> str | None:
+        """What an agent starting now starts from: the snapshot, else HEAD."""
+        return self.sha or self.head
+
+
+def tree_state(root: Path) -> TreeState:
+    """HEAD and the uncommitted paths, from one `git status` that never writes the index."""
+    out = git(
+        root,
+        "--no-optional-locks",
+        "status",
+        "--porcelain=v2",
+        "-z",
+        "--branch",
+        "--no-ahead-behind",
+        "--untracked-files=all",
+        "--",
+        ".",
+        *_EXCLUDE,
+    )
+    head: str | None = None
+    paths: list[str] = []
+    records = iter(out.split("\0"))
+    for record in records:
+        kind = record[:2]
+        if record.startswith("# branch.oid "):
+            oid = record.removeprefix("# branch.oid ")
+            head = None if oid == "(initial)" else oid
+        elif kind == "1 ":
+            paths.append(record.split(" ", 8)[8])
+        elif kind == "2 ":  # a staged rename or copy: its source path is the next record
+            paths.append(record.split(" ", 9)[9])
+            paths.append(next(records, ""))
+        elif kind == "u ":
+            paths.append(record.split(" ", 10)[10])
+        elif kind == "? ":
+            paths.append(record[2:])
+    return TreeState(head, tuple(p for p in paths if p))
+
+
+def _own_git_dir(root: Path) -> Path:
+    """The git dir of the tree at `root` (its own, for a linked worktree); no git process
+    when `.git` is right there."""
+    dot_git = root / ".git"
+    if dot_git.is_dir():
+        return dot_git
+    return _cached_git_dir(root)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_git_dir(root: Path) -> Path:
+    return _git_dir(root)
+
+
+@contextlib.contextmanager
+def _scratch_index(root: Path, name: str) -> Iterator[dict[str, str]]:
+    """The environment for git to work on a private copy of `root`'s index.
+
+    A copy, not an empty index: its stat data lets `git add` hash only the files that changed.
+    Named per task, process and thread, so hotfixes starting at the same instant never share
+    one; the real index is only read.
+    """
+    gitdir = _own_git_dir(root)
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)
+    scratch = gitdir / f"shopfloor-index.{safe}.{os.getpid()}.{threading.get_ident()}"
+    try:
+        shutil.copy2(gitdir / "index", scratch)  # keeps the mtime: git's racy-clean check
+    except FileNotFoundError:
+        pass  # no index yet: git starts from an empty one
+    except OSError as exc:
+        kind = GitFault if exc.errno in _FAULT_ERRNOS else GitError
+        raise kind(f"cannot copy the index of {root}: {exc}") from exc
+    try:
+        yield {"GIT_INDEX_FILE": str(scratch)}
+    finally:
+        for leftover in (scratch, scratch.with_name(scratch.name + ".lock")):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+
+
+def capture_worktree(root: Path, ref: str) -> Snapshot:
+    """Keep the live tree's uncommitted work (tracked and untracked, not ignored) as a commit
+    under `ref`, like `git stash create` with untracked files, touching neither the files nor
+    the index.
+
+    The board (`tasks/`), `.shopfloor/` and agent caches are left out: the board changes while
+    a hotfix runs (its own task file), and a diff against the snapshot must show the code, not
+    the board. The snapshot's first and only parent is HEAD; its tree is the working tree as
+    it was (staged and unstaged alike; the real index, untouched, still knows which was which).
+    A snapshot already under `ref` stays in the ref's reflog (`<ref>@{1}`). Clean tree: one
+    git process and nothing stored.
+    """
+    if not ref.startswith("refs/"):
+        raise ValueError(f"snapshot ref must be a full ref name (refs/...): {ref!r}")
+    state = tree_state(root)
+    if state.clean:
+        return Snapshot(None, state.head, ())
+    with _scratch_index(root, ref.rsplit("/", 1)[-1]) as env:
+        git(root, "add", "--all", "--", ".", *_EXCLUDE, env=env)
+        tree = git(root, "write-tree", env=env).strip()
+    parents = ["-p", state.head] if state.head else []
+    message = (
+        f"shopfloor snapshot: uncommitted work in {root}\n\n"
+        "Taken before an agent worked in this tree; nothing in the tree was changed.\n"
+    )
+    sha = git(
+        root, "commit-tree", "--no-gpg-sign", tree, *parents, "-m", message, env=_SNAPSHOT_IDENTITY
+    ).strip()
+    git(root, "update-ref", "--create-reflog", "-m", "shopfloor: snapshot", ref, sha)
+    return Snapshot(sha, state.head, state.paths)
+
+
+def snapshot_worktree(root: Path, ref: str) -> str | None:
+    """The sha of the live tree's uncommitted work kept under `ref` (see `capture_worktree`);
+    None when the tree was clean (then nothing is stored)."""
+    return capture_worktree(root, ref).sha
+
+
+def changed_since(root: Path, base: str) -> list[str]:
+    """Paths whose working-tree content (untracked files too, not ignored ones) differs from
+    commit `base`, outside the board and `.shopfloor/`; the index is only read."""
+    with _scratch_index(root, f"since-{base[:12]}") as env:
+        git(root, "add", "--all", "--", ".", *_EXCLUDE, env=env)
+        out = git(
+            root,
+            "diff",
+            "--cached",
+            "--name-only",
+            "--no-renames",
+            "-z",
+            base,
+            "--",
+            ".",
+            *_EXCLUDE,
+            env=env,
+        )
+    return sorted(p for p in out.split("\0") if p)
+
+
+def changed_between(root: Path, old: str, new: str) -> list[str]:
+    """Paths that differ between two commits, outside the board and `.shopfloor/`."""
+    out = git(root, "diff", "--name-only", "--no-renames", "-z", old, new, "--", ".", *_EXCLUDE)
+    return sorted(p for p in out.split("\0") if p)
+
+
+def commits_between(root: Path, old: str, new: str) -> int | None:
+    """How many commits `new` has that `old` lacks; None when `old` is not an ancestor
+    (history was rewritten) or either is unknown."""
+    proc = run_git(root, "merge-base", "--is-ancestor", old, new)
+    if proc.returncode != 0:
+        return None
+    return int(git(root, "rev-list", "--count", f"{old}..{new}").strip() or 0)
 
 
 # ---------------------------------------------------------------------------- locks

@@ -440,10 +440,33 @@ def land_pending(shop: Shop, entry: Entry, hotfix_waiting: bool) -> Entry:
 # ---------------------------------------------------------------------------- Hotfix
 
 
+def snapshot_ref(task_id: str) -> str:
+    """Where the human's uncommitted work is kept when a hotfix starts in the live tree."""
+    return f"refs/shopfloor/snapshots/{task_id}"
+
+
 def do_hotfix(shop: Shop, entry: Entry) -> Step:
-    """The Hotfix Protocol: patch the live tree, record verification, stay in hotfix/."""
+    """The Hotfix Protocol: patch the live tree, record verification, stay in hotfix/.
+
+    The task's state (journal) keeps: `hotfix_snapshot` (the human's uncommitted work, a commit
+    under `snapshot_ref`, None when the tree was clean), `hotfix_base` (what the agent started
+    from: the snapshot, else HEAD), `hotfix_head_before`, and once the agent ended
+    `hotfix_head_after` and `hotfix_paths` (what the agent changed relative to the base).
+    """
+    shot = gitops.capture_worktree(shop.root, snapshot_ref(entry.id))
+    save_state(
+        shop,
+        entry.id,
+        hotfix_snapshot=shot.sha,
+        hotfix_base=shot.base,
+        hotfix_head_before=shot.head,
+        hotfix_head_after=None,
+        hotfix_paths=None,
+    )
     shop.notify("hotfix_started", task_id=entry.id, title=entry.header.title)
     run = run_agent(shop, Role.HOTFIX, entry, shop.root, {"task_text": _text(shop, entry)})
+    changed = gitops.changed_since(shop.root, shot.base) if shot.base else []
+    save_state(shop, entry.id, hotfix_head_after=gitops.head(shop.root), hotfix_paths=changed)
     stat = gitops.working_diff_stat(shop.root).strip().splitlines()
     verification = task.get_section(_text(shop, entry), "Verification")
     flags = "" if verification else " — INCOMPLETE: no ## Verification steps recorded"
