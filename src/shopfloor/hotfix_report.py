@@ -274,7 +274,8 @@ class Report:
             if mixed:
                 found.append(
                     f"WARNING: those commits also hold your uncommitted work from before the "
-                    f"hotfix: {named(mixed)} (your version alone: the snapshot {self.start.ref})"
+                    f"hotfix: {named(mixed)} (your version alone: the snapshot "
+                    f"{(self.start.snapshot or '')[:12]}, {self.start.ref})"
                 )
         if self.elsewhere:
             found.append(
