@@ -496,3 +496,24 @@ def test_a_journal_that_cannot_be_written_never_stops_a_hotfix(
     log = tracker(root, task_id)
     assert "your uncommitted work (3 files" in log
     assert "hotfix changed 1 file since your snapshot" in log.splitlines()[-1]
+
+
+def test_a_snapshot_that_fails_never_stops_a_hotfix_and_is_said_loudly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _project(tmp_path, "append=app.py", "verify")
+    _dirty(root)
+
+    def broken(where: Path, ref: str) -> gitops.Snapshot:
+        raise gitops.GitFault("git add failed: No space left on device")
+
+    monkeypatch.setattr(gitops, "capture_worktree", broken)
+    task_id, sent = _hotfix(root)
+    assert "hotfix: guarded" in (root / "app.py").read_text()  # the agent ran
+    log = tracker(root, task_id)
+    assert "WARNING: your uncommitted work could NOT be saved before the agent started" in log
+    assert "No space left on device" in log
+    assert "the files named here may hold your changes too" in log
+    started = _payload(sent, events.HOTFIX_STARTED)
+    assert "could NOT be saved" in events.render(events.HOTFIX_STARTED, started)
+    assert _payload(sent, events.HOTFIX_AWAITING_HUMAN)["warnings"]
