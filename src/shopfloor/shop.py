@@ -24,6 +24,7 @@ from shopfloor import _fs, agents, budget, roles, runlogs
 from shopfloor.agents import Backend, Outcome, Parsed, RunContext
 from shopfloor.board import Board, Entry
 from shopfloor.config import AgentConfig, Config
+from shopfloor.display import needs_quoting
 from shopfloor.errors import ConfigError, InfrastructureError
 from shopfloor.journal import Journal
 from shopfloor.paths import PRIVATE_FILE_MODE, StatePaths, make_private_dir, repo_identity
@@ -48,7 +49,10 @@ def log_line(event: str, **fields: Any) -> None:
         if value is None:
             continue
         text = str(value)
-        parts.append(f"{key}={json.dumps(text) if (' ' in text or '=' in text) else text}")
+        # Quoted (JSON escapes every control character) when it has a space, an `=`, a
+        # quote or a control: a title in the log can never drive the terminal that tails it.
+        quote = " " in text or "=" in text or '"' in text or needs_quoting(text)
+        parts.append(f"{key}={json.dumps(text) if quote else text}")
     sys.stderr.write(" ".join(parts) + "\n")
     sys.stderr.flush()
 

@@ -90,6 +90,31 @@ def test_approve_cancel_retry(ask: Ask, project: Path) -> None:
     assert Board(project).find(entry.id).lane is Lane.BACKLOG
 
 
+def test_control_characters_never_reach_a_chat(ask: Ask, project: Path) -> None:
+    """Rule: titles, bodies and notifications are sent with control characters (ESC, BEL, CR,
+    C1, bidi overrides) as visible escapes; newlines in a message stay."""
+    from shopfloor import task
+    from shopfloor.notify import events
+
+    evil = "Pay\x1b[2J\x1b]0;pwned\x07 out\rX \x9b31m \u202egnp.exe"
+    (project / "tasks" / "inbox" / "T-0009-evil.md").write_text(
+        f"---\nid: T-0009\ntitle: {task.yaml_scalar(evil)}\n---\n# x\n\n"
+        "## Request\nline one\x1b[31m red\rover\n"
+    )
+    raw = ("\x1b", "\x07", "\r", "\x9b", "\u202e")
+    for command in ("/show T-0009", "/status"):
+        reply = ask(command)
+        assert not [c for c in raw if c in reply], (command, reply)
+        assert "Pay\\x1b[2J\\x1b]0;pwned\\x07 out\\x0dX" in reply
+    message = events.render(
+        events.HOTFIX_AWAITING_HUMAN,
+        {"task_id": "HOTFIX-x", "title": evil, "summary": "done\x1b[0m\nnext line"},
+        7,
+    )
+    assert not [c for c in raw if c in message], message
+    assert "done\\x1b[0m\nnext line" in message and message.endswith("\n#7")
+
+
 def test_logs_tails_the_newest_run(ask: Ask, project: Path) -> None:
     entry = actions.create_task(Board(project), actions.NewTask("Logged"))
     assert ask(f"/logs {entry.id}") == f"{entry.id} has no runs yet."

@@ -15,6 +15,7 @@ from typing import Any
 
 from shopfloor import actions, runlogs
 from shopfloor.board import Board, Lane, check_name
+from shopfloor.display import safe
 from shopfloor.errors import ShopfloorError
 from shopfloor.journal import Journal, open_journal
 
@@ -127,7 +128,7 @@ class Commands:
         except ShopfloorError as exc:
             return trim(str(exc))
         except Exception:
-            log.exception("notify: telegram /%s failed", command)
+            log.exception("notify: telegram /%s failed", safe(command))
             return GENERIC_FAILURE
 
     # ------------------------------------------------------------------ reading

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from shopfloor.display import safe, safe_lines
+
 HOTFIX_STARTED = "hotfix_started"
 HOTFIX_AWAITING_HUMAN = "hotfix_awaiting_human"
 TASK_DONE = "task_done"
@@ -69,7 +71,7 @@ def _clip(value: object, limit: int = FIELD_CHARS) -> str:
 
 
 def _task(p: Mapping[str, Any]) -> str:
-    title = _clip(p.get("title"), 120)
+    title = _clip(safe(p.get("title") or ""), 120)  # one line, whatever the file says
     return f"{p.get('task_id', '?')} — {title}" if title else str(p.get("task_id", "?"))
 
 
@@ -178,7 +180,13 @@ def title(event: str, payload: Mapping[str, Any]) -> str:
 
 
 def render(event: str, payload: Mapping[str, Any], item_id: int | None = None) -> str:
-    """The message text: short lines for a phone, and `#<outbox id>` to spot duplicates."""
+    """The message text: short lines for a phone, and `#<outbox id>` to spot duplicates.
+    Every message, a bot's reply too, leaves with its control characters shown as escapes
+    (`display.safe_lines`): titles, notes and logs are anyone's text."""
+    return safe_lines(_compose(event, payload, item_id))
+
+
+def _compose(event: str, payload: Mapping[str, Any], item_id: int | None) -> str:
     if event == REPLY:
         return str(payload.get("text", ""))
     formatter = _FORMATS.get(event)
