@@ -186,7 +186,8 @@ def test_hotfix_patches_live_tree_and_waits_for_the_human(tmp_path: Path) -> Non
     assert "hotfix: guarded" in (root / "app.py").read_text()  # live tree, uncommitted
     assert git(root, "status", "--porcelain", "app.py").strip() == "M app.py"
     log = tracker(root, entry.id)
-    assert "1 file changed" in log and "INCOMPLETE" not in log
+    assert "hotfix changed 1 file since HEAD" in log and "INCOMPLETE" not in log
+    assert "`git diff " in log and "-- app.py`" in log
     closed, follow = actions.close_hotfix(Board(root), entry.id, followup=True)
     assert closed.lane is Lane.DONE and follow is not None and follow.lane is Lane.INBOX
 

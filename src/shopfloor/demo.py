@@ -17,6 +17,7 @@ from rich.console import Console
 
 from shopfloor import actions, config, scaffold, task
 from shopfloor.board import Board, Lane
+from shopfloor.journal import Journal
 from shopfloor.scheduler import Daemon
 
 _FILES = {
@@ -163,6 +164,21 @@ def _printer(out: Console) -> Any:
     return log
 
 
+def _hotfix_change(root: Path, task_id: str) -> str:
+    """The agent's own change, against what it started from: never the human's work."""
+    with Journal.for_project(root) as journal:
+        state = journal.task_state(task_id)
+    base, paths = state.get("hotfix_base"), state.get("hotfix_paths")
+    if not isinstance(base, str) or not isinstance(paths, list):
+        return "(not known: the hotfix did not finish)"
+    if not paths:
+        return "nothing"
+    diff = subprocess.run(
+        ["git", "diff", "--stat", base, "--", *paths], cwd=root, capture_output=True, text=True
+    )
+    return diff.stdout.rstrip().replace("\n", "\n  ") or ", ".join(paths)
+
+
 def run(root: Path, out: Console) -> int:
     """Drive the board until it is idle, then show what happened."""
     cfg = config.load(root / "shopfloor.toml")
@@ -183,8 +199,9 @@ def run(root: Path, out: Console) -> int:
             out.print("  Verification recorded by the hotfix agent:")
             for line in (task.get_section(text, "Verification") or "(none)").splitlines():
                 out.print(f"    {line}", markup=False)
-    diff = subprocess.run(["git", "diff", "--stat"], cwd=root, capture_output=True, text=True)
-    out.print(f"\nUncommitted hotfix in the live tree:\n{diff.stdout.rstrip() or '(none)'}")
+    for entry in board.scan([Lane.HOTFIX]).entries:
+        out.print(f"\nWhat the hotfix agent changed ({entry.id}):")
+        out.print(f"  {_hotfix_change(root, entry.id)}", markup=False)
     branches = subprocess.run(
         ["git", "branch", "--list", "shopfloor/*"], cwd=root, capture_output=True, text=True
     )

@@ -17,8 +17,10 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from shopfloor import _fs
@@ -116,10 +118,14 @@ def _failure(args: tuple[str, ...], detail: str) -> GitError:
 
 
 def run_git(
-    cwd: Path, *args: str, timeout: float = 120.0, env: Mapping[str, str] | None = None
+    cwd: Path,
+    *args: str,
+    timeout: float = 120.0,
+    env: Mapping[str, str] | None = None,
+    stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """git with stdin closed, a timeout and `env` added to the environment; never raises for
-    git's own exit code (GitError only when git cannot be run at all)."""
+    """git with stdin closed (or fed `stdin`), a timeout and `env` added to the environment;
+    never raises for git's own exit code (GitError only when git cannot be run at all)."""
     if not Path(cwd).is_dir():
         # Deleted under a run (rm -rf .shopfloor): the machine's state, not the task's doing.
         raise GitFault(f"git {' '.join(args[:2])}: {cwd} is not a folder (was it deleted?)")
@@ -130,7 +136,7 @@ def run_git(
             capture_output=True,
             text=True,
             timeout=timeout,
-            stdin=subprocess.DEVNULL,
+            **({"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}),
             env=_environment(env),
         )
     except FileNotFoundError:
@@ -161,9 +167,10 @@ def git(
     check: bool = True,
     timeout: float = 120.0,
     env: Mapping[str, str] | None = None,
+    stdin: str | None = None,
 ) -> str:
     """Run git and return stdout; a (typed) GitError with stderr when it fails."""
-    proc = run_git(cwd, *args, timeout=timeout, env=env)
+    proc = run_git(cwd, *args, timeout=timeout, env=env, stdin=stdin)
     if check and proc.returncode != 0:
         raise _failure(args, proc.stderr.strip() or proc.stdout.strip())
     return proc.stdout
@@ -484,6 +491,261 @@ def snapshot(workdir: Path, ref: str) -> str | None:
     if sha is not None:
         git(workdir, "update-ref", "-m", "shopfloor: snapshot", ref, sha)
     return sha
+
+
+# ---------------------------------------------------------------------------- the live tree
+
+
+#: Who makes the live tree's snapshot commits: Shopfloor, not the human (and no config lookup).
+_SNAPSHOT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "Shopfloor",
+    "GIT_AUTHOR_EMAIL": "shopfloor@localhost",
+    "GIT_COMMITTER_NAME": "Shopfloor",
+    "GIT_COMMITTER_EMAIL": "shopfloor@localhost",
+}
+
+
+@dataclass(frozen=True)
+class TreeState:
+    """The live tree as `git status` sees it, outside the board and `.shopfloor/`."""
+
+    head: str | None  # None before the first commit
+    paths: tuple[str, ...]  # uncommitted: changed, staged, deleted, untracked (not ignored)
+    branch: str | None = None  # None when HEAD is detached
+    untracked: tuple[str, ...] = ()  # of `paths`, those git does not track
+    #: The paths a `git add` of this work names: not those already gone from the index too
+    #: (a staged deletion, a rename's source), which no pathspec can match.
+    to_add: tuple[str, ...] = ()
+
+    @property
+    def clean(self) -> bool:
+        return not self.paths
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What `capture_worktree` found and kept."""
+
+    sha: str | None  # the snapshot commit; None when the tree was clean (nothing stored)
+    head: str | None  # HEAD when it was taken
+    paths: tuple[str, ...]  # the uncommitted paths it holds
+    branch: str | None = None  # HEAD's branch when it was taken; None when detached
+
+    @property
+    def base(self) -> str | None:
+        """What an agent starting now starts from: the snapshot, else HEAD."""
+        return self.sha or self.head
+
+
+def tree_state(root: Path) -> TreeState:
+    """HEAD and the uncommitted paths, from one `git status` that never writes the index."""
+    out = git(
+        root,
+        "--no-optional-locks",
+        "status",
+        "--porcelain=v2",
+        "-z",
+        "--branch",
+        "--no-ahead-behind",
+        "--untracked-files=all",
+        "--",
+        ".",
+        *_EXCLUDE,
+    )
+    head: str | None = None
+    branch: str | None = None
+    paths: list[str] = []
+    to_add: list[str] = []
+    untracked: list[str] = []
+    records = iter(out.split("\0"))
+    for record in records:
+        kind = record[:2]
+        if record.startswith("# branch.oid "):
+            oid = record.removeprefix("# branch.oid ")
+            head = None if oid == "(initial)" else oid
+        elif record.startswith("# branch.head "):
+            name = record.removeprefix("# branch.head ")
+            branch = None if name == "(detached)" else name
+        elif kind == "1 ":
+            path = record.split(" ", 8)[8]
+            paths.append(path)
+            if record[2] != "D":  # staged deletion: in neither the index nor the tree
+                to_add.append(path)
+        elif kind == "2 ":  # a staged rename or copy: its source path is the next record
+            path = record.split(" ", 9)[9]
+            paths += [path, next(records, "")]
+            to_add.append(path)
+        elif kind == "u ":
+            path = record.split(" ", 10)[10]
+            paths.append(path)
+            to_add.append(path)
+        elif kind == "? ":
+            paths.append(record[2:])
+            to_add.append(record[2:])
+            untracked.append(record[2:])
+    kept = tuple(p for p in paths if p)
+    return TreeState(head, kept, branch, tuple(untracked), tuple(to_add))
+
+
+def _own_git_dir(root: Path) -> Path:
+    """The git dir of the tree at `root` (its own, for a linked worktree); no git process
+    when `.git` is right there."""
+    dot_git = root / ".git"
+    if dot_git.is_dir():
+        return dot_git
+    return _cached_git_dir(root)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_git_dir(root: Path) -> Path:
+    return _git_dir(root)
+
+
+@contextlib.contextmanager
+def _scratch_index(root: Path, name: str) -> Iterator[dict[str, str]]:
+    """The environment for git to work on a private copy of `root`'s index.
+
+    A copy, not an empty index: its stat data lets `git add` hash only the files that changed.
+    Named per task, process and thread, so hotfixes starting at the same instant never share
+    one; the real index is only read.
+    """
+    gitdir = _own_git_dir(root)
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)
+    scratch = gitdir / f"shopfloor-index.{safe}.{os.getpid()}.{threading.get_ident()}"
+    try:
+        shutil.copy2(gitdir / "index", scratch)  # keeps the mtime: git's racy-clean check
+    except FileNotFoundError:
+        pass  # no index yet: git starts from an empty one
+    except OSError as exc:
+        kind = GitFault if exc.errno in _FAULT_ERRNOS else GitError
+        raise kind(f"cannot copy the index of {root}: {exc}") from exc
+    try:
+        yield {"GIT_INDEX_FILE": str(scratch)}
+    finally:
+        for leftover in (scratch, scratch.with_name(scratch.name + ".lock")):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+
+
+def capture_worktree(root: Path, ref: str) -> Snapshot:
+    """Keep the live tree's uncommitted work (tracked and untracked, not ignored) as a commit
+    under `ref`, like `git stash create` with untracked files, touching neither the files nor
+    the index.
+
+    The board (`tasks/`), `.shopfloor/` and agent caches are left out: the board changes while
+    a hotfix runs (its own task file), and a diff against the snapshot must show the code, not
+    the board. The snapshot's first and only parent is HEAD; its tree is the working tree as
+    it was (staged and unstaged alike; the real index, untouched, still knows which was which).
+    A snapshot already under `ref` stays in the ref's reflog (`<ref>@{1}`). Clean tree: one
+    git process and nothing stored.
+    """
+    if not ref.startswith("refs/"):
+        raise ValueError(f"snapshot ref must be a full ref name (refs/...): {ref!r}")
+    state = tree_state(root)
+    if state.clean:
+        return Snapshot(None, state.head, (), state.branch)
+    with _scratch_index(root, ref.rsplit("/", 1)[-1]) as env:
+        _add_work(root, state, env)
+        tree = git(root, "write-tree", env=env).strip()
+    parents = ["-p", state.head] if state.head else []
+    message = (
+        f"shopfloor snapshot: uncommitted work in {root}\n\n"
+        "Taken before an agent worked in this tree; nothing in the tree was changed.\n"
+    )
+    sha = git(
+        root, "commit-tree", "--no-gpg-sign", tree, *parents, "-m", message, env=_SNAPSHOT_IDENTITY
+    ).strip()
+    git(root, "update-ref", "--create-reflog", "-m", "shopfloor: snapshot", ref, sha)
+    return Snapshot(sha, state.head, state.paths, state.branch)
+
+
+def _add_work(root: Path, state: TreeState, env: Mapping[str, str]) -> None:
+    """Stage the uncommitted work into the scratch index `env` names.
+
+    Only the paths status named, so git looks at those and not at every file again (half the
+    time on 2,000 files); when one of them vanished meanwhile (another agent in the same tree),
+    everything, as `git add --all` would.
+    """
+    if state.to_add:
+        listed = "".join(f"{path}\0" for path in state.to_add)
+        named = ("--literal-pathspecs", "add", "--all", "--pathspec-file-nul")
+        proc = run_git(root, *named, "--pathspec-from-file=-", env=env, stdin=listed)
+        if proc.returncode == 0:
+            return
+        if _classify(proc.stderr) is not GitError:
+            raise _failure(named[1:], proc.stderr.strip())
+    git(root, "add", "--all", "--", ".", *_EXCLUDE, env=env)
+
+
+def snapshot_worktree(root: Path, ref: str) -> str | None:
+    """The sha of the live tree's uncommitted work kept under `ref` (see `capture_worktree`);
+    None when the tree was clean (then nothing is stored)."""
+    return capture_worktree(root, ref).sha
+
+
+def changed_since(root: Path, base: str) -> list[str]:
+    """Paths whose working-tree content (untracked files too, not ignored ones) differs from
+    commit `base`, outside the board and `.shopfloor/`; the index is only read."""
+    with _scratch_index(root, f"since-{base[:12]}") as env:
+        git(root, "add", "--all", "--", ".", *_EXCLUDE, env=env)
+        out = git(
+            root,
+            "diff",
+            "--cached",
+            "--name-only",
+            "--no-renames",
+            "-z",
+            base,
+            "--",
+            ".",
+            *_EXCLUDE,
+            env=env,
+        )
+    return sorted(p for p in out.split("\0") if p)
+
+
+def changed_between(root: Path, old: str, new: str) -> list[str]:
+    """Paths that differ between two commits, outside the board and `.shopfloor/`."""
+    out = git(root, "diff", "--name-only", "--no-renames", "-z", old, new, "--", ".", *_EXCLUDE)
+    return sorted(p for p in out.split("\0") if p)
+
+
+def branches_with_new_commits(
+    root: Path, since: float, old_head: str | None, current: str | None
+) -> list[str]:
+    """Branches and tags other than `current` (and Shopfloor's own task branches) that got
+    commits dated `since` or later and not in `old_head`'s history: work made elsewhere while
+    an agent ran in the live tree."""
+    excluded = ["--exclude=shopfloor/*"]
+    old = [f"^{old_head}"] if old_head else []
+    proc = run_git(
+        root,
+        "log",
+        "--source",
+        "--format=%S",
+        f"--since=@{int(since)}",
+        *excluded,
+        "--branches",
+        "--tags",
+        *old,
+        "--",
+    )
+    if proc.returncode != 0:
+        raise _failure(("log", "--source"), proc.stderr.strip())
+    out = proc.stdout
+    found = {line.strip().removeprefix("refs/heads/") for line in out.splitlines()}
+    return sorted(name for name in found if name and name != current)
+
+
+def commits_between(root: Path, old: str | None, new: str) -> int | None:
+    """How many commits `new` has that `old` lacks (all of them when `old` is None: no commit
+    before); None when `old` is not an ancestor (history was rewritten) or either is unknown."""
+    if old is None:
+        return int(git(root, "rev-list", "--count", new).strip() or 0)
+    proc = run_git(root, "merge-base", "--is-ancestor", old, new)
+    if proc.returncode != 0:
+        return None
+    return int(git(root, "rev-list", "--count", f"{old}..{new}").strip() or 0)
 
 
 # ---------------------------------------------------------------------------- locks

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shopfloor import _fs, gitops, lifecycle, task
+from shopfloor import _fs, gitops, hotfix_report, lifecycle, task
 from shopfloor.agents import NOT_THE_TASKS_FAULT, Outcome
 from shopfloor.board import Entry
 from shopfloor.errors import InfrastructureError
@@ -440,20 +440,54 @@ def land_pending(shop: Shop, entry: Entry, hotfix_waiting: bool) -> Entry:
 # ---------------------------------------------------------------------------- Hotfix
 
 
+#: Where a hotfix keeps the human's uncommitted work (`refs/shopfloor/snapshots/<id>`).
+snapshot_ref = hotfix_report.snapshot_ref
+
+
 def do_hotfix(shop: Shop, entry: Entry) -> Step:
-    """The Hotfix Protocol: patch the live tree, record verification, stay in hotfix/."""
-    shop.notify("hotfix_started", task_id=entry.id, title=entry.header.title)
-    run = run_agent(shop, Role.HOTFIX, entry, shop.root, {"task_text": _text(shop, entry)})
-    stat = gitops.working_diff_stat(shop.root).strip().splitlines()
+    """The Hotfix Protocol: patch the live tree, record verification, stay in hotfix/.
+
+    Before the agent starts, the human's uncommitted work is kept as a snapshot commit (see
+    `hotfix_report`); afterwards the tracker and the notification name only what changed since
+    the agent's base, flag commits loudly, and say so when nothing changed. The task's state
+    (journal) keeps `hotfix_snapshot` (None when the tree was clean), `hotfix_base` (what the
+    agent started from: the snapshot, else HEAD), `hotfix_head_before`, `hotfix_branch_before`,
+    `hotfix_human_paths`, `hotfix_started_at`, then `hotfix_head_after` and `hotfix_paths`.
+    """
+    start = hotfix_report.begin(shop.root, entry.id)
+    try:
+        save_state(shop, entry.id, **start.state())
+        said = hotfix_report.started_line(start)
+        if said is not None:
+            entry = note(shop, entry, said)
+        payload = hotfix_report.started_payload(start)
+        shop.notify("hotfix_started", task_id=entry.id, title=entry.header.title, **payload)
+        run = run_agent(shop, Role.HOTFIX, entry, shop.root, {"task_text": _text(shop, entry)})
+        return _hotfix_ran(shop, entry, start, run)
+    finally:
+        hotfix_report.end(shop.root, entry.id)
+
+
+def _hotfix_ran(shop: Shop, entry: Entry, start: hotfix_report.Start, run: AgentRun) -> Step:
+    """The tracker lines and the notification after the agent: the truth about the tree."""
     verification = task.get_section(_text(shop, entry), "Verification")
-    flags = "" if verification else " — INCOMPLETE: no ## Verification steps recorded"
-    entry = note(shop, entry, run_line(run, flags))
-    summary = stat[-1].strip() if stat else "no uncommitted changes"
-    payload = {
-        "ok": run.ok,
-        "incomplete": not verification,
-        "summary": run.summary,
-        "diffstat": "\n".join(stat[-20:]),
-    }
-    line = f"hotfix diff: {summary}; verify, commit, push, then `shopfloor hotfix close {entry.id}`"
-    return Step(Event.HOTFIX_RAN, line, Change(payload=payload), entry=entry)
+    payload: dict[str, Any] = {"ok": run.ok, "incomplete": not verification, "summary": run.summary}
+    try:
+        report = hotfix_report.inspect(shop.root, start)
+    except gitops.GitError as exc:  # the run happened: say what is unknown, not "could not run"
+        shop.log("hotfix.inspect", task=entry.id, error=str(exc))
+        entry = note(shop, entry, run_line(run))
+        line = (
+            f"could not compare the tree with the agent's base {start.base}: {exc} — check "
+            f"`git status` and `git log` yourself; then `shopfloor hotfix close {entry.id}`"
+        )
+        return Step(Event.HOTFIX_RAN, line, Change(payload={**payload, "error": str(exc)}), entry)
+    save_state(shop, entry.id, **report.state())
+    # No steps for no change is no omission: flagged only when the agent changed something.
+    missing = not verification and not report.changed_nothing
+    flags = " — INCOMPLETE: no ## Verification steps recorded" if missing else ""
+    overlap = report.overlap_line()
+    for said in [run_line(run, flags), *report.warnings(), *([overlap] if overlap else [])]:
+        entry = note(shop, entry, said)
+    payload.update(report.payload(), incomplete=missing)
+    return Step(Event.HOTFIX_RAN, report.summary_line(), Change(payload=payload), entry=entry)

@@ -3,7 +3,8 @@
 It reads the run contract from SHOPFLOOR_* variables and plays the role it is given:
 - pm: writes a `## Spec` from the request, carrying over any sim-patch blocks;
 - coder / hotfix: applies ```sim-patch path=FILE [attempt=N]``` blocks to the working tree
-  (the hotfix also records `## Verification` steps in the task file);
+  (the hotfix also records `## Verification` steps in the task file, only when a block really
+  changed a file: otherwise it says it changed nothing);
 - qa: passes when every check in its prompt exited 0, fails otherwise.
 """
 
@@ -101,16 +102,32 @@ def play_qa(prompt: str) -> None:
 
 
 def play_hotfix(task_file: Path, workdir: Path) -> None:
+    """Apply the request's sim-patch blocks; record verification steps only for a real change."""
     text = task_file.read_text("utf-8")
-    changed = _apply(workdir, _patches(text, 1))
+    pending = [(rel, body) for rel, body in _patches(text, 1) if _differs(workdir / rel, body)]
+    changed = _apply(workdir, pending)
+    if not changed:  # the task is not failed by a patch already there; by no patch at all it is
+        if _patches(text, 1):
+            _write_result("ok", "changed nothing: the sim-patch blocks are already applied")
+        else:
+            _write_result("fail", "changed nothing: no sim-patch block in the task (simulator)")
+        return
     steps = (
         "1. Run the project's tests: `python -m pytest -q` — expect them to pass.\n"
-        f"2. Read the change: `git diff -- {' '.join(changed) or '.'}` — a guarded call only.\n"
+        f"2. Read the change: `git diff -- {' '.join(changed)}` — the simulator wrote "
+        "these files from the task's sim-patch blocks.\n"
         "3. Exercise the failing path once by hand and watch the log for the error.\n\n"
-        "Root cause: not investigated (simulator). Change: contained the failing call."
+        "Root cause: not investigated (simulator, not an AI)."
     )
     _update_task(task_file, "Verification", steps)
-    _write_result("ok" if changed else "fail", f"hotfix applied to {len(changed)} file(s)")
+    _write_result("ok", f"hotfix applied to {len(changed)} file(s): {', '.join(changed)}")
+
+
+def _differs(path: Path, content: str) -> bool:
+    try:
+        return path.read_text("utf-8") != content
+    except (FileNotFoundError, UnicodeDecodeError):
+        return True
 
 
 def main() -> None:

@@ -76,19 +76,48 @@ def _task(p: Mapping[str, Any]) -> str:
 
 
 def _hotfix_started(p: Mapping[str, Any]) -> list[str]:
-    return [f"🚨 Hotfix started: {_task(p)}"]
+    lines = [f"🚨 Hotfix started: {_task(p)}"]
+    if p.get("snapshot"):
+        count = p.get("snapshot_files") or 0
+        lines.append(
+            f"Your uncommitted work ({count} file{'s' if count != 1 else ''}) is saved at "
+            f"{p['snapshot']}"
+        )
+    return lines
 
 
 def _hotfix_waiting(p: Mapping[str, Any]) -> list[str]:
     task_id = p.get("task_id", "?")
-    lines = [f"🚨 Hotfix waits for you: {_task(p)}"]
+    if p.get("changed_nothing"):
+        lines = [f"🚨 Hotfix changed nothing: {_task(p)}"]
+        lines.append("The agent changed no file and made no commit.")
+    else:
+        lines = [f"🚨 Hotfix waits for you: {_task(p)}"]
+    for warning in p.get("warnings") or []:
+        lines.append(f"⚠️ {_clip(warning)}")
     if p.get("ok") is False:
         lines.append("The agent did not finish cleanly.")
-    if p.get("incomplete"):
+    if p.get("paths"):
+        count = int(p.get("paths_count") or len(p["paths"]))
+        shown = ", ".join(str(x) for x in p["paths"])
+        more = f" and {count - len(p['paths'])} more" if count > len(p["paths"]) else ""
+        lines.append(f"Changed {count} file{'s' if count != 1 else ''}: {_clip(shown, 200)}{more}")
+    if p.get("overlap"):
+        both = ", ".join(str(x) for x in p["overlap"])
+        lines.append(f"Also changed by you before the hotfix: {_clip(both, 200)} (yours: snapshot)")
+    if p.get("alongside"):
+        others = ", ".join(str(x) for x in p["alongside"])
+        lines.append(f"Ran beside {_clip(others, 120)} in the same tree: changes may mix")
+    if p.get("incomplete") and not p.get("changed_nothing"):
         lines.append("INCOMPLETE: no verification steps recorded.")
     if p.get("summary"):
         lines.append(_clip(p["summary"]))
-    lines.append(f"Verify, commit and push; then /close {task_id}")
+    if p.get("changed_nothing"):
+        lines.append(f"Nothing to verify; fix it by hand or /close {task_id}")
+    elif p.get("warnings"):
+        lines.append(f"Verify the commits and the rest, push; then /close {task_id}")
+    else:
+        lines.append(f"Verify, commit and push; then /close {task_id}")
     return lines
 
 
