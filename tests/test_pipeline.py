@@ -6,8 +6,11 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 from shopfloor import actions, config, demo
 from shopfloor.board import Board, Lane
+from shopfloor.errors import ShopfloorError
 from shopfloor.scheduler import Daemon
 from tests.support import (
     agent_command,
@@ -188,6 +191,9 @@ def test_hotfix_patches_live_tree_and_waits_for_the_human(tmp_path: Path) -> Non
     log = tracker(root, entry.id)
     assert "hotfix changed 1 file since HEAD" in log and "INCOMPLETE" not in log
     assert "`git diff " in log and "-- app.py`" in log
+    with pytest.raises(ShopfloorError, match=r"not committed: app\.py"):
+        actions.close_hotfix(Board(root), entry.id, followup=True)  # the fix is not committed
+    git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "fix", "app.py")
     closed, follow = actions.close_hotfix(Board(root), entry.id, followup=True)
     assert closed.lane is Lane.DONE and follow is not None and follow.lane is Lane.INBOX
 

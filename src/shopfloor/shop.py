@@ -80,6 +80,8 @@ class Shop:
     log: Callable[..., None] = log_line
     stopping: threading.Event = field(default_factory=threading.Event)
     _runners: dict[str, tuple[str, Runner]] = field(default_factory=dict)
+    #: task id -> why: its runs are stopped, those it starts later too, until `clear_stop`
+    _stops: dict[str, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     #: This repository's tag on every child process (computed once: see child_env).
     repo_id: str = field(init=False)
@@ -164,6 +166,9 @@ class Shop:
     def track(self, run_id: str, task_id: str, runner: Runner) -> None:
         with self._lock:
             self._runners[run_id] = (task_id, runner)
+            reason = self._stops.get(task_id)
+        if reason is not None:  # cancelled before its agent started: it never starts
+            runner.stop(reason)
 
     def untrack(self, run_id: str) -> None:
         with self._lock:
@@ -175,6 +180,17 @@ class Shop:
         for runner in targets:
             runner.stop(reason)
         return len(targets)
+
+    def stop_task(self, task_id: str, reason: str) -> int:
+        """Stop the task's runs now and every run it starts until `clear_stop` (a cancel that
+        comes between a claim and the agent's start must still stop that agent)."""
+        with self._lock:
+            self._stops.setdefault(task_id, reason)
+        return self.stop_task_runs(task_id, reason)
+
+    def clear_stop(self, task_id: str) -> None:
+        with self._lock:
+            self._stops.pop(task_id, None)
 
     def stop_all(self, reason: str) -> None:
         with self._lock:

@@ -71,8 +71,8 @@ def test_hotfix_files_the_hotfix_and_close_archives_it(ask: Ask, project: Path) 
     assert "stripe webhook 500s since 02:00" in text and "telegram hotfix filed" in text
     assert "type: hotfix" in text and "priority: P0" in text
     assert ask("/status").splitlines()[1].startswith("🚨 HOTFIX-payments-are-down hotfix/queued")
-    assert ask("/close HOTFIX-payments-are-down") == (
-        "HOTFIX-payments-are-down closed: archived to done/"
+    assert ask("/close HOTFIX-payments-are-down").startswith(
+        "HOTFIX-payments-are-down closed: archived to done/\nhotfix closed by telegram"
     )
     assert not path.exists() and (project / "tasks/done/HOTFIX-payments-are-down.md").exists()
 

@@ -46,3 +46,14 @@ def console(stderr: bool = False) -> Console:
     from rich.console import Console  # rich only loads for output meant for people
 
     return Console(stderr=stderr, highlight=False, soft_wrap=False)
+
+
+def who_local() -> str:
+    """Who acts from this terminal, for the records a decision writes ("alice via cli")."""
+    import getpass
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no login name (a container's bare uid)
+        return "cli"
+    return f"{user} via cli" if user else "cli"

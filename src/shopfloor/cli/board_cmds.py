@@ -10,8 +10,8 @@ from typing import Any
 import click
 
 from shopfloor import actions, defaults, scaffold
-from shopfloor.cli._common import console, plain, print_json, project, start_dir
-from shopfloor.display import safe_lines
+from shopfloor.cli._common import console, plain, print_json, project, start_dir, who_local
+from shopfloor.display import safe, safe_lines
 from shopfloor.errors import ShopfloorError
 
 #: Lanes listed in full by `status`; the others show their newest few unless --all.
@@ -119,11 +119,21 @@ def hotfix_cmd(
 @hotfix_group.command("close")
 @click.argument("task_id")
 @click.option("--followup", is_flag=True, help="Also file a backlog task for the root-cause fix.")
+@click.option("--force", is_flag=True, help="Close it even though the fix is not committed.")
 @click.pass_context
-def hotfix_close_cmd(ctx: click.Context, task_id: str, followup: bool) -> None:
-    """Archive a verified hotfix to done/ (after you committed and pushed the fix)."""
-    closed, follow = actions.close_hotfix(project(ctx).board, task_id, followup=followup)
+def hotfix_close_cmd(ctx: click.Context, task_id: str, followup: bool, force: bool) -> None:
+    """Archive a verified hotfix to done/ (after you committed and pushed the fix).
+
+    Refused while the files its agent changed are not committed (unless --force); records who
+    closed it and the commit that holds the fix.
+    """
+    closed, follow = actions.close_hotfix(
+        project(ctx).board, task_id, followup=followup, who=who_local(), force=force
+    )
     click.echo(f"{closed.id}  closed -> {actions.cwd_relative(closed.path)}")
+    tracker = actions.show_report(project(ctx).board, closed.id)["tracker"]
+    if tracker:
+        click.echo(safe(tracker[-1]))
     if follow is not None:
         click.echo(f"{follow.id}  root-cause task -> {actions.cwd_relative(follow.path)}")
 
