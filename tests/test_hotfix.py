@@ -22,6 +22,7 @@ from shopfloor.board import Board, Lane
 from shopfloor.journal import Journal
 from shopfloor.notify import events
 from shopfloor.scheduler import Daemon
+from tests.conftest import wait_until
 from tests.support import FAKES, git, make_project, tracker
 
 REF = "refs/shopfloor/snapshots/HOTFIX-0001"
@@ -219,6 +220,48 @@ def test_hotfixes_in_the_same_tree_know_of_each_other(tmp_path: Path) -> None:
     hotfix_report.end(root, alone.task_id)
 
 
+@pytest.mark.parametrize("dirty", [True, False])
+def test_hotfixes_filed_at_once_share_one_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dirty: bool
+) -> None:
+    root = _repo(tmp_path)
+    if dirty:
+        _human_edits(root)
+    before = _fingerprint(root)
+    captures: list[str] = []
+    real = gitops.capture_worktree
+
+    def capture(where: Path, ref: str) -> gitops.Snapshot:
+        captures.append(ref)  # the first one waits until all twenty have arrived
+        wait_until(lambda: len(hotfix_report._running) == 20, 10, "twenty hotfixes began")
+        return real(where, ref)
+
+    monkeypatch.setattr(gitops, "capture_worktree", capture)
+    starts: dict[str, hotfix_report.Start] = {}
+    ids = [f"HOTFIX-{n:04d}" for n in range(20)]
+    threads = [
+        threading.Thread(target=lambda i=i: starts.update({i: hotfix_report.begin(root, i)}))
+        for i in ids
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert len(captures) == 1 and len(starts) == 20
+        shas = {start.snapshot for start in starts.values()}
+        assert len(shas) == 1
+        refs = git(root, "for-each-ref", "--format=%(objectname)", "refs/shopfloor/snapshots/")
+        assert refs.split() == ([next(iter(shas))] * 20 if dirty else [])
+        for i in ids if dirty else []:  # each keeps a reflog: a later snapshot hides none
+            git(root, "reflog", "exists", hotfix_report.snapshot_ref(i))
+        assert all(hotfix_report.alongside(root, i) == sorted(set(ids) - {i}) for i in ids)
+        assert _fingerprint(root) == before
+    finally:
+        for i in ids:
+            hotfix_report.end(root, i)
+
+
 # ---------------------------------------------------------------------------- do_hotfix
 
 
@@ -286,6 +329,14 @@ def test_an_agent_editing_the_humans_file_is_told_apart_from_the_human(tmp_path:
     saved = next(line for line in lines if "your uncommitted work (3 files" in line)
     assert ref in saved and "git restore --source=" in saved
     state = _state(root, task_id)
+    assert hotfix_report.Start.from_state(task_id, state) == hotfix_report.Start(
+        task_id,
+        state["hotfix_snapshot"],
+        head,
+        ("app.py", "util.py", "mine.py"),  # as git status lists them
+        state["hotfix_started_at"],
+        "main",
+    )
     assert git(root, "rev-parse", ref).strip() == state["hotfix_snapshot"] == state["hotfix_base"]
     assert state["hotfix_head_before"] == state["hotfix_head_after"] == head
     assert state["hotfix_paths"] == ["app.py", "fix.py"]  # never util.py or mine.py
@@ -297,7 +348,9 @@ def test_an_agent_editing_the_humans_file_is_told_apart_from_the_human(tmp_path:
     assert "hotfix changed 2 files since your snapshot" in summary and "app.py, fix.py" in summary
     assert "untracked (not in git diff): fix.py" in summary
     assert "util.py" not in summary and "mine.py" not in summary
-    assert any("also changed by you before the hotfix: app.py" in line for line in lines)
+    both = next(line for line in lines if "also changed by you before the hotfix: app.py" in line)
+    shown = _pasted(root, both, "git show ")
+    assert shown.stdout == "def answer():\n    return 41  # the human's edit\n"
     assert "WARNING" not in log and "changed nothing" not in log
     waiting = _payload(sent, events.HOTFIX_AWAITING_HUMAN)
     assert waiting["paths"] == ["app.py", "fix.py"] and waiting["overlap"] == ["app.py"]

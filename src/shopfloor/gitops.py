@@ -679,8 +679,26 @@ def capture_worktree(root: Path, ref: str) -> Snapshot:
     sha = git(
         root, "commit-tree", "--no-gpg-sign", tree, *parents, "-m", message, env=_SNAPSHOT_IDENTITY
     ).strip()
-    git(root, "update-ref", "--create-reflog", "-m", "shopfloor: snapshot", ref, sha)
+    keep_snapshot(root, ref, sha)
     return Snapshot(sha, state.head, state.paths, state.branch)
+
+
+def keep_snapshot(root: Path, ref: str, sha: str) -> None:
+    """Point `ref` at snapshot `sha`; what it pointed at before stays in its reflog."""
+    keep_snapshots(root, [ref], sha)
+
+
+def keep_snapshots(root: Path, refs: list[str], sha: str) -> None:
+    """Point every ref in `refs` at snapshot `sha`, in one git process; what each pointed at
+    before stays in its reflog."""
+    for ref in refs:
+        if not ref.startswith("refs/") or any(c.isspace() for c in ref):
+            raise ValueError(f"snapshot ref must be a full ref name (refs/...): {ref!r}")
+    note = ("update-ref", "--create-reflog", "-m", "shopfloor: snapshot")
+    if len(refs) == 1:
+        git(root, *note, refs[0], sha)
+    elif refs:
+        git(root, *note, "--stdin", stdin="".join(f"update {ref} {sha}\n" for ref in refs))
 
 
 def _add_work(root: Path, state: TreeState, env: Mapping[str, str]) -> None:

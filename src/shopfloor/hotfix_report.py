@@ -91,26 +91,70 @@ class Start:
 #: Hotfixes working in each tree now, and for each the others it met (this process only:
 #: hotfixes run in the daemon).
 _running: dict[tuple[Path, str], set[str]] = {}
+#: A snapshot being taken of each tree now: hotfixes arriving meanwhile share it.
+_capturing: dict[Path, _Capture] = {}
 _running_lock = threading.Lock()
+
+
+@dataclass
+class _Capture:
+    done: threading.Event = field(default_factory=threading.Event)
+    shot: gitops.Snapshot | None = None
+    shared: bool = False  # the followers' refs point at the snapshot too
+    followers: list[str] = field(default_factory=list)  # their refs
 
 
 def begin(root: Path, task_id: str) -> Start:
     """Keep the human's uncommitted work before the agent starts (one `git status` when the
-    tree is clean). Call `end` when the hotfix is over, whatever happened."""
-    key = (root.resolve(), task_id)
+    tree is clean). Call `end` when the hotfix is over, whatever happened.
+
+    Hotfixes filed in the same instant share one snapshot: one that arrives while another's
+    is being taken waits for it, and the one taking it points every waiting hotfix's ref at
+    the same commit in one `update-ref`: twenty at once cost what one does, plus that.
+    """
+    tree = root.resolve()
     with _running_lock:
-        met = _running.setdefault(key, set())
-        for (tree, other), theirs in _running.items():
-            if tree == key[0] and other != task_id:
+        met = _running.setdefault((tree, task_id), set())
+        for (where, other), theirs in _running.items():
+            if where == tree and other != task_id:
                 theirs.add(task_id)
                 met.add(other)
+        capture = _capturing.get(tree)
+        leader = capture is None
+        if capture is None:
+            capture = _capturing[tree] = _Capture()
+        else:
+            capture.followers.append(snapshot_ref(task_id))
     started = time.time()
     try:
-        shot = gitops.capture_worktree(root, snapshot_ref(task_id))
+        shot = _take(root, task_id, capture) if leader else _share(root, task_id, capture)
     except BaseException:
         end(root, task_id)
         raise
     return Start(task_id, shot.sha, shot.head, shot.paths, started, shot.branch)
+
+
+def _take(root: Path, task_id: str, capture: _Capture) -> gitops.Snapshot:
+    try:
+        shot = gitops.capture_worktree(root, snapshot_ref(task_id))
+        with _running_lock:  # from here on, a new arrival takes a snapshot of its own
+            _capturing.pop(root.resolve(), None)
+        if shot.sha is not None and capture.followers:
+            gitops.keep_snapshots(root, capture.followers, shot.sha)
+        capture.shot, capture.shared = shot, True
+        return shot
+    finally:
+        with _running_lock:
+            if _capturing.get(root.resolve()) is capture:
+                _capturing.pop(root.resolve())
+        capture.done.set()
+
+
+def _share(root: Path, task_id: str, capture: _Capture) -> gitops.Snapshot:
+    capture.done.wait()
+    if capture.shot is None or not capture.shared:  # the one taking it failed: on our own
+        return gitops.capture_worktree(root, snapshot_ref(task_id))
+    return capture.shot
 
 
 def end(root: Path, task_id: str) -> None:
@@ -125,9 +169,12 @@ def alongside(root: Path, task_id: str) -> list[str]:
 
 
 def restore_command(start: Start, paths: list[str] | None = None) -> str:
-    """A command a person can paste to put files back as they were when the hotfix started."""
+    """A command a person can paste to put files back as they were when the hotfix started.
+
+    It names the snapshot by its sha, not the ref: a retry of the hotfix moves the ref.
+    """
     where = [shlex.quote(p) for p in paths] if paths else [".", shlex.quote(NOT_THE_BOARD)]
-    return f"git restore --source={start.ref} --worktree -- {' '.join(where)}"
+    return f"git restore --source={(start.snapshot or 'HEAD')[:12]} --worktree -- {' '.join(where)}"
 
 
 def named(paths: list[str] | tuple[str, ...], limit: int = SHOWN) -> str:
@@ -245,9 +292,11 @@ class Report:
         both = self.overlap
         if not both:
             return None
+        sha = (self.start.snapshot or "HEAD")[:12]
         return (
             f"also changed by you before the hotfix: {named(both)}; your version is in the "
-            f"snapshot (`git show {self.start.ref}:{shlex.quote(both[0])}`)"
+            f"snapshot (`git show {shlex.quote(f'{sha}:{both[0]}')}`; put it back: "
+            f"`{restore_command(self.start, both)}`)"
         )
 
     def summary_line(self) -> str:
