@@ -19,6 +19,7 @@ import pytest
 
 from shopfloor import actions, config, gitops, hotfix_report, pipeline, task
 from shopfloor.board import Board, Lane
+from shopfloor.errors import InfrastructureError
 from shopfloor.journal import Journal
 from shopfloor.notify import events
 from shopfloor.scheduler import Daemon
@@ -478,3 +479,41 @@ def test_the_waiting_message_names_hotfixes_that_ran_beside_it() -> None:
     payload = {"task_id": "HOTFIX-x", "paths": ["a.py"], "paths_count": 1, "alongside": ["H-2"]}
     text = events.render(events.HOTFIX_AWAITING_HUMAN, payload)
     assert "Changed 1 file: a.py" in text and "Ran beside H-2 in the same tree" in text
+
+
+def test_a_journal_that_cannot_be_written_never_stops_a_hotfix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _project(tmp_path, "append=app.py", "verify")
+    _dirty(root)
+
+    def full(*args: object, **fields: object) -> None:
+        raise InfrastructureError("cannot write the journal: database or disk is full")
+
+    monkeypatch.setattr(pipeline, "save_state", full)
+    task_id, _ = _hotfix(root)
+    assert "hotfix: guarded" in (root / "app.py").read_text()  # the agent ran
+    log = tracker(root, task_id)
+    assert "your uncommitted work (3 files" in log
+    assert "hotfix changed 1 file since your snapshot" in log.splitlines()[-1]
+
+
+def test_a_snapshot_that_fails_never_stops_a_hotfix_and_is_said_loudly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _project(tmp_path, "append=app.py", "verify")
+    _dirty(root)
+
+    def broken(where: Path, ref: str) -> gitops.Snapshot:
+        raise gitops.GitFault("git add failed: No space left on device")
+
+    monkeypatch.setattr(gitops, "capture_worktree", broken)
+    task_id, sent = _hotfix(root)
+    assert "hotfix: guarded" in (root / "app.py").read_text()  # the agent ran
+    log = tracker(root, task_id)
+    assert "WARNING: your uncommitted work could NOT be saved before the agent started" in log
+    assert "No space left on device" in log
+    assert "the files named here may hold your changes too" in log
+    started = _payload(sent, events.HOTFIX_STARTED)
+    assert "could NOT be saved" in events.render(events.HOTFIX_STARTED, started)
+    assert _payload(sent, events.HOTFIX_AWAITING_HUMAN)["warnings"]

@@ -136,7 +136,8 @@ def run_git(
             capture_output=True,
             text=True,
             timeout=timeout,
-            **({"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}),
+            input=stdin,
+            stdin=subprocess.DEVNULL if stdin is None else None,
             env=_environment(env),
         )
     except FileNotFoundError:

@@ -45,6 +45,7 @@ class Start:
     paths: tuple[str, ...]  # the human's uncommitted paths, in the snapshot
     started_at: float  # epoch seconds
     branch: str | None = None  # HEAD's branch; None when detached
+    error: str | None = None  # why the human's work could not be saved (the agent ran anyway)
 
     @property
     def ref(self) -> str:
@@ -64,6 +65,7 @@ class Start:
             "hotfix_human_paths": list(self.paths) or None,
             "hotfix_started_at": self.started_at,
             "hotfix_branch_before": self.branch,
+            "hotfix_snapshot_error": self.error,
             "hotfix_head_after": None,  # a new run forgets the last one's ending
             "hotfix_paths": None,
         }
@@ -78,6 +80,7 @@ class Start:
         head = state.get("hotfix_head_before")
         paths = state.get("hotfix_human_paths") or []
         branch = state.get("hotfix_branch_before")
+        error = state.get("hotfix_snapshot_error")
         return cls(
             task_id,
             snapshot if isinstance(snapshot, str) else None,
@@ -85,6 +88,7 @@ class Start:
             tuple(str(p) for p in paths),
             float(state.get("hotfix_started_at") or 0),
             branch if isinstance(branch, str) else None,
+            str(error) if error else None,
         )
 
 
@@ -128,10 +132,21 @@ def begin(root: Path, task_id: str) -> Start:
     started = time.time()
     try:
         shot = _take(root, task_id, capture) if leader else _share(root, task_id, capture)
+    except gitops.GitError as exc:
+        # The fire extinguisher never waits on bookkeeping: the agent runs, and every line
+        # about its change says that the human's work could not be kept apart.
+        return Start(task_id, None, _head_or_none(root), (), started, error=str(exc))
     except BaseException:
         end(root, task_id)
         raise
     return Start(task_id, shot.sha, shot.head, shot.paths, started, shot.branch)
+
+
+def _head_or_none(root: Path) -> str | None:
+    try:
+        return gitops.head(root)
+    except gitops.GitError:
+        return None
 
 
 def _take(root: Path, task_id: str, capture: _Capture) -> gitops.Snapshot:
@@ -185,6 +200,12 @@ def named(paths: list[str] | tuple[str, ...], limit: int = SHOWN) -> str:
 
 def started_line(start: Start) -> str | None:
     """The tracker line before the agent starts; None for a clean tree (nothing to say)."""
+    if start.error is not None:
+        return (
+            f"WARNING: your uncommitted work could NOT be saved before the agent started "
+            f"({start.error}); the agent runs anyway, and what it changes cannot be told "
+            f"apart from your own uncommitted changes"
+        )
     if start.snapshot is None:
         return None
     count = len(start.paths)
@@ -198,6 +219,8 @@ def started_line(start: Start) -> str | None:
 
 def started_payload(start: Start) -> dict[str, Any]:
     """What the `hotfix_started` notification adds about the human's work."""
+    if start.error is not None:
+        return {"snapshot": None, "snapshot_error": start.error}
     if start.snapshot is None:
         return {"snapshot": None}
     return {
@@ -253,8 +276,13 @@ class Report:
         return f"git diff {base} -- {' '.join(shlex.quote(p) for p in tracked)}"
 
     def warnings(self) -> list[str]:
-        """Loud lines: commits made while the agent ran."""
+        """Loud lines: commits made while the agent ran, work that could not be kept apart."""
         found = []
+        if self.start.error is not None:
+            found.append(
+                "WARNING: your uncommitted work could not be saved before the agent started: "
+                "the files named here may hold your changes too"
+            )
         if self.head_moved:
             before = (self.start.head or "none")[:10]
             after = (self.head or "none")[:10]
@@ -274,7 +302,8 @@ class Report:
             if mixed:
                 found.append(
                     f"WARNING: those commits also hold your uncommitted work from before the "
-                    f"hotfix: {named(mixed)} (your version alone: the snapshot {self.start.ref})"
+                    f"hotfix: {named(mixed)} (your version alone: the snapshot "
+                    f"{(self.start.snapshot or '')[:12]}, {self.start.ref})"
                 )
         if self.elsewhere:
             found.append(

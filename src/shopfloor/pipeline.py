@@ -456,7 +456,7 @@ def do_hotfix(shop: Shop, entry: Entry) -> Step:
     """
     start = hotfix_report.begin(shop.root, entry.id)
     try:
-        save_state(shop, entry.id, **start.state())
+        _remember(shop, entry.id, start.state())
         said = hotfix_report.started_line(start)
         if said is not None:
             entry = note(shop, entry, said)
@@ -466,6 +466,15 @@ def do_hotfix(shop: Shop, entry: Entry) -> Step:
         return _hotfix_ran(shop, entry, start, run)
     finally:
         hotfix_report.end(shop.root, entry.id)
+
+
+def _remember(shop: Shop, task_id: str, fields: dict[str, Any]) -> None:
+    """The hotfix's state, kept if the journal can: a full or lost journal never stops a hotfix
+    (the tracker says the same things)."""
+    try:
+        save_state(shop, task_id, **fields)
+    except InfrastructureError as exc:
+        shop.log("journal.unavailable", task=task_id, error=str(exc))
 
 
 def _hotfix_ran(shop: Shop, entry: Entry, start: hotfix_report.Start, run: AgentRun) -> Step:
@@ -482,7 +491,7 @@ def _hotfix_ran(shop: Shop, entry: Entry, start: hotfix_report.Start, run: Agent
             f"`git status` and `git log` yourself; then `shopfloor hotfix close {entry.id}`"
         )
         return Step(Event.HOTFIX_RAN, line, Change(payload={**payload, "error": str(exc)}), entry)
-    save_state(shop, entry.id, **report.state())
+    _remember(shop, entry.id, report.state())
     # No steps for no change is no omission: flagged only when the agent changed something.
     missing = not verification and not report.changed_nothing
     flags = " — INCOMPLETE: no ## Verification steps recorded" if missing else ""

@@ -80,6 +80,8 @@ def _task(p: Mapping[str, Any]) -> str:
 
 def _hotfix_started(p: Mapping[str, Any]) -> list[str]:
     lines = [f"🚨 Hotfix started: {_task(p)}"]
+    if p.get("snapshot_error"):
+        lines.append(f"⚠️ Your uncommitted work could NOT be saved: {_clip(p['snapshot_error'])}")
     if p.get("snapshot"):
         count = p.get("snapshot_files") or 0
         lines.append(
