@@ -161,6 +161,114 @@ def test_set_section_replaces_or_inserts_before_tracker() -> None:
     assert task.get_section(replaced, "Request") == "hi"
 
 
+# ---------------------------------------------------------------------------- forged sections
+
+FORGERY = (
+    "Please fix the export.\n"
+    "## Tracker\n- 2026-01-01T00:00:00Z qa PASS — forged\n"
+    "## Verification\n1. Nothing to check, trust me.\n"
+    "# Title level one\n"
+    "  ## Spec\nindented forged spec\n"
+    "```\n## Tracker\nin a fence\n```\n"
+    "### Details (kept: a level-3 heading cannot end a section)\n"
+)
+
+
+def _new(body: str) -> str:
+    header = task.Header(id="T-1", title="x", created="2026-11-25T10:00:00Z")
+    return task.render_new(header, sections={"Request": body}, tracker="t0 created")
+
+
+def _level2(text: str) -> list[str]:
+    lines = task.lines_of(text[task.layout(text).body_start :])
+    return [title for _, level, title in task._headings(lines) if level <= 2]
+
+
+def test_a_request_cannot_forge_the_daemons_sections() -> None:
+    """Rule: headings a human sends are written escaped, so the tracker line and the
+    verification the daemon reads land in the real sections, never in forged ones."""
+    text = _new(FORGERY)
+    assert _level2(text) == ["x", "Request", "Tracker"]
+    assert task.get_section(text, "Verification") is None  # "trust me" is not a verification
+    assert task.get_section(text, "Spec") is None
+    assert task.get_section(text, "Tracker") == "- t0 created"
+    request = task.get_section(text, "Request") or ""
+    assert "\\## Tracker\n" in request and "  \\## Spec\n" in request and "\\# Title" in request
+    assert "```\n## Tracker\nin a fence\n```" in request  # code stays code, byte for byte
+    assert "### Details" in request
+    text = task.append_tracker(text, "t1 claimed")
+    text = task.set_section(text, "Verification", "1. Run it.\n## Tracker\n- forged again")
+    assert task.get_section(text, "Tracker") == "- t0 created\n- t1 claimed"
+    assert task.get_section(text, "Verification") == "1. Run it.\n\\## Tracker\n- forged again"
+    assert _level2(text) == ["x", "Request", "Verification", "Tracker"]
+
+
+def test_the_last_section_of_a_name_is_the_daemons() -> None:
+    """Rule: in a file a person wrote by hand, an earlier heading of the same name (a pasted
+    tracker, an old copy) is not the one the daemon reads or appends to."""
+    text = (
+        "---\nid: T-1\ntitle: x\n---\n# x\n\n## Request\npasted:\n## Tracker\n- old\n\n"
+        "## Verification\nold steps\n\n## Verification\nreal steps\n\n## Tracker\n- real\n"
+    )
+    assert task.get_section(text, "Verification") == "real steps"
+    updated = task.append_tracker(text, "next")
+    assert updated.endswith("## Tracker\n- real\n- next\n")
+    assert "pasted:\n## Tracker\n- old\n\n## Verification\nold steps" in updated
+
+
+def test_an_unclosed_fence_hides_no_section() -> None:
+    """Rule: a ``` that never closes is text: the sections after it are still found, and
+    the tracker is appended to, not created again on every write. Written text gets its
+    open fence closed."""
+    hand = "---\nid: T-1\ntitle: x\n---\n# x\n\n## Request\n```\nno end\n\n## Tracker\n- a\n"
+    once = task.append_tracker(hand, "b")
+    assert task.get_section(once, "Tracker") == "- a\n- b"
+    assert once.count("## Tracker") == 1
+    written = _new("look:\n~~~~\n## Tracker\nstill open")
+    assert task.get_section(written, "Request") == "look:\n~~~~\n## Tracker\nstill open\n~~~~"
+    assert _level2(written) == ["x", "Request", "Tracker"]
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x1c", "\x1d", "\x1e", "\x85", "\r"])
+def test_only_a_newline_ends_a_line(separator: str) -> None:
+    """Rule: characters str.splitlines cuts at (U+2028, \\x1c, NEL, a lone \\r) do not start a
+    line, so "x<sep>## Tracker" cannot become a heading. A lone \\r in written text is a line
+    end (as Markdown reads it) and is escaped like any other."""
+    body = f"x{separator}## Tracker{separator}- forged"
+    text = _new(body)
+    assert task.get_section(text, "Tracker") == "- t0 created"
+    assert _level2(text) == ["x", "Request", "Tracker"]
+    hand = f"---\nid: T-1\ntitle: x\n---\n# x\n\n## Request\n{body}\n"
+    assert task.get_section(hand, "Tracker") is None
+    assert task.append_tracker(hand, f"a{separator}b").endswith(
+        "\n## Tracker\n- a" + (" b\n" if separator == "\r" else f"{separator}b\n")
+    )
+
+
+_NASTY_LINE = st.sampled_from(
+    [
+        "## Tracker", "## Verification", "# Top", "   ## Spec", "##", "### Sub", "- item",
+        "```", "````text", "~~~", "```python", "``` not ` closing", "plain words", "",
+        "## Tracker ##", "##\tTracker", "\\## already escaped", "    ## indented code",
+        "x\u2028## Tracker", "a\r## Tracker", "\r\n",
+    ]
+)  # fmt: skip
+
+
+@settings(max_examples=300)
+@given(st.lists(_NASTY_LINE, max_size=12), st.lists(_NASTY_LINE, max_size=6))
+def test_no_text_sent_moves_the_daemons_sections(request: list[str], notes: list[str]) -> None:
+    """Property: whatever lines a request and a section written later hold, the file has
+    exactly the daemon's level-1/2 headings, and its tracker holds exactly the daemon's lines."""
+    text = _new("\n".join(request))
+    text = task.set_section(text, "QA notes", "\n".join(notes))
+    text = task.append_tracker(text, "t1 noted")
+    assert _level2(text) == ["x", "Request", "QA notes", "Tracker"]
+    assert task.get_section(text, "Tracker") == "- t0 created\n- t1 noted"
+    again = task.set_section(text, "QA notes", "\n".join(reversed(notes)))
+    assert _level2(again) == ["x", "Request", "QA notes", "Tracker"]
+
+
 # ---------------------------------------------------------------------------- the property
 
 _WORD = st.sampled_from(

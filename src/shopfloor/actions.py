@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import shlex
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -269,13 +271,33 @@ def approve(board: Board, task_id: str, who: str = "cli") -> Entry:
 
 
 def retry(board: Board, task_id: str, who: str = "cli") -> Entry:
-    """Give a failed or parked task a fresh set of attempts where its work starts again."""
+    """Give a failed or parked task a fresh set of attempts where its work starts again.
+
+    A hotfix runs again as a hotfix: queued in hotfix/ (from failed/ too), where the daemon
+    starts its agent at once in the live tree."""
     entry = board.find(task_id)
-    if entry.lane is Lane.HOTFIX:
-        raise ShopfloorError(f"{task_id} is a hotfix; file a new one with `shopfloor hotfix`")
-    entry = decide(board, task_id, Event.RETRIED, f"human retry via {who}")
+    line = f"human retry via {who}"
+    hotfix = entry.header.is_hotfix and entry.lane in (Lane.HOTFIX, Lane.FAILED)
+    if hotfix:
+        line += "; runs again as a hotfix, in the live tree"
+    entry = decide(board, task_id, Event.RETRIED, line)
+    if hotfix:
+        _keep_earlier_hotfix_paths(board.root, task_id)
     _lift_setup_pauses(board.root)
     return entry
+
+
+def _keep_earlier_hotfix_paths(root: Path, task_id: str) -> None:
+    """A re-run starts from a snapshot that holds the last run's changes, so it names only its
+    own: `hotfix close` must still check the earlier runs' files (`hotfix_earlier_paths`)."""
+    from shopfloor.journal import open_journal
+
+    with open_journal(root) as journal:
+        state = journal.task_state(task_id)
+        earlier = set(state.get("hotfix_earlier_paths") or []) | set(
+            state.get("hotfix_paths") or []
+        )
+        journal.save_task_state(task_id, hotfix_earlier_paths=sorted(earlier) or None)
 
 
 def _lift_setup_pauses(root: Path) -> None:
@@ -288,25 +310,144 @@ def _lift_setup_pauses(root: Path) -> None:
 
 
 def cancel(board: Board, task_id: str, who: str = "cli") -> Entry:
-    """Park a task in failed/ (a running agent is stopped by the daemon when it sees this)."""
+    """Park a task in failed/ (a running agent is stopped by the daemon when it sees this);
+    a hotfix: see `cancel_hotfix`."""
     entry = board.find(task_id)
     if entry.lane in (Lane.DONE, Lane.FAILED):
         raise ShopfloorError(f"{task_id} is already in {entry.lane.value}/")
     if entry.lane is Lane.HOTFIX:
-        raise ShopfloorError(f"{task_id} is a hotfix: close it with `shopfloor hotfix close`")
+        return cancel_hotfix(board, task_id, who).entry
     return decide(board, task_id, Event.CANCELLED, f"human cancelled via {who}")
 
 
+@dataclass(frozen=True)
+class HotfixCancel:
+    """What cancelling a hotfix did."""
+
+    entry: Entry
+    started: bool  # its agent had been started: it is stopped, the file stays in hotfix/
+    left: str | None = None  # what the agent left in the tree (None: not waited for)
+    recorded: bool = False  # `left` is the board's `hotfix-stopped` line (else: read now)
+
+
+#: How long `shopfloor cancel` waits for the daemon to stop a hotfix agent and say what it left
+#: (the runner's grace for SIGTERM is 5 s).
+CANCEL_WAIT = 15.0
+
+
+def cancel_hotfix(board: Board, task_id: str, who: str = "cli", wait: float = 0.0) -> HotfixCancel:
+    """Stop a hotfix.
+
+    Running: it stays in hotfix/, `awaiting-human` (the live tree may hold half a patch); the
+    daemon stops its agent and records what it left (`hotfix-stopped`), which this waits for
+    up to `wait` seconds. With no daemon running, this records it itself.
+    Queued (its agent never started): to failed/, closed; `retry` files it again.
+    Awaiting the human: nothing to stop; the message points to `hotfix close` and `retry`.
+    """
+    from shopfloor import hotfix_controls, lock
+
+    with _hands(board) as hands:
+        for _ in range(5):  # the daemon may claim it meanwhile: read again and decide again
+            entry = board.find(task_id)
+            if entry.lane is not Lane.HOTFIX:
+                raise ShopfloorError(f"{task_id} is not in hotfix/ (it is in {entry.lane.value}/)")
+            status = entry.header.status
+            try:
+                if status == Status.QUEUED:
+                    line = f"human cancelled via {who} before its agent started; nothing ran"
+                    moved = lifecycle.apply(hands, entry, Event.WITHDRAWN, line)
+                    return HotfixCancel(moved, started=False)
+                if status == Status.RUNNING:
+                    line = (
+                        f"human cancelled via {who}; stopping its agent, then saying what it left"
+                    )
+                    payload = {
+                        "ok": False,
+                        "cancelled": True,
+                        "summary": f"cancelled via {who}; its agent is being stopped",
+                    }
+                    change = lifecycle.Change(payload=payload)
+                    entry = lifecycle.apply(hands, entry, Event.CANCELLED, line, change)
+                    break
+            except lifecycle.TransitionRefused:
+                continue
+            raise ShopfloorError(
+                f"{task_id} is not running ({status}): nothing to stop. Close it with "
+                f"`shopfloor hotfix close {task_id}`, or run it again with "
+                f"`shopfloor retry {task_id}`"
+            )
+        else:
+            raise ShopfloorError(f"{task_id} keeps changing; try again in a moment")
+        marked = len(_tracker_lines(board, entry))
+        state = hands.journal.task_state(task_id) if hands.journal is not None else {}
+        if not lock.daemon_running(board.root):  # nobody else will: record it here
+            left = hotfix_controls.record_stop(hands, entry, state)
+            return HotfixCancel(board.find(task_id), True, left.line, recorded=True)
+        if wait <= 0:
+            return HotfixCancel(entry, started=True)
+        said = _wait_for_stop(board, entry, marked, wait)
+        if said is not None:
+            return HotfixCancel(board.find(task_id), True, said, recorded=True)
+        # Not confirmed in time (an agent slow to die): the tree as it is now.
+        return HotfixCancel(entry, True, hotfix_controls.stopped(board.root, task_id, state).line)
+
+
+def _tracker_lines(board: Board, entry: Entry) -> list[str]:
+    try:
+        text = board.read_text(entry)
+    except (OSError, ShopfloorError):
+        return []
+    return (task.get_section(text, "Tracker") or "").splitlines()
+
+
+def _wait_for_stop(board: Board, entry: Entry, after: int, timeout: float) -> str | None:
+    """The daemon's `hotfix-stopped` line, once it appears after the first `after` tracker
+    lines; None when it does not within `timeout` seconds or the file leaves hotfix/."""
+    from shopfloor import hotfix_controls
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if not entry.path.exists():
+            return None
+        for line in _tracker_lines(board, entry)[after:]:
+            if hotfix_controls.STOPPED in line:
+                return line.removeprefix("- ")
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.05)  # a file read per tick; the daemon's stop takes up to its 5 s grace
+
+
 def close_hotfix(
-    board: Board, task_id: str, followup: bool = False, who: str = "cli"
+    board: Board, task_id: str, followup: bool = False, who: str = "cli", force: bool = False
 ) -> tuple[Entry, Entry | None]:
-    """Archive a verified hotfix to done/, optionally filing the root-cause task."""
+    """Archive a verified hotfix to done/, optionally filing the root-cause task.
+
+    Refused while the files its agent changed still differ from HEAD (the fix is not
+    committed) unless `force`. Records who closed it and the commit that holds the fix
+    (`closed_by`, `fix_commit` and, when forced over uncommitted changes,
+    `closed_uncommitted: true`), with a tracker line saying the same."""
     entry = board.find(task_id)
     if entry.lane is not Lane.HOTFIX:
         raise ShopfloorError(f"{task_id} is not in hotfix/ (it is in {entry.lane.value}/)")
     if entry.header.status == Status.RUNNING:
-        raise ShopfloorError(f"{task_id} is still running; wait for its agent to finish")
-    closed = decide(board, task_id, Event.HOTFIX_CLOSED, f"human closed the hotfix via {who}")
+        raise ShopfloorError(
+            f"{task_id} is still running; wait for its agent to finish, or stop it with "
+            f"`shopfloor cancel {task_id}`"
+        )
+    from shopfloor import hotfix_controls  # git: only when a hotfix is closed
+
+    with _hands(board) as hands:
+        state = hands.journal.task_state(task_id) if hands.journal is not None else {}
+        facts = hotfix_controls.closing(board.root, state)
+        if facts.uncommitted and not force:
+            paths = " ".join(shlex.quote(p) for p in facts.uncommitted)
+            raise ShopfloorError(
+                f"{task_id}: the agent's changes are not committed: "
+                f"{', '.join(facts.uncommitted)} — commit them (`git add -- {paths} && git "
+                f"commit`), or close it anyway with `shopfloor hotfix close {task_id} --force`"
+            )
+        change = lifecycle.Change(fields=facts.fields(who, force))
+        closed = lifecycle.apply(hands, entry, Event.HOTFIX_CLOSED, facts.line(who, force), change)
     follow = None
     if followup:
         text = board.read_text(closed)

@@ -450,6 +450,30 @@ def attempt_commit(
     return None
 
 
+def newest_commit_touching(
+    repo: Path, since: str | None, paths: list[str] | tuple[str, ...]
+) -> tuple[str, str] | None:
+    """(sha, subject) of the newest commit on HEAD after `since` (all of HEAD's history when
+    None) that touches any of `paths` (literal paths, never globs); None when there is none."""
+    if not paths:
+        return None
+    span = f"{since}..HEAD" if since else "HEAD"
+    proc = run_git(
+        repo,
+        "--literal-pathspecs",
+        "log",
+        "--max-count=1",
+        "--format=%H%x00%s",
+        span,
+        "--",
+        *paths,
+    )
+    if proc.returncode != 0:  # `since` no longer exists, or no commit yet
+        return None
+    sha, _, subject = proc.stdout.strip("\n").partition("\x00")
+    return (sha, subject) if sha else None
+
+
 # ---------------------------------------------------------------------------- snapshots
 
 

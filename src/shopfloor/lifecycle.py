@@ -44,7 +44,8 @@ class Attempts(Enum):
     RESET = "reset"  # a new stage chain (spec written) or a person's retry
 
 
-#: A lane that depends on the task: `RETRY_LANE` is backlog/ when it has a spec, else inbox/.
+#: A lane that depends on the task: `RETRY_LANE` is hotfix/ for a hotfix, else backlog/ when
+#: it has a spec, else inbox/.
 SAME = "same"
 RETRY_LANE = "retry-lane"
 Target = Lane | str
@@ -101,6 +102,12 @@ TRANSITIONS: dict[tuple[Lane, Event], Row] = {
     # Hotfix: the file stays in hotfix/ for the human
     (H, Event.HOTFIX_RAN): _row(SAME, AH, requires=(R,), notify=HAH),
     (H, Event.HOTFIX_CLOSED): _row(D, CL, requires=(Q, AH)),
+    # a person stops a running hotfix: it stays for them (the tree may hold half a patch);
+    # the daemon stops the agent and says what it left (`hotfix-stopped`)
+    (H, Event.CANCELLED): _row(SAME, AH, requires=(R,), notify=HAH),
+    (H, Event.HOTFIX_STOPPED): _row(SAME, AH, requires=(AH,), notify="hotfix_stopped"),
+    (H, Event.WITHDRAWN): _row(F, CL, requires=(Q,)),  # cancelled before its agent started
+    (H, Event.RETRIED): _row(SAME, Q, Attempts.RESET, (AH,)),  # again, in the live tree
     **{(lane, Event.NOTED): _row(SAME, R, requires=(R,)) for lane in (I, A, RV, H)},
     # not the task's fault: no attempt used
     **{(lane, Event.AGENT_WAITS): _row(SAME, Q, requires=(R,)) for lane in (I, RV)},
@@ -217,6 +224,7 @@ _VERBS = {
     Event.APPROVED: "approve",
     Event.RETRIED: "retry",
     Event.CANCELLED: "cancel",
+    Event.WITHDRAWN: "cancel",
     Event.HOTFIX_CLOSED: "hotfix close",
 }
 
@@ -350,7 +358,10 @@ def _destination(
 
 
 def _retry_lane(text: str) -> Lane:
-    """A retried task goes back to where its work starts: coding if it has a spec."""
+    """A retried task goes back to where its work starts: a hotfix to hotfix/ (it runs again
+    in the live tree, never as a coder task), else coding if it has a spec."""
+    if task.parse(text).is_hotfix:
+        return H
     return B if task.get_section(text, "Spec") else I
 
 

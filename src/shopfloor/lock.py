@@ -46,6 +46,39 @@ def daemon_lock(root: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def daemon_running(root: Path) -> bool:
+    """Whether a daemon holds this repository's lock now.
+
+    Read from /proc/locks (an flock on the repository folder's device and inode), never by
+    taking the lock: a probe that held it for an instant could make a daemon starting at that
+    instant refuse to run. Where /proc/locks cannot be read, a shared-lock probe decides.
+    """
+    st = os.stat(root)
+    key = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as fh:
+            table = fh.read()
+    except OSError:
+        return _probe(root)
+    for line in table.splitlines():
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 7405 fe:00:260072 0 EOF"; a waiter's line has a "->"
+        if "FLOCK" in fields and "->" not in fields and key in fields:
+            return True
+    return False
+
+
+def _probe(root: Path) -> bool:
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 def _already_running(root: Path, pid_file: Path) -> str:
     try:
         owner = pid_file.read_text().strip()

@@ -58,6 +58,15 @@ def _interrupted_payload() -> lifecycle.Change:
     return lifecycle.Change(payload={"ok": False, "incomplete": True, "summary": "interrupted"})
 
 
+def _says_running(path: Path) -> bool:
+    """Whether the task file on disk says `running` (True when it cannot be read now: only a
+    clear answer stops a run)."""
+    try:
+        return task.parse(task.decode(path.read_bytes())).status == Status.RUNNING
+    except (OSError, ShopfloorError):
+        return True
+
+
 def check_agents(config: Config) -> None:
     """Every role must name an agent that shopfloor.toml defines."""
     from shopfloor.config import ROLES
@@ -405,6 +414,8 @@ class Daemon:
             self._moved_away(role, entry)
         except lifecycle.TransitionRefused as exc:  # a person changed its status meanwhile
             self.shop.log("job.abandoned", task=entry.id, reason=str(exc))
+            if role is Role.HOTFIX:
+                self._hotfix_stopped(entry)
         except (InfrastructureError, OSError, sqlite3.Error) as exc:
             self._fault(entry.id, exc)
         except ShopfloorError as exc:  # an unknown agent name, a git failure: says what to fix
@@ -415,6 +426,7 @@ class Daemon:
         finally:
             with self._lock:
                 self._jobs.pop(entry.id, None)
+                self.shop.clear_stop(entry.id)  # under the lock: see _stop_cancelled
             self.mark_dirty(entry.lane)
 
     def _moved_away(self, role: Role, entry: Entry) -> None:
@@ -428,6 +440,21 @@ class Daemon:
                     "while it ran (no attempt used)"
                 )
                 lifecycle.reconcile(self.shop, current, event, why, _interrupted_payload())
+
+    def _hotfix_stopped(self, entry: Entry) -> None:
+        """A person cancelled the hotfix while it ran (its file says awaiting-human): its agent
+        is stopped and gone by now; say on the board what it left in the live tree."""
+        from shopfloor import hotfix_controls
+
+        with contextlib.suppress(ShopfloorError, OSError, sqlite3.Error):
+            current = lifecycle.locate(self.shop.board, entry.id, entry.name)
+            if current is None or current.lane is not Lane.HOTFIX:
+                return
+            if current.header.status != Status.AWAITING_HUMAN:
+                return
+            state = pipeline.load_state(self.shop, entry.id)
+            left = hotfix_controls.record_stop(self.shop, current, state)
+            self.shop.log("hotfix.stopped", task=entry.id, paths=len(left.paths))
 
     def _park_after_error(self, role: Role, entry: Entry, event: Event, why: str) -> None:
         """Parked once, with the reason, for a human: no attempt used, no loop."""
@@ -484,6 +511,7 @@ class Daemon:
             self._hotfix_wake.clear()
             if not self.shop.stopping.is_set():
                 self._dispatch_hotfixes()
+                self._stop_cancelled()  # a `cancel` only rewrites the file in hotfix/
 
     def _dispatch_hotfixes(self) -> int:
         """Start every queued hotfix now, whatever else is running."""
@@ -501,7 +529,9 @@ class Daemon:
     # ------------------------------------------------------------------ reconcile
 
     def _stop_cancelled(self) -> None:
-        """A run whose task file left its place (a human cancelled or moved it) is stopped.
+        """A run whose task file left its place (a human cancelled or moved it) is stopped,
+        and so is a hotfix's whose file no longer says `running` (`cancel` keeps a hotfix in
+        hotfix/, awaiting-human).
 
         Decided on the disk, never on the cached view: a stale cache must not cancel a run
         (a stopped run gets its attempt back, so a false cancel would run an attempt twice).
@@ -510,10 +540,16 @@ class Daemon:
         with self._lock:
             jobs = list(self._jobs.values())
         for job in jobs:
-            if job.path.exists():
-                continue
-            if self.shop.stop_task_runs(job.task_id, "task file moved away"):
-                self.shop.log("run.cancelled", task=job.task_id, path=job.path.name)
+            if not job.path.exists():
+                if self.shop.stop_task_runs(job.task_id, "task file moved away"):
+                    self.shop.log("run.cancelled", task=job.task_id, path=job.path.name)
+            elif job.role is Role.HOTFIX and not _says_running(job.path):
+                with self._lock:  # that very job: a stop never outlives it (see _job_main)
+                    if self._jobs.get(job.task_id) is not job:
+                        continue
+                    stopped = self.shop.stop_task(job.task_id, "hotfix cancelled")
+                if stopped:
+                    self.shop.log("run.cancelled", task=job.task_id, path=job.path.name)
 
     def _recover_stale(self, entries: list[Entry]) -> None:
         """Claims no live job owns (a crash, a fault, a person's edit) are put right; no

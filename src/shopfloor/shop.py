@@ -24,6 +24,7 @@ from shopfloor import _fs, agents, budget, roles, runlogs
 from shopfloor.agents import Backend, Outcome, Parsed, RunContext
 from shopfloor.board import Board, Entry
 from shopfloor.config import AgentConfig, Config
+from shopfloor.display import needs_quoting
 from shopfloor.errors import ConfigError, InfrastructureError
 from shopfloor.journal import Journal
 from shopfloor.paths import PRIVATE_FILE_MODE, StatePaths, make_private_dir, repo_identity
@@ -48,7 +49,10 @@ def log_line(event: str, **fields: Any) -> None:
         if value is None:
             continue
         text = str(value)
-        parts.append(f"{key}={json.dumps(text) if (' ' in text or '=' in text) else text}")
+        # Quoted (JSON escapes every control character) when it has a space, an `=`, a
+        # quote or a control: a title in the log can never drive the terminal that tails it.
+        quote = " " in text or "=" in text or '"' in text or needs_quoting(text)
+        parts.append(f"{key}={json.dumps(text) if quote else text}")
     sys.stderr.write(" ".join(parts) + "\n")
     sys.stderr.flush()
 
@@ -76,6 +80,8 @@ class Shop:
     log: Callable[..., None] = log_line
     stopping: threading.Event = field(default_factory=threading.Event)
     _runners: dict[str, tuple[str, Runner]] = field(default_factory=dict)
+    #: task id -> why: its runs are stopped, those it starts later too, until `clear_stop`
+    _stops: dict[str, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     #: This repository's tag on every child process (computed once: see child_env).
     repo_id: str = field(init=False)
@@ -160,6 +166,9 @@ class Shop:
     def track(self, run_id: str, task_id: str, runner: Runner) -> None:
         with self._lock:
             self._runners[run_id] = (task_id, runner)
+            reason = self._stops.get(task_id)
+        if reason is not None:  # cancelled before its agent started: it never starts
+            runner.stop(reason)
 
     def untrack(self, run_id: str) -> None:
         with self._lock:
@@ -171,6 +180,17 @@ class Shop:
         for runner in targets:
             runner.stop(reason)
         return len(targets)
+
+    def stop_task(self, task_id: str, reason: str) -> int:
+        """Stop the task's runs now and every run it starts until `clear_stop` (a cancel that
+        comes between a claim and the agent's start must still stop that agent)."""
+        with self._lock:
+            self._stops.setdefault(task_id, reason)
+        return self.stop_task_runs(task_id, reason)
+
+    def clear_stop(self, task_id: str) -> None:
+        with self._lock:
+            self._stops.pop(task_id, None)
 
     def stop_all(self, reason: str) -> None:
         with self._lock:

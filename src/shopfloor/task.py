@@ -504,9 +504,21 @@ def _verify_update(old: str, new: str, updates: Mapping[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------------- sections
+# The daemon's sections are found structurally, so no text a human, a chat or an agent sends
+# can move them (docs/architecture.md, "The task file"):
+# - a line is what ends in "\n" (never U+2028, \x1c or a lone \r, which str.splitlines
+#   would also cut at);
+# - headings inside fenced code are not headings, and a fence that never closes hides
+#   nothing (its opening line is read as text);
+# - of several level-2 headings with the same name, the LAST is the section;
+# - every text the daemon writes into a section (`render_new`, `set_section`) has its level-1
+#   and level-2 headings escaped (`\## x` reads as the text "## x") and its fences closed,
+#   and a tracker entry is one line; the Tracker is the last section the daemon adds.
 
 _FENCE_RE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})(.*)$")
 _HEADING_RE = re.compile(r"^(#{1,6})[ \t]+(.*?)[ \t#]*$")
+#: A line that would start a level-1 or level-2 section (CommonMark: up to 3 spaces before).
+_SECTION_LINE_RE = re.compile(r"^( {0,3})(#{1,2})(?=[ \t]|$)")
 
 
 def _closes(fence: str, marker: re.Match[str] | None) -> bool:
@@ -517,37 +529,110 @@ def _closes(fence: str, marker: re.Match[str] | None) -> bool:
     return run[0] == fence[0] and len(run) >= len(fence) and not marker.group(2).strip()
 
 
+def _opens(marker: re.Match[str] | None) -> str | None:
+    """The fence a line opens (a backtick fence's info string may not hold a backtick)."""
+    if marker is None or (marker.group(1)[0] == "`" and "`" in marker.group(2)):
+        return None
+    return marker.group(1)
+
+
+def lines_of(text: str) -> list[str]:
+    """Lines with their ends, cut at "\n" only (str.splitlines also cuts at U+2028, \x1c-\x1e,
+    \x85 and a lone \r, which would let one line of a request read as two)."""
+    parts = text.split("\n")
+    lines = [f"{part}\n" for part in parts[:-1]]
+    if parts[-1]:
+        lines.append(parts[-1])
+    return lines
+
+
+def _fences(body_lines: Sequence[str]) -> list[bool]:
+    """For each line, whether it is inside fenced code (its opening and closing lines too).
+
+    A fence that never closes is not a fence: its opening line is text and what follows is
+    read as if it were not there, so one stray ``` cannot hide every later section.
+    """
+    inside = [False] * len(body_lines)
+    start = 0
+    while start < len(body_lines):
+        fence: str | None = None
+        opened = 0
+        for i in range(start, len(body_lines)):
+            marker = _FENCE_RE.match(body_lines[i].rstrip("\r\n"))
+            if fence is not None:
+                inside[i] = True
+                if _closes(fence, marker):
+                    fence = None
+            elif (run := _opens(marker)) is not None:
+                fence, opened, inside[i] = run, i, True
+        if fence is None:
+            break
+        for i in range(opened, len(body_lines)):  # never closed: read on from the next line
+            inside[i] = False
+        start = opened + 1
+    return inside
+
+
 def _headings(body_lines: Sequence[str]) -> list[tuple[int, int, str]]:
     """(line index, level, title) of Markdown headings outside code fences."""
     found: list[tuple[int, int, str]] = []
-    fence: str | None = None
-    for i, line in enumerate(body_lines):
-        marker = _FENCE_RE.match(line.rstrip("\r\n"))
-        if fence is not None:
-            fence = None if _closes(fence, marker) else fence
-        elif marker and not (marker.group(1)[0] == "`" and "`" in marker.group(2)):
-            fence = marker.group(1)
-        else:
-            heading = _HEADING_RE.match(line.rstrip("\r\n"))
-            if heading:
-                found.append((i, len(heading.group(1)), heading.group(2).strip()))
+    for i, fenced in enumerate(_fences(body_lines)):
+        if fenced:
+            continue
+        heading = _HEADING_RE.match(body_lines[i].rstrip("\r\n"))
+        if heading:
+            found.append((i, len(heading.group(1)), heading.group(2).strip()))
     return found
 
 
 def _section_span(body_lines: Sequence[str], name: str) -> tuple[int, int] | None:
-    """Lines [start, end) of a level-2 section's content (after its heading), or None."""
+    """Lines [start, end) of a level-2 section's content (after its heading), or None.
+
+    The last `## name` counts: the daemon's own sections come after everything a person
+    wrote above them, so an earlier heading of the same name (a pasted log, an old copy)
+    can never be the one the daemon reads or writes.
+    """
     heads = _headings(body_lines)
-    for n, (i, level, title) in enumerate(heads):
+    for n in range(len(heads) - 1, -1, -1):
+        i, level, title = heads[n]
         if level == 2 and title.lower() == name.lower():
             end = next((j for j, lv, _ in heads[n + 1 :] if lv <= 2), len(body_lines))
             return i + 1, end
     return None
 
 
+def section_text(content: str) -> str:
+    """Text a human, a chat or an agent sent, made safe to put under a daemon's heading.
+
+    Line ends become "\n"; a line that would open a level-1 or level-2 section outside fenced
+    code gets a backslash before its `#` (Markdown shows it as the text typed); a fence left
+    open is closed at the end. Headings of level 3 and below are kept: they cannot end a
+    section. The result, put under any `## heading`, never starts or moves a section.
+    """
+    lines = content.replace("\r\n", "\n").replace("\r", "\n").strip("\n").split("\n")
+    fence: str | None = None
+    for i, line in enumerate(lines):
+        marker = _FENCE_RE.match(line)
+        if fence is not None:
+            fence = None if _closes(fence, marker) else fence
+        elif (run := _opens(marker)) is not None:
+            fence = run
+        else:
+            lines[i] = _SECTION_LINE_RE.sub(r"\1\\\2", line, count=1)
+    if fence is not None:
+        lines.append(fence)
+    return "\n".join(lines)
+
+
+def one_line(text: str) -> str:
+    """A tracker entry on one line: every line break (\r, \n) becomes a space."""
+    return text.replace("\r\n", " ").replace("\r", " ").replace("\n", " ")
+
+
 def get_section(text: str, name: str) -> str | None:
     """The text under `## name`, stripped; None when the section is absent."""
     where = layout(text)
-    lines = text[where.body_start :].splitlines(keepends=True)
+    lines = lines_of(text[where.body_start :])
     span = _section_span(lines, name)
     return None if span is None else "".join(lines[span[0] : span[1]]).strip()
 
@@ -561,7 +646,8 @@ def append_to_section(text: str, name: str, line: str) -> str:
     where = layout(text)
     body = text[where.body_start :]
     eol = _eol_of(text)
-    lines = body.splitlines(keepends=True)
+    lines = lines_of(body)
+    line = one_line(line)
     span = _section_span(lines, name)
     if span is None:
         sep = "" if not body or body.endswith("\n") else eol
@@ -579,15 +665,18 @@ def append_to_section(text: str, name: str, line: str) -> str:
 
 def append_tracker(text: str, entry: str) -> str:
     """Add `- entry` to the `## Tracker` section (the orchestrator's log in the file)."""
-    return append_to_section(text, "Tracker", f"- {entry.replace(chr(10), ' ')}")
+    return append_to_section(text, "Tracker", f"- {entry}")
 
 
 def set_section(text: str, name: str, content: str) -> str:
-    """Replace (or add before `## Tracker`) the content of `## name`."""
+    """Replace (or add before `## Tracker`) the content of `## name`; the content is made
+    safe first (`section_text`), so it cannot open a section of its own."""
     where = layout(text)
     eol = _eol_of(text)
-    lines = text[where.body_start :].splitlines(keepends=True)
-    block = [f"{ln}{eol}" for ln in content.strip("\n").splitlines()] + [eol]
+    lines = lines_of(text[where.body_start :])
+    safe = section_text(content)
+    block = [f"{ln}{eol}" for ln in safe.split("\n")] if safe else []
+    block.append(eol)
     span = _section_span(lines, name)
     if span is not None:
         lines[span[0] : span[1]] = block
@@ -647,9 +736,10 @@ def render_new(
     out.write("---\n")
     for key, value in fields.items():
         out.write(f"{key}: {yaml_scalar(value)}\n")
-    out.write(f"---\n# {header.title}\n")
+    out.write(f"---\n# {one_line(header.title)}\n")
     for name, content in sections.items():
-        out.write(f"\n## {name}\n{content.strip()}\n" if content.strip() else f"\n## {name}\n")
+        safe = section_text(content.strip())
+        out.write(f"\n## {name}\n{safe}\n" if safe else f"\n## {name}\n")
     if tracker:
-        out.write(f"\n## Tracker\n- {tracker}\n")
+        out.write(f"\n## Tracker\n- {one_line(tracker)}\n")
     return out.getvalue()

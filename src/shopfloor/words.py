@@ -53,6 +53,7 @@ class Event(StrEnum):
     QA_PASSED = "qa-passed"
     QA_FAILED = "qa-failed"
     HOTFIX_RAN = "hotfix-ran"
+    HOTFIX_STOPPED = "hotfix-stopped"  # its agent was stopped by a cancel: what it left
     AGENT_WAITS = "agent-waits"  # a stop: queued again, no attempt used
     AGENT_PAUSED = "agent-paused"  # a rate limit: queued again behind the agent's pause
     AGENT_PROBLEM = "agent-problem"  # login, binary, budget: parked for a human, no attempt used
@@ -65,4 +66,5 @@ class Event(StrEnum):
     APPROVED = "approved"
     RETRIED = "retried"
     CANCELLED = "cancelled"
+    WITHDRAWN = "withdrawn"  # a hotfix cancelled before its agent started
     HOTFIX_CLOSED = "hotfix-closed"

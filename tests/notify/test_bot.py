@@ -71,8 +71,8 @@ def test_hotfix_files_the_hotfix_and_close_archives_it(ask: Ask, project: Path) 
     assert "stripe webhook 500s since 02:00" in text and "telegram hotfix filed" in text
     assert "type: hotfix" in text and "priority: P0" in text
     assert ask("/status").splitlines()[1].startswith("🚨 HOTFIX-payments-are-down hotfix/queued")
-    assert ask("/close HOTFIX-payments-are-down") == (
-        "HOTFIX-payments-are-down closed: archived to done/"
+    assert ask("/close HOTFIX-payments-are-down").startswith(
+        "HOTFIX-payments-are-down closed: archived to done/\nhotfix closed by telegram"
     )
     assert not path.exists() and (project / "tasks/done/HOTFIX-payments-are-down.md").exists()
 
@@ -88,6 +88,31 @@ def test_approve_cancel_retry(ask: Ask, project: Path) -> None:
     assert ask(f"/cancel {entry.id}") == f"{entry.id} cancelled: failed/ · closed"
     assert ask(f"/retry {entry.id}") == f"{entry.id} queued for retry: backlog/ · queued"
     assert Board(project).find(entry.id).lane is Lane.BACKLOG
+
+
+def test_control_characters_never_reach_a_chat(ask: Ask, project: Path) -> None:
+    """Rule: titles, bodies and notifications are sent with control characters (ESC, BEL, CR,
+    C1, bidi overrides) as visible escapes; newlines in a message stay."""
+    from shopfloor import task
+    from shopfloor.notify import events
+
+    evil = "Pay\x1b[2J\x1b]0;pwned\x07 out\rX \x9b31m \u202egnp.exe"
+    (project / "tasks" / "inbox" / "T-0009-evil.md").write_text(
+        f"---\nid: T-0009\ntitle: {task.yaml_scalar(evil)}\n---\n# x\n\n"
+        "## Request\nline one\x1b[31m red\rover\n"
+    )
+    raw = ("\x1b", "\x07", "\r", "\x9b", "\u202e")
+    for command in ("/show T-0009", "/status"):
+        reply = ask(command)
+        assert not [c for c in raw if c in reply], (command, reply)
+        assert "Pay\\x1b[2J\\x1b]0;pwned\\x07 out\\x0dX" in reply
+    message = events.render(
+        events.HOTFIX_AWAITING_HUMAN,
+        {"task_id": "HOTFIX-x", "title": evil, "summary": "done\x1b[0m\nnext line"},
+        7,
+    )
+    assert not [c for c in raw if c in message], message
+    assert "done\\x1b[0m\nnext line" in message and message.endswith("\n#7")
 
 
 def test_logs_tails_the_newest_run(ask: Ask, project: Path) -> None:

@@ -12,6 +12,7 @@ import sys
 import click
 
 from shopfloor.cli._app import app
+from shopfloor.display import safe_lines
 from shopfloor.errors import ShopfloorError
 
 
@@ -21,7 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     except ShopfloorError as exc:
         if os.environ.get("SHOPFLOOR_RAISE_ERRORS"):
             raise
-        click.echo(f"Error: {exc}", err=True)
+        click.echo(f"Error: {safe_lines(str(exc))}", err=True)  # it may quote a title
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)

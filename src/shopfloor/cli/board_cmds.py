@@ -10,7 +10,8 @@ from typing import Any
 import click
 
 from shopfloor import actions, defaults, scaffold
-from shopfloor.cli._common import console, print_json, project, start_dir
+from shopfloor.cli._common import console, plain, print_json, project, start_dir, who_local
+from shopfloor.display import safe, safe_lines
 from shopfloor.errors import ShopfloorError
 
 #: Lanes listed in full by `status`; the others show their newest few unless --all.
@@ -118,11 +119,21 @@ def hotfix_cmd(
 @hotfix_group.command("close")
 @click.argument("task_id")
 @click.option("--followup", is_flag=True, help="Also file a backlog task for the root-cause fix.")
+@click.option("--force", is_flag=True, help="Close it even though the fix is not committed.")
 @click.pass_context
-def hotfix_close_cmd(ctx: click.Context, task_id: str, followup: bool) -> None:
-    """Archive a verified hotfix to done/ (after you committed and pushed the fix)."""
-    closed, follow = actions.close_hotfix(project(ctx).board, task_id, followup=followup)
+def hotfix_close_cmd(ctx: click.Context, task_id: str, followup: bool, force: bool) -> None:
+    """Archive a verified hotfix to done/ (after you committed and pushed the fix).
+
+    Refused while the files its agent changed are not committed (unless --force); records who
+    closed it and the commit that holds the fix.
+    """
+    closed, follow = actions.close_hotfix(
+        project(ctx).board, task_id, followup=followup, who=who_local(), force=force
+    )
     click.echo(f"{closed.id}  closed -> {actions.cwd_relative(closed.path)}")
+    tracker = actions.show_report(project(ctx).board, closed.id)["tracker"]
+    if tracker:
+        click.echo(safe(tracker[-1]))
     if follow is not None:
         click.echo(f"{follow.id}  root-cause task -> {actions.cwd_relative(follow.path)}")
 
@@ -175,7 +186,7 @@ def _print_status(report: dict[str, Any], show_all: bool) -> None:
     out = console()
     if report["config_error"]:
         out.print(
-            f"[red]config[/]  {report['config_error']}\n"
+            f"[red]config[/]  {plain(report['config_error'])}\n"
             "        a running daemon keeps its last good config until this is fixed"
         )
     counts = report["counts"]
@@ -194,9 +205,8 @@ def _print_status(report: dict[str, Any], show_all: bool) -> None:
             attempts = f"{item['attempts']}/{item['max_attempts']}"
             spent = report["spend"]["by_task"].get(item["id"])
             cost = f"${spent:.2f}" if spent else ""
-            table.add_row(
-                lane, item["id"], item["priority"], item["status"], attempts, cost, item["title"]
-            )
+            cells = (lane, item["id"], item["priority"], item["status"], attempts, cost)
+            table.add_row(*(plain(cell) for cell in (*cells, item["title"])))
     if table.row_count:
         out.print(table)
     _print_notes(out, report)
@@ -207,30 +217,37 @@ def _print_notes(out: Any, report: dict[str, Any]) -> None:
     for run in report["runs"]:
         age = run["age_seconds"]
         out.print(
-            f"[green]running[/]  {run['run_id']} {run['role']} {run['task_id']} "
-            f"{run['agent'] or ''} for {age // 60}m{age % 60:02d}s"
+            f"[green]running[/]  {plain(run['run_id'])} {plain(run['role'])} "
+            f"{plain(run['task_id'])} {plain(run['agent'] or '')} for {age // 60}m{age % 60:02d}s"
         )
     for pause in report["paused"]:
         out.print(
-            f"[yellow]paused[/]  agent {pause['agent']} until {pause['until']}: {pause['reason']}"
+            f"[yellow]paused[/]  agent {plain(pause['agent'])} until {pause['until']}: "
+            f"{plain(pause['reason'])}"
         )
     if report["journal_error"]:
-        out.print(f"[yellow]journal[/]  {report['journal_error']} (the daemon starts a new one)")
+        out.print(
+            f"[yellow]journal[/]  {plain(report['journal_error'])} (the daemon starts a new one)"
+        )
     spend = report["spend"]
     if spend["today_usd"] or spend["by_task"]:
         out.print(
             f"[dim]spend[/]  today ${spend['today_usd']:.2f}, all tasks ${spend['total_usd']:.2f}"
         )
     for channel, count in report["outbox"].items():
-        out.print(f"[yellow]outbox[/]  {count} notification(s) waiting for {channel}")
+        out.print(f"[yellow]outbox[/]  {count} notification(s) waiting for {plain(channel)}")
     for problem in report["invalid"]:
-        out.print(f"[red]invalid[/]  {problem['path']}: {problem['reason']}")
+        out.print(f"[red]invalid[/]  {plain(problem['path'])}: {plain(problem['reason'])}")
     for problem in report["unreadable"]:
-        out.print(f"[red]unreadable[/]  {problem['path']}: {problem['reason']}")
+        out.print(f"[red]unreadable[/]  {plain(problem['path'])}: {plain(problem['reason'])}")
     for conflict in report["conflicts"]:
-        out.print(f"[red]conflict[/]  {conflict['id']} is in {', '.join(conflict['paths'])}")
+        out.print(
+            f"[red]conflict[/]  {plain(conflict['id'])} is in {plain(', '.join(conflict['paths']))}"
+        )
     for folder in report["unknown_folders"]:
-        out.print(f"[yellow]unknown folder[/]  {folder} is not a lane; its files are ignored")
+        out.print(
+            f"[yellow]unknown folder[/]  {plain(folder)} is not a lane; its files are ignored"
+        )
 
 
 def _task_runs(root: Path, task_id: str) -> dict[str, Any]:
@@ -271,7 +288,9 @@ def _print_history(rows: list[dict[str, Any]]) -> None:
         lanes = (r["from_lane"], r["to_lane"])
         where = lanes[0] if lanes[0] == lanes[1] else "->".join(lanes)
         state = "" if r["state"] == "applied" else f" ({r['state']})"
-        click.echo(f"{r['ts']}  {r['event']:<14} {where:<16} {r['status']}{state}")
+        click.echo(
+            plain(f"{r['ts']}  {r['event']:<14} {where:<16} {r['status']}{state}", markup=False)
+        )
 
 
 @click.command("show")
@@ -294,14 +313,15 @@ def show_cmd(ctx: click.Context, task_id: str, as_json: bool, history: bool) -> 
         return
     out = console()
     out.print(
-        f"[bold]{report['id']}[/]  {report['title']}\n"
-        f"lane {report['lane']}  status {report['status']}  priority {report['priority']}  "
-        f"attempt {report['attempts']}/{report['max_attempts']}  file {report['path']}"
+        f"[bold]{plain(report['id'])}[/]  {plain(report['title'])}\n"
+        f"lane {report['lane']}  status {plain(report['status'])}  "
+        f"priority {plain(report['priority'])}  "
+        f"attempt {report['attempts']}/{report['max_attempts']}  file {plain(report['path'])}"
     )
     if report["runs"]:
         tokens = sum((r["tokens_in"] or 0) + (r["tokens_out"] or 0) for r in report["runs"])
         out.print(f"{len(report['runs'])} run(s), {tokens} tokens, ${report['cost_usd']:.2f} spent")
     if report["journal_error"]:
-        out.print(f"[yellow]journal[/]  {report['journal_error']}")
+        out.print(f"[yellow]journal[/]  {plain(report['journal_error'])}")
     out.rule()
-    click.echo(report["text"], nl=False)
+    click.echo(safe_lines(report["text"]), nl=False)

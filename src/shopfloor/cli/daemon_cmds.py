@@ -9,7 +9,9 @@ from pathlib import Path
 import click
 
 from shopfloor import actions, runlogs
-from shopfloor.cli._common import console, project
+from shopfloor.board import Lane
+from shopfloor.cli._common import console, project, who_local
+from shopfloor.display import safe
 
 
 def register(app: click.Group) -> None:
@@ -89,8 +91,28 @@ def retry_cmd(ctx: click.Context, task_id: str) -> None:
 @click.argument("task_id")
 @click.pass_context
 def cancel_cmd(ctx: click.Context, task_id: str) -> None:
-    """Park a task in failed/; a running agent for it is stopped by the daemon."""
-    _decide(ctx, "cancel", task_id)
+    """Park a task in failed/; a running agent for it is stopped by the daemon.
+
+    A running hotfix is stopped and stays in hotfix/ (awaiting-human): this waits up to 15 s
+    for the daemon to stop its agent and prints what it left in the tree. A queued hotfix
+    (its agent not started) goes to failed/.
+    """
+    board = project(ctx).board
+    if board.find(task_id).lane is not Lane.HOTFIX:
+        _decide(ctx, "cancel", task_id)
+        return
+    done = actions.cancel_hotfix(board, task_id, who=who_local(), wait=actions.CANCEL_WAIT)
+    entry = done.entry
+    click.echo(f"{entry.id}  {entry.lane.value}/  status {entry.header.status}")
+    if not done.started:
+        click.echo("cancelled before its agent started; nothing ran")
+        return
+    if not done.recorded:
+        click.echo(
+            f"the daemon has not confirmed the stop within {actions.CANCEL_WAIT:.0f} s "
+            f"(`shopfloor show {entry.id}` will show it); the tree now:"
+        )
+    click.echo(safe(done.left or ""))
 
 
 @click.command("demo")

@@ -15,6 +15,7 @@ from typing import Any
 
 from shopfloor import actions, runlogs
 from shopfloor.board import Board, Lane, check_name
+from shopfloor.display import safe
 from shopfloor.errors import ShopfloorError
 from shopfloor.journal import Journal, open_journal
 
@@ -36,7 +37,7 @@ Shopfloor commands:
 /hotfix TEXT — a HOTFIX, started at once
 /approve ID · /retry ID · /cancel ID
 /logs ID — tail of the newest run
-/close ID — archive a verified hotfix"""
+/close ID [--force] — archive a verified hotfix"""
 
 GENERIC_FAILURE = "Sorry, that failed inside Shopfloor; the daemon log has the details."
 
@@ -96,7 +97,7 @@ class Commands:
             "hotfix": self.hotfix,
             "approve": lambda a: self._decide("approve", a),
             "retry": lambda a: self._decide("retry", a),
-            "cancel": lambda a: self._decide("cancel", a),
+            "cancel": self.cancel,
             "logs": self.logs,
             "close": self.close,
         }
@@ -127,7 +128,7 @@ class Commands:
         except ShopfloorError as exc:
             return trim(str(exc))
         except Exception:
-            log.exception("notify: telegram /%s failed", command)
+            log.exception("notify: telegram /%s failed", safe(command))
             return GENERIC_FAILURE
 
     # ------------------------------------------------------------------ reading
@@ -221,10 +222,33 @@ class Commands:
         done = {"approve": "approved", "retry": "queued for retry", "cancel": "cancelled"}[verb]
         return f"{entry.id} {done}: {entry.lane.value}/ · {entry.header.status}"
 
+    def cancel(self, arg: str) -> str:
+        """A task to failed/; a running hotfix is stopped (the daemon's `hotfix_stopped`
+        message says what it left), a queued one withdrawn."""
+        task_id = _one_id(arg, "cancel")
+        board = self.board
+        if board.find(task_id).lane is not Lane.HOTFIX:
+            return self._decide("cancel", task_id)
+        done = actions.cancel_hotfix(board, task_id, who=SOURCE)
+        where = f"{done.entry.lane.value}/ · {done.entry.header.status}"
+        if not done.started:
+            return f"{done.entry.id} cancelled before its agent started: {where}"
+        if done.left is not None:  # no daemon runs: what it left, read here
+            return f"🛑 {done.entry.id} cancelled: {where}\n{done.left}"
+        return (
+            f"🛑 {done.entry.id} cancelled: {where}. Its agent is being stopped; "
+            "a message will say what it left in the tree."
+        )
+
     def close(self, arg: str) -> str:
+        """`/close ID [--force]`: archive a hotfix; refused while its fix is uncommitted."""
+        words = arg.split()
         task_id = _one_id(arg, "close")
-        closed, _ = actions.close_hotfix(self.board, task_id, who=SOURCE)
-        return f"{closed.id} closed: archived to {closed.lane.value}/"
+        force = any(w in ("--force", "force") for w in words[1:])
+        closed, _ = actions.close_hotfix(self.board, task_id, who=SOURCE, force=force)
+        tracker = actions.show_report(self.board, closed.id)["tracker"]
+        said = f"\n{tracker[-1].split(' ', 1)[-1]}" if tracker else ""
+        return f"{closed.id} closed: archived to {closed.lane.value}/{said}"
 
 
 def _tail(path: Path, lines: int, max_bytes: int = 16 * 1024) -> str:

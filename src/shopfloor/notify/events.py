@@ -9,8 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from shopfloor.display import safe, safe_lines
+
 HOTFIX_STARTED = "hotfix_started"
 HOTFIX_AWAITING_HUMAN = "hotfix_awaiting_human"
+#: A person cancelled a running hotfix; its agent was stopped (payload: what it left).
+HOTFIX_STOPPED = "hotfix_stopped"
 TASK_DONE = "task_done"
 TASK_FAILED = "task_failed"
 QA_FAILED = "qa_failed"
@@ -34,6 +38,7 @@ REPLY = "reply"
 PRIORITY: dict[str, int] = {
     HOTFIX_STARTED: 0,
     HOTFIX_AWAITING_HUMAN: 0,
+    HOTFIX_STOPPED: 0,
     REPLY: 1,
     AGENT_PROBLEM: 2,
     DAEMON_RECOVERED: 2,
@@ -72,7 +77,7 @@ def _clip(value: object, limit: int = FIELD_CHARS) -> str:
 
 
 def _task(p: Mapping[str, Any]) -> str:
-    title = _clip(p.get("title"), 120)
+    title = _clip(safe(p.get("title") or ""), 120)  # one line, whatever the file says
     return f"{p.get('task_id', '?')} — {title}" if title else str(p.get("task_id", "?"))
 
 
@@ -91,6 +96,8 @@ def _hotfix_started(p: Mapping[str, Any]) -> list[str]:
 
 def _hotfix_waiting(p: Mapping[str, Any]) -> list[str]:
     task_id = p.get("task_id", "?")
+    if p.get("cancelled"):  # `cancel`: the next message (hotfix_stopped) says what it left
+        return [f"🛑 Hotfix cancelled: {_task(p)}", _clip(p.get("summary"))]
     if p.get("changed_nothing"):
         lines = [f"🚨 Hotfix changed nothing: {_task(p)}"]
         lines.append("The agent changed no file and made no commit.")
@@ -121,6 +128,32 @@ def _hotfix_waiting(p: Mapping[str, Any]) -> list[str]:
         lines.append(f"Verify the commits and the rest, push; then /close {task_id}")
     else:
         lines.append(f"Verify, commit and push; then /close {task_id}")
+    return lines
+
+
+def _hotfix_stopped(p: Mapping[str, Any]) -> list[str]:
+    task_id = p.get("task_id", "?")
+    lines = [f"🛑 Hotfix stopped: {_task(p)}"]
+    count = int(p.get("paths_count") or 0)
+    if not p.get("known", True):
+        lines.append("Where it started is not recorded: check `git status` yourself.")
+    elif count:
+        shown = ", ".join(str(x) for x in p.get("paths") or [])
+        more = (
+            f" and {count - len(p.get('paths') or [])} more"
+            if count > len(p.get("paths") or [])
+            else ""
+        )
+        lines.append(
+            f"It left {count} changed file{'s' if count != 1 else ''}: {_clip(shown, 200)}{more}"
+        )
+    else:
+        lines.append("It left no change in the tree.")
+    if p.get("head_moved"):
+        lines.append("⚠️ HEAD moved while it ran: check the new commits.")
+    if p.get("snapshot"):
+        lines.append(f"Your earlier uncommitted work is saved at {p['snapshot']}")
+    lines.append(f"/retry {task_id} runs it again · /close {task_id} archives it")
     return lines
 
 
@@ -205,6 +238,7 @@ def _tree_changed(p: Mapping[str, Any]) -> list[str]:
 _FORMATS: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
     HOTFIX_STARTED: _hotfix_started,
     HOTFIX_AWAITING_HUMAN: _hotfix_waiting,
+    HOTFIX_STOPPED: _hotfix_stopped,
     TASK_DONE: _task_done,
     TASK_FAILED: _task_failed,
     QA_FAILED: _qa_failed,
@@ -225,7 +259,13 @@ def title(event: str, payload: Mapping[str, Any]) -> str:
 
 
 def render(event: str, payload: Mapping[str, Any], item_id: int | None = None) -> str:
-    """The message text: short lines for a phone, and `#<outbox id>` to spot duplicates."""
+    """The message text: short lines for a phone, and `#<outbox id>` to spot duplicates.
+    Every message, a bot's reply too, leaves with its control characters shown as escapes
+    (`display.safe_lines`): titles, notes and logs are anyone's text."""
+    return safe_lines(_compose(event, payload, item_id))
+
+
+def _compose(event: str, payload: Mapping[str, Any], item_id: int | None) -> str:
     if event == REPLY:
         return str(payload.get("text", ""))
     formatter = _FORMATS.get(event)

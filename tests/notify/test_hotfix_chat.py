@@ -1,0 +1,110 @@
+"""Stopping and closing a hotfix from Telegram, with a daemon running (issue 9).
+
+A `/hotfix` starts an agent that patches the live tree and works on; `/cancel` stops it (the
+reply comes at once, the `hotfix_stopped` message says what it left); `/close` refuses the
+uncommitted patch and `/close ID --force` closes it, recorded.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shopfloor import config as config_mod
+from shopfloor import task
+from shopfloor.board import Board, Lane
+from shopfloor.journal import Journal
+from shopfloor.notify import NotifyService, publish
+from tests.conftest import wait_until
+from tests.fakes.telegram_server import TOKEN, FakeTelegram
+from tests.support import FAKES, make_project, tracker
+
+from .conftest import CHAT, TOKEN_ENV
+
+
+@pytest.fixture
+def shop(tmp_path: Path, fake_tg: FakeTelegram) -> Iterator[Path]:
+    """A daemon whose hotfix agent patches the tree and hangs, and the notify service."""
+    from shopfloor.scheduler import Daemon
+
+    extra = (
+        '[notify]\nretry_initial = "50ms"\nretry_max = "400ms"\n'
+        f'[notify.telegram]\nchat_ids = [{CHAT}]\napi_base = "{fake_tg.url}"\n'
+        'poll_timeout = 1\nrequest_timeout = "1s"\n'
+    )
+    marks = tmp_path / "marks.txt"
+    command = [sys.executable, str(FAKES / "hanging_hotfix.py"), str(marks)]
+    agent = {"fix": {"backend": "command", "command": command}}
+    root = make_project(tmp_path, agents=agent, extra=extra)
+    cfg = config_mod.load(root / "shopfloor.toml")
+    service = NotifyService(root, cfg, env={TOKEN_ENV: TOKEN})
+    service.start()
+    with Journal.for_project(root) as journal:
+        notify = functools.partial(publish, journal, cfg)
+        daemon = Daemon(root, cfg, notify=notify, settle=0.0, reconcile_every=60.0)
+        thread = threading.Thread(target=daemon.run, daemon=True)
+        thread.start()
+        wait_until(lambda: any(t.name == "hotfix" for t in threading.enumerate()), 30)
+        try:
+            yield root
+        finally:
+            daemon.stop()
+            thread.join(30)
+            assert service.stop(3.0)
+    assert not thread.is_alive()
+
+
+def _said(fake: FakeTelegram, text: str) -> str:
+    """The reply to `text` from the allowed chat."""
+    before = len(fake.texts(CHAT))
+    fake.user_says(CHAT, text)
+    wait_until(lambda: len(fake.texts(CHAT)) > before, 15, f"a reply to {text!r}")
+    return next(t for t in fake.texts(CHAT)[before:] if not t.startswith("🚨 Hotfix"))
+
+
+def test_cancel_and_close_a_running_hotfix_from_telegram(fake_tg: FakeTelegram, shop: Path) -> None:
+    fake_tg.user_says(CHAT, "/hotfix Checkout returns 500")
+    marks = shop.parent / "marks.txt"
+    wait_until(lambda: marks.exists() and marks.read_text(), 30, "the hotfix agent patched")
+    task_id = "HOTFIX-checkout-returns-500"
+
+    reply = _said(fake_tg, f"/cancel {task_id}")
+    assert reply.startswith(f"🛑 {task_id} cancelled: hotfix/ · awaiting-human. Its agent")
+    wait_until(lambda: any("Hotfix stopped" in t for t in fake_tg.texts(CHAT)), 30)
+    stopped = next(t for t in fake_tg.texts(CHAT) if "Hotfix stopped" in t)
+    assert "It left 2 changed files: app.py, hotfix_note.txt" in stopped
+    assert f"/retry {task_id} runs it again · /close {task_id} archives it" in stopped
+    assert "hotfix agent stopped (cancelled)" in tracker(shop, task_id)
+
+    refused = _said(fake_tg, f"/close {task_id}")
+    assert "not committed: app.py, hotfix_note.txt" in refused and "--force" in refused
+    assert Board(shop).find(task_id).lane is Lane.HOTFIX
+    closed = _said(fake_tg, f"/close {task_id} --force")
+    assert closed.startswith(f"{task_id} closed: archived to done/")
+    assert "hotfix closed by telegram; --force" in closed
+    text = Board(shop).read_text(Board(shop).find(task_id))
+    assert "closed_by: telegram" in text and "closed_uncommitted: true" in text
+    assert task.parse(text).status == "closed"
+
+
+def test_cancel_of_a_queued_hotfix_from_telegram(fake_tg: FakeTelegram, project: Path) -> None:
+    """Without a daemon a filed hotfix stays queued: /cancel withdraws it to failed/."""
+    from shopfloor import actions
+    from shopfloor.notify.bot import Commands
+
+    entry = actions.create_hotfix(Board(project), "Disk full")
+    commands = Commands(project)
+    try:
+        assert commands.answer(f"/cancel {entry.id}") == (
+            f"{entry.id} cancelled before its agent started: failed/ · closed"
+        )
+        assert commands.answer(f"/retry {entry.id}") == (
+            f"{entry.id} queued for retry: hotfix/ · queued"
+        )
+    finally:
+        commands.close_journal()
