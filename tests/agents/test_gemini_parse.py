@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,9 @@ import pytest
 from shopfloor.agents import Outcome, RunContext
 from shopfloor.agents.gemini import GeminiBackend
 from shopfloor.config import AgentConfig
+
+#: Backends write policy/guard files beside the prompt file: a private folder per test run.
+_HERE = Path(tempfile.mkdtemp(prefix="shopfloor-parse-"))
 
 
 def _lines(*events: dict[str, Any]) -> str:
@@ -36,7 +40,7 @@ def _tool(tool_id: str, name: str, **result: Any) -> tuple[dict[str, Any], dict[
 
 
 def _ctx(role: str, prompt: str = "You are the **Coder**", **agent: Any) -> RunContext:
-    here = Path("/tmp/x")
+    here = _HERE
     return RunContext(
         role, "R-1", "T-1", here / "t.md", here / "p.md", here / "r.json", here, prompt,
         AgentConfig(backend="gemini", **agent),

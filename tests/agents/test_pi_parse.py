@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,9 @@ import pytest
 from shopfloor.agents import Outcome, RunContext
 from shopfloor.agents.pi import PiBackend
 from shopfloor.config import AgentConfig
+
+#: Backends write policy/guard files beside the prompt file: a private folder per test run.
+_HERE = Path(tempfile.mkdtemp(prefix="shopfloor-parse-"))
 
 
 def _assistant(text: str = "", stop: str = "stop", **usage: Any) -> str:
@@ -24,7 +28,7 @@ def _assistant(text: str = "", stop: str = "stop", **usage: Any) -> str:
 
 
 def _ctx(role: str, prompt: str = "You are the **Coder**", **agent: Any) -> RunContext:
-    here = Path("/tmp/x")
+    here = _HERE
     return RunContext(
         role, "R-1", "T-1", here / "t.md", here / "p.md", here / "r.json", here, prompt,
         AgentConfig(backend="pi", **agent),

@@ -6,6 +6,7 @@ The result items are cut down from real qwen 0.24.4 runs (tests/agents/test_qwen
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,10 @@ from shopfloor.agents.qwen import QwenBackend
 from shopfloor.config import AgentConfig
 
 _INIT = {"type": "system", "subtype": "init", "session_id": "s-1", "permission_mode": "default"}
+
+
+#: Backends write policy/guard files beside the prompt file: a private folder per test run.
+_HERE = Path(tempfile.mkdtemp(prefix="shopfloor-parse-"))
 
 
 def _result(**fields: Any) -> dict[str, Any]:
@@ -32,7 +37,7 @@ def _result(**fields: Any) -> dict[str, Any]:
 
 
 def _ctx(role: str, prompt: str = "You are the **Coder**", **agent: Any) -> RunContext:
-    here = Path("/tmp/x")
+    here = _HERE
     return RunContext(
         role, "R-1", "T-1", here / "t.md", here / "p.md", here / "r.json", here, prompt,
         AgentConfig(backend="qwen", **agent),
