@@ -130,7 +130,7 @@ def test_a_run_stopped_while_waiting_to_retry_a_rate_limit_is_rate_limited(
     logs = log(T0 + 5000, "AI_APICallError: Rate limit reached. Please try again in 60s.")
     parsed = OpencodeBackend().parse(out, logs)
     assert parsed.outcome is Outcome.RATE_LIMITED
-    assert parsed.reset_at == pytest.approx(time.time() + 60, abs=5)
+    assert parsed.reset_at == pytest.approx((T0 + 5000) / 1000 + 60)  # from the failed call
     assert judged(Ending.STALLED, parsed, tmp_path) is Outcome.RATE_LIMITED
     assert judged(Ending.TIMED_OUT, parsed, tmp_path) is Outcome.RATE_LIMITED
 
