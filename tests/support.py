@@ -115,6 +115,13 @@ def lane_of(root: Path, task_id: str) -> Lane | None:
     return hits[0] if len(hits) == 1 else None
 
 
+def status_of(root: Path, task_id: str) -> str | None:
+    """The task's status, or None while its file cannot be read: an agent rewriting the task
+    file (truncate, then write — real CLIs do) leaves it empty for a moment."""
+    hits = [e for e in Board(root).scan().entries if e.id == task_id]
+    return str(hits[0].header.status) if len(hits) == 1 else None
+
+
 def entry(root: Path, task_id: str) -> Any:
     return Board(root).find(task_id)
 

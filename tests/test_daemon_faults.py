@@ -17,7 +17,7 @@ from shopfloor import actions
 from shopfloor.board import Board, Lane
 from shopfloor.journal import Journal
 from tests.conftest import wait_until
-from tests.support import agent_command, lane_of, make_project, shopfloor, start_daemon
+from tests.support import agent_command, lane_of, make_project, shopfloor, start_daemon, status_of
 
 
 def command_agent(*behaviour: str) -> dict[str, object]:
@@ -100,7 +100,7 @@ def test_state_folder_deleted_under_a_running_daemon_is_recreated(tmp_path: Path
         shutil.rmtree(root / ".shopfloor")
         hotfix = actions.create_hotfix(Board(root), "prod down after rm -rf")
         wait_until(
-            lambda: Board(root).find(hotfix.id).header.status == "awaiting-human",
+            lambda: status_of(root, hotfix.id) == "awaiting-human",
             60,
             "the hotfix to finish",
         )

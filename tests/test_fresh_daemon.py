@@ -17,7 +17,7 @@ from shopfloor import actions
 from shopfloor.board import Board, Lane
 from shopfloor.journal import Journal
 from tests.conftest import wait_until
-from tests.support import make_project, start_daemon, stop, tracker
+from tests.support import make_project, start_daemon, status_of, stop, tracker
 
 TRIALS = 6
 HOTFIXES = 5
@@ -66,7 +66,7 @@ def one_fresh_daemon(root: Path, trial: int) -> None:
     try:
         for hotfix_id in hotfixes:
             wait_until(
-                lambda h=hotfix_id: Board(root).find(h).header.status == "awaiting-human",
+                lambda h=hotfix_id: status_of(root, h) == "awaiting-human",
                 30,
                 f"trial {trial}: {hotfix_id} awaiting a human",
             )

@@ -23,7 +23,16 @@ from shopfloor.runner import Ending, Runner, RunSpec
 from shopfloor.scheduler import Daemon
 from shopfloor.words import Event
 from tests.conftest import wait_until
-from tests.support import FAKES, git, make_project, shopfloor, start_daemon, stop, tracker
+from tests.support import (
+    FAKES,
+    git,
+    make_project,
+    shopfloor,
+    start_daemon,
+    status_of,
+    stop,
+    tracker,
+)
 
 AGENT = FAKES / "hanging_hotfix.py"
 
@@ -275,7 +284,7 @@ def test_force_close_is_recorded_from_the_command_line(tmp_path: Path) -> None:
     daemon = start_daemon(root)
     try:
         filed = shopfloor(root, "hotfix", "Export crashes").stdout.split()[0]
-        wait_until(lambda: Board(root).find(filed).header.status == "awaiting-human", 30)
+        wait_until(lambda: status_of(root, filed) == "awaiting-human", 30)
     finally:
         assert stop(daemon) == 0
     closed = shopfloor(root, "hotfix", "close", filed, "--force")

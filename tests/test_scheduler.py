@@ -20,6 +20,7 @@ from tests.support import (
     marks,
     shopfloor,
     start_daemon,
+    status_of,
     stop,
     tracker,
 )
@@ -50,7 +51,7 @@ def test_hotfix_starts_at_once_while_every_coder_slot_is_busy(tmp_path: Path) ->
         wait_until(lambda: any(m[0] == "coder" for m in marks(mark)), 30)
         hotfix = actions.create_hotfix(board, "prod is down")
         wait_until(lambda: any(m[0] == "hotfix" for m in marks(mark)), 10)
-        wait_until(lambda: Board(root).find(hotfix.id).header.status == "awaiting-human", 30)
+        wait_until(lambda: status_of(root, hotfix.id) == "awaiting-human", 30)
         coders = [m for m in marks(mark) if m[0] == "coder"]
         assert len(coders) == 1  # the slot stayed full: the hotfix bypassed the limit
     finally:

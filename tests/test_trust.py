@@ -36,6 +36,7 @@ from tests.support import (
     make_project,
     shopfloor,
     start_daemon,
+    status_of,
     stop,
     tracker,
 )
@@ -422,7 +423,7 @@ def test_a_full_disk_burns_no_attempt_and_the_daemon_waits_without_spinning(
                     f"---\nid: {task_id}\ntitle: By hand\n---\n## Spec\n1. Do it.\n"
                 )
             hotfix = actions.create_hotfix(board, "prod is down").id
-            hotfix_waits = lambda: settled_status(root, hotfix) == "awaiting-human"  # noqa: E731
+            hotfix_waits = lambda: status_of(root, hotfix) == "awaiting-human"  # noqa: E731
             wait_until(hotfix_waits, 30, "the hotfix ran despite the full disk")
             proc = psutil.Process(daemon.pid)
             before = proc.cpu_times()
@@ -453,13 +454,6 @@ def test_a_full_disk_burns_no_attempt_and_the_daemon_waits_without_spinning(
 def wait_for_lock(root: Path) -> None:
     pid_file = root / ".shopfloor" / "daemon.pid"
     wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), 15, "the lock")
-
-
-def settled_status(root: Path, task_id: str) -> str:
-    try:
-        return str(Board(root).find(task_id).header.status)
-    except ShopfloorError:
-        return ""
 
 
 def settled_lane(root: Path, task_id: str) -> Lane | None:

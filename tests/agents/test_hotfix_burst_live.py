@@ -14,12 +14,11 @@ import pytest
 
 from shopfloor import actions
 from shopfloor.board import Board
-from shopfloor.errors import TaskNotFoundError
 from shopfloor.journal import Journal
 from tests.agents.harness import project_for
 from tests.conftest import wait_until
 from tests.fakes.model_server import Append, ModelServer, Script, Write, result_block
-from tests.support import git, start_daemon, stop, tracker
+from tests.support import git, start_daemon, status_of, stop, tracker
 
 pytestmark = [pytest.mark.agentcli, pytest.mark.timeout(600)]
 
@@ -36,15 +35,6 @@ def fix_for(request: str) -> Script:
         ),
         final=result_block("ok", f"guarded {name}"),
     )
-
-
-def status_of(root: Path, task_id: str) -> str | None:
-    """The task's status; None while its file is mid-rewrite (an agent's shell truncates the
-    task file before writing it back, and an empty file is not a task)."""
-    try:
-        return Board(root).find(task_id).header.status
-    except TaskNotFoundError:
-        return None
 
 
 @pytest.mark.parametrize("cli", ["claude", "codex"])
