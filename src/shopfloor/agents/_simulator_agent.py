@@ -3,6 +3,8 @@
 It reads the run contract from SHOPFLOOR_* variables and plays the role it is given:
 - pm: writes a `## Spec` from the request, carrying over any sim-patch blocks;
 - coder / hotfix: applies ```sim-patch path=FILE [attempt=N]``` blocks to the working tree
+  (a coder with no block to apply says it cannot act: the task waits for a person, no attempt
+  used — see docs/simulator.md)
   (the hotfix also records `## Verification` steps in the task file, only when a block really
   changed a file: otherwise it says it changed nothing);
 - qa: passes when every check in its prompt exited 0, fails otherwise.
@@ -23,6 +25,12 @@ _PATCH_RE = re.compile(
     r"^```sim-patch[ \t]+path=(?P<path>\S+)(?:[ \t]+attempt=(?P<attempt>\d+))?[ \t]*\n"
     r"(?P<body>.*?)^```[ \t]*$",
     re.MULTILINE | re.DOTALL,
+)
+#: What the simulator says of a task it cannot act on (the tracker line and the notification
+#: carry it): what it can do, and where that is written down.
+CANNOT_ACT = (
+    "cannot act: no sim-patch block in this task. The simulator (scripted, not an AI) only "
+    "writes files from ```sim-patch path=FILE``` blocks — see docs/simulator.md"
 )
 _CHECK_RE = re.compile(r"^- `(?P<cmd>[^`]*)` exit (?P<code>-?\d+)", re.MULTILINE)
 
@@ -85,8 +93,8 @@ def play_pm(task_file: Path) -> None:
 def play_coder(task_file: Path, workdir: Path, attempt: int) -> None:
     text = task_file.read_text("utf-8")
     changed = _apply(workdir, _patches(text, attempt))
-    if not changed:
-        _write_result("fail", "no sim-patch block for this task: nothing to change")
+    if not changed:  # not the task's failure: the simulator cannot write code by itself
+        _write_result("fail", CANNOT_ACT, cannot_act="true")
         return
     _write_result("ok", f"changed {', '.join(changed)} (simulator, attempt {attempt})")
 
@@ -110,7 +118,11 @@ def play_hotfix(task_file: Path, workdir: Path) -> None:
         if _patches(text, 1):
             _write_result("ok", "changed nothing: the sim-patch blocks are already applied")
         else:
-            _write_result("fail", "changed nothing: no sim-patch block in the task (simulator)")
+            _write_result(
+                "fail",
+                "changed nothing: no sim-patch block in the task (simulator; see "
+                "docs/simulator.md)",
+            )
         return
     steps = (
         "1. Run the project's tests: `python -m pytest -q` — expect them to pass.\n"
