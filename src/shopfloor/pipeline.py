@@ -301,6 +301,12 @@ def _previous_notes(text: str) -> str:
     return f"## Notes from the previous attempt (fix these first)\n\n{notes}\n"
 
 
+def _checks_for_prompt(shop: Shop) -> str:
+    """The configured checks as a prompt line: each in backticks, or that there are none."""
+    checks = shop.config.pipeline.checks
+    return ", ".join(f"`{_check_label(c)}`" for c in checks) or "none configured"
+
+
 def _check_label(check: str | list[str]) -> str:
     return check if isinstance(check, str) else shlex.join(check)
 
@@ -500,7 +506,8 @@ def do_hotfix(shop: Shop, entry: Entry) -> Step:
             entry = note(shop, entry, said)
         payload = hotfix_report.started_payload(start)
         shop.notify("hotfix_started", task_id=entry.id, title=entry.header.title, **payload)
-        run = run_agent(shop, Role.HOTFIX, entry, shop.root, {"task_text": _text(shop, entry)})
+        values = {"task_text": _text(shop, entry), "checks": _checks_for_prompt(shop)}
+        run = run_agent(shop, Role.HOTFIX, entry, shop.root, values)
         return _hotfix_ran(shop, entry, start, run)
     finally:
         hotfix_report.end(shop.root, entry.id)

@@ -32,6 +32,7 @@ CANNOT_ACT = (
     "cannot act: no sim-patch block in this task. The simulator (scripted, not an AI) only "
     "writes files from ```sim-patch path=FILE``` blocks — see docs/simulator.md"
 )
+_CHECKS_LINE = re.compile(r"^- The project's checks[^:]*: (?P<checks>.*)$", re.MULTILINE)
 _CHECK_RE = re.compile(r"^- `(?P<cmd>[^`]*)` exit (?P<code>-?\d+)", re.MULTILINE)
 
 
@@ -109,7 +110,17 @@ def play_qa(prompt: str) -> None:
         _write_result("ok", f"{len(checks)} checks passed", verdict="pass", notes="Checks green.")
 
 
-def play_hotfix(task_file: Path, workdir: Path) -> None:
+def _run_the_checks(prompt: str) -> str:
+    """The verification step that runs the project's own checks, as its prompt names them."""
+    line = _CHECKS_LINE.search(prompt)
+    commands = re.findall(r"`([^`]+)`", line["checks"]) if line else []
+    if not commands:
+        return "Run the project's tests (no checks are configured in shopfloor.toml)."
+    listed = " and ".join(f"`{c}`" for c in commands)
+    return f"Run the project's checks: {listed} — expect exit 0."
+
+
+def play_hotfix(task_file: Path, workdir: Path, prompt: str) -> None:
     """Apply the request's sim-patch blocks; record verification steps only for a real change."""
     text = task_file.read_text("utf-8")
     pending = [(rel, body) for rel, body in _patches(text, 1) if _differs(workdir / rel, body)]
@@ -125,7 +136,7 @@ def play_hotfix(task_file: Path, workdir: Path) -> None:
             )
         return
     steps = (
-        "1. Run the project's tests: `python -m pytest -q` — expect them to pass.\n"
+        f"1. {_run_the_checks(prompt)}\n"
         f"2. Read the change: `git diff -- {' '.join(changed)}` — the simulator wrote "
         "these files from the task's sim-patch blocks.\n"
         "3. Exercise the failing path once by hand and watch the log for the error.\n\n"
@@ -157,7 +168,9 @@ def main() -> None:
     elif role == "qa":
         play_qa(Path(os.environ["SHOPFLOOR_PROMPT_FILE"]).read_text("utf-8"))
     elif role == "hotfix":
-        play_hotfix(task_file, workdir)
+        play_hotfix(
+            task_file, workdir, Path(os.environ["SHOPFLOOR_PROMPT_FILE"]).read_text("utf-8")
+        )
     else:
         sys.exit(f"simulator: unknown role {role!r}")
 
