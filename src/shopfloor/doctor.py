@@ -138,13 +138,19 @@ def find_binary(agent: AgentConfig, env: Mapping[str, str]) -> str | None:
     return shutil.which(name, path=path)
 
 
-def _install_hint(agent: AgentConfig) -> str:
-    pin = next((p for p in PINS if p.cli == agent.backend), None)
+def install_command(backend: str) -> str | None:
+    """The command that installs the tested version of a backend's CLI (None: not a CLI)."""
+    pin = next((p for p in PINS if p.cli == backend), None)
     if pin is None:
-        return "check `command` in shopfloor.toml"
+        return None
     if pin.registry == "pypi":
-        return f"install it: pipx install {pin.package}=={pin.version}"
-    return f"install it: npm install -g {pin.package}@{pin.version}"
+        return f"pipx install {pin.package}=={pin.version}"
+    return f"npm install -g {pin.package}@{pin.version}"
+
+
+def _install_hint(agent: AgentConfig) -> str:
+    command = install_command(agent.backend)
+    return f"install it: {command}" if command else "check `command` in shopfloor.toml"
 
 
 def _check_version(check: AgentCheck, agent: AgentConfig, env: dict[str, str]) -> None:

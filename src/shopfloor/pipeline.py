@@ -130,17 +130,13 @@ def _text(shop: Shop, entry: Entry) -> str:
 
 
 def run_line(run: AgentRun, extra: str = "") -> str:
-    verdict = run.result.get("verdict")
-    word = "ok" if run.ok else ("FAIL" if run.outcome is Outcome.OK else run.outcome.value)
-    if run.role == "qa" and verdict:
-        word = "PASS" if verdict == "pass" and run.ok else "FAIL"
     cost = f" ${run.parsed.cost_usd:.2f}" if run.parsed.cost_usd else ""
     tokens = (run.parsed.tokens_in or 0) + (run.parsed.tokens_out or 0)
     if tokens:
         cost = f" {tokens / 1000:.1f}k tokens{cost}"
     tail = f" — {run.summary}" if run.summary else ""
     return (
-        f"{run.role} {run.agent} run {run.run_id} {word} {human_duration(run.duration)}"
+        f"{run.role} {run.agent} run {run.run_id} {run.verdict} {human_duration(run.duration)}"
         f"{cost}{tail}{extra}"
     )
 
@@ -152,12 +148,19 @@ def agent_trouble(run: AgentRun) -> Step:
         return Step(Event.AGENT_WAITS, run_line(run, "; will run again (no attempt used)"))
     if run.outcome is Outcome.RATE_LIMITED:
         return Step(Event.AGENT_PAUSED, run_line(run, _will_rerun(run)), Change(payload=payload))
-    why = (
-        f"; {run.error} — waiting for a human (no attempt used)"
-        if run.outcome is Outcome.OVER_BUDGET
-        else "; waiting for a human to fix the agent (no attempt used)"
-    )
-    return Step(Event.AGENT_PROBLEM, run_line(run, why), Change(payload=payload))
+    return Step(Event.AGENT_PROBLEM, run_line(run, _waiting_why(run)), Change(payload=payload))
+
+
+def _waiting_why(run: AgentRun) -> str:
+    if run.outcome is Outcome.OVER_BUDGET:
+        return f"; {run.error} — waiting for a human (no attempt used)"
+    if run.outcome is Outcome.CANNOT_ACT:  # parked once, not failed again and again
+        return (
+            "; waiting for a human: add what the agent needs to the task, or give the task "
+            "to a real agent (`agent:` in its header, or [roles] in shopfloor.toml), then "
+            "`shopfloor retry` it (no attempt used)"
+        )
+    return "; waiting for a human to fix the agent (no attempt used)"
 
 
 def _will_rerun(run: AgentRun) -> str:
@@ -296,6 +299,12 @@ def _previous_notes(text: str) -> str:
     if not notes:
         return ""
     return f"## Notes from the previous attempt (fix these first)\n\n{notes}\n"
+
+
+def _checks_for_prompt(shop: Shop) -> str:
+    """The configured checks as a prompt line: each in backticks, or that there are none."""
+    checks = shop.config.pipeline.checks
+    return ", ".join(f"`{_check_label(c)}`" for c in checks) or "none configured"
 
 
 def _check_label(check: str | list[str]) -> str:
@@ -497,7 +506,8 @@ def do_hotfix(shop: Shop, entry: Entry) -> Step:
             entry = note(shop, entry, said)
         payload = hotfix_report.started_payload(start)
         shop.notify("hotfix_started", task_id=entry.id, title=entry.header.title, **payload)
-        run = run_agent(shop, Role.HOTFIX, entry, shop.root, {"task_text": _text(shop, entry)})
+        values = {"task_text": _text(shop, entry), "checks": _checks_for_prompt(shop)}
+        run = run_agent(shop, Role.HOTFIX, entry, shop.root, values)
         return _hotfix_ran(shop, entry, start, run)
     finally:
         hotfix_report.end(shop.root, entry.id)

@@ -408,6 +408,8 @@ class Daemon:
         try:
             step = _STAGES[role](self.shop, entry)
             lifecycle.apply(self.shop, step.entry or entry, step.event, step.line, step.change)
+            # The stage's verdict, as the tracker has it (a run can end `ok` and its stage fail).
+            self.shop.log("stage.end", task=entry.id, role=role, step=step.event.value)
             self._fault_cleared()
         except lifecycle.TaskMoved as exc:
             self.shop.log("job.abandoned", task=entry.id, reason=str(exc))

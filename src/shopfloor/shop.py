@@ -223,6 +223,17 @@ class AgentRun:
         text = str(self.result.get("summary") or self.error or self.parsed.error or "")
         return " ".join(text.split())[:200]
 
+    @property
+    def verdict(self) -> str:
+        """The run's word in the tracker and the log alike: `ok`, `FAIL` (the agent ran and
+        said fail), PASS/FAIL for a QA verdict, else how it ended (`timed-out`, ...). The
+        outcome alone says only whether the process behaved: a run that says fail is `ok`."""
+        if self.role == "qa" and self.result.get("verdict"):
+            return "PASS" if self.result.get("verdict") == "pass" and self.ok else "FAIL"
+        if self.ok:
+            return "ok"
+        return "FAIL" if self.outcome is Outcome.OK else self.outcome.value
+
 
 def read_tail(path: Path, limit: int = _TAIL_BYTES) -> str:
     try:
@@ -432,6 +443,7 @@ def _journal_end(shop: Shop, run: AgentRun, result: RunResult) -> None:
         run=run.run_id,
         role=run.role,
         outcome=run.outcome.value,
+        verdict=run.verdict,  # what the tracker line says of this run
         exit=result.exit_code,
         secs=f"{run.duration:.1f}",
     )

@@ -43,15 +43,21 @@ class _LaneEvents:
                 self.on_dirty(Lane(lane_name))
 
 
+#: What watchdog logs when an inotify read races the observer's stop: harmless at shutdown.
+_STOPPING = "thread is inactive"
+
+
 class _OverflowHook(logging.Handler):
-    """watchdog reports a kernel queue overflow only through its logger: reconcile fully."""
+    """watchdog reports trouble (a kernel queue overflow, a lost watch) only through its
+    loggers: any of it means events may be lost, so the daemon reconciles fully. Handled
+    here, a record never reaches Python's last-resort handler, which printed it on stderr."""
 
     def __init__(self, on_overflow: Callable[[], None]) -> None:
         super().__init__(logging.WARNING)
         self.on_overflow = on_overflow
 
     def emit(self, record: logging.LogRecord) -> None:
-        if "overflow" in record.getMessage().lower():
+        if _STOPPING not in record.getMessage():
             self.on_overflow()
 
 
@@ -62,7 +68,7 @@ def start(
     from watchdog.events import FileSystemEventHandler
     from watchdog.observers import Observer
 
-    logging.getLogger("watchdog.observers.inotify_c").addHandler(_OverflowHook(on_overflow))
+    logging.getLogger("watchdog").addHandler(_OverflowHook(on_overflow))  # all its loggers
 
     class Handler(_LaneEvents, FileSystemEventHandler):
         pass

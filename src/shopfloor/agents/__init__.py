@@ -37,6 +37,9 @@ class Outcome(StrEnum):
     NOT_INSTALLED = "not-installed"
     STOPPED = "stopped"
     OVER_BUDGET = "over-budget"
+    #: The agent cannot act on the task as written (the simulator without a sim-patch block):
+    #: a person must add what it needs, or give the task to a real agent.
+    CANNOT_ACT = "cannot-act"
 
 
 #: Outcomes that say nothing about the task: they must not burn one of its attempts.
@@ -47,6 +50,7 @@ NOT_THE_TASKS_FAULT = frozenset(
         Outcome.NOT_INSTALLED,
         Outcome.STOPPED,
         Outcome.OVER_BUDGET,
+        Outcome.CANNOT_ACT,
     }
 )
 

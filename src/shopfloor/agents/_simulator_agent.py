@@ -3,6 +3,8 @@
 It reads the run contract from SHOPFLOOR_* variables and plays the role it is given:
 - pm: writes a `## Spec` from the request, carrying over any sim-patch blocks;
 - coder / hotfix: applies ```sim-patch path=FILE [attempt=N]``` blocks to the working tree
+  (a coder with no block to apply says it cannot act: the task waits for a person, no attempt
+  used — see docs/simulator.md)
   (the hotfix also records `## Verification` steps in the task file, only when a block really
   changed a file: otherwise it says it changed nothing);
 - qa: passes when every check in its prompt exited 0, fails otherwise.
@@ -24,6 +26,13 @@ _PATCH_RE = re.compile(
     r"(?P<body>.*?)^```[ \t]*$",
     re.MULTILINE | re.DOTALL,
 )
+#: What the simulator says of a task it cannot act on (the tracker line and the notification
+#: carry it): what it can do, and where that is written down.
+CANNOT_ACT = (
+    "cannot act: no sim-patch block in this task. The simulator (scripted, not an AI) only "
+    "writes files from ```sim-patch path=FILE``` blocks — see docs/simulator.md"
+)
+_CHECKS_LINE = re.compile(r"^- The project's checks[^:]*: (?P<checks>.*)$", re.MULTILINE)
 _CHECK_RE = re.compile(r"^- `(?P<cmd>[^`]*)` exit (?P<code>-?\d+)", re.MULTILINE)
 
 
@@ -85,8 +94,8 @@ def play_pm(task_file: Path) -> None:
 def play_coder(task_file: Path, workdir: Path, attempt: int) -> None:
     text = task_file.read_text("utf-8")
     changed = _apply(workdir, _patches(text, attempt))
-    if not changed:
-        _write_result("fail", "no sim-patch block for this task: nothing to change")
+    if not changed:  # not the task's failure: the simulator cannot write code by itself
+        _write_result("fail", CANNOT_ACT, cannot_act="true")
         return
     _write_result("ok", f"changed {', '.join(changed)} (simulator, attempt {attempt})")
 
@@ -101,7 +110,17 @@ def play_qa(prompt: str) -> None:
         _write_result("ok", f"{len(checks)} checks passed", verdict="pass", notes="Checks green.")
 
 
-def play_hotfix(task_file: Path, workdir: Path) -> None:
+def _run_the_checks(prompt: str) -> str:
+    """The verification step that runs the project's own checks, as its prompt names them."""
+    line = _CHECKS_LINE.search(prompt)
+    commands = re.findall(r"`([^`]+)`", line["checks"]) if line else []
+    if not commands:
+        return "Run the project's tests (no checks are configured in shopfloor.toml)."
+    listed = " and ".join(f"`{c}`" for c in commands)
+    return f"Run the project's checks: {listed} — expect exit 0."
+
+
+def play_hotfix(task_file: Path, workdir: Path, prompt: str) -> None:
     """Apply the request's sim-patch blocks; record verification steps only for a real change."""
     text = task_file.read_text("utf-8")
     pending = [(rel, body) for rel, body in _patches(text, 1) if _differs(workdir / rel, body)]
@@ -110,10 +129,14 @@ def play_hotfix(task_file: Path, workdir: Path) -> None:
         if _patches(text, 1):
             _write_result("ok", "changed nothing: the sim-patch blocks are already applied")
         else:
-            _write_result("fail", "changed nothing: no sim-patch block in the task (simulator)")
+            _write_result(
+                "fail",
+                "changed nothing: no sim-patch block in the task (simulator; see "
+                "docs/simulator.md)",
+            )
         return
     steps = (
-        "1. Run the project's tests: `python -m pytest -q` — expect them to pass.\n"
+        f"1. {_run_the_checks(prompt)}\n"
         f"2. Read the change: `git diff -- {' '.join(changed)}` — the simulator wrote "
         "these files from the task's sim-patch blocks.\n"
         "3. Exercise the failing path once by hand and watch the log for the error.\n\n"
@@ -145,7 +168,9 @@ def main() -> None:
     elif role == "qa":
         play_qa(Path(os.environ["SHOPFLOOR_PROMPT_FILE"]).read_text("utf-8"))
     elif role == "hotfix":
-        play_hotfix(task_file, workdir)
+        play_hotfix(
+            task_file, workdir, Path(os.environ["SHOPFLOOR_PROMPT_FILE"]).read_text("utf-8")
+        )
     else:
         sys.exit(f"simulator: unknown role {role!r}")
 

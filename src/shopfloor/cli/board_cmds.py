@@ -33,8 +33,8 @@ def init_cmd(ctx: click.Context) -> None:
         click.echo(f"created {item}")
     for item in report.kept:
         click.echo(f"kept    {item} (already there)")
-    found = ", ".join(report.agents) or "none (the built-in simulator plays every role)"
-    click.echo(f"agent CLIs on PATH: {found}")
+    for line in scaffold.summary(report):
+        click.echo(line)
     click.echo(f'ready: {report.root}  next: shopfloor new "your first request"')
 
 

@@ -128,6 +128,7 @@ def demo_cmd(directory: Path | None) -> None:
 
     started = time.monotonic()
     out = console()
+    out.soft_wrap = not out.is_terminal  # piped or saved, lines stay whole (not cut at 80)
     root = demo.create(directory)
     out.print(f"[bold]Shopfloor demo[/] in {root}\n")
     code = demo.run(root, out)
