@@ -156,7 +156,7 @@ def entry_json(board: Board, entry: Entry) -> dict[str, Any]:
     return {**entry.header.to_json(), "lane": entry.lane.value, "path": path}
 
 
-def _run_json(run: dict[str, Any]) -> dict[str, Any]:
+def run_json(run: dict[str, Any]) -> dict[str, Any]:
     started = dt.datetime.strptime(run["started_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
     age = int((dt.datetime.now(dt.UTC) - started).total_seconds())
     return {
@@ -209,7 +209,7 @@ def status_report(
             for task_id, entries in sorted(scan.conflicts.items())
         ],
         "unknown_folders": scan.unknown,
-        "runs": [_run_json(r) for r in runs or []],
+        "runs": [run_json(r) for r in runs or []],
     }
 
 
