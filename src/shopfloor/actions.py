@@ -128,8 +128,10 @@ def create_hotfix(
         tail = log_tail(log)
         sections["Evidence"] = f"Tail of `{log.name}`:\n\n{_fenced(tail)}"
     now = task.utc_now()
+    # Ids are ASCII: a title with no ASCII word (another script) is named by its time.
+    slug = task.id_slug(clean) or now.replace(":", "").replace("-", "").lower()
     for _ in range(100):  # a parallel hotfix with the same title takes the next suffix
-        task_id, name = board.hotfix_name(task.slugify(clean))
+        task_id, name = board.hotfix_name(slug)
         header = task.Header(
             id=task_id,
             title=clean,

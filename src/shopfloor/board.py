@@ -61,11 +61,10 @@ def require_regular(st: os.stat_result) -> None:
 def check_task_id(task_id: str) -> None:
     """Ids from people (CLI, chat): the rules of a file, checked before any path use.
 
-    Letters of any script are allowed: a hotfix slug keeps them (`HOTFIX-сервер-упал`).
-    Up to 255 characters, so a hotfix's full slug (longer than its file name) is accepted.
+    Up to 255 characters: a hotfix's full slug (longer than its id) is accepted.
     """
     check_name(task_id)
-    if not re.fullmatch(r"[^\W_][\w.-]{0,254}", task_id):
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}", task_id):
         raise UnsafePathError(f"{task_id!r} is not a task id (like T-0042 or HOTFIX-db-down)")
 
 
@@ -79,7 +78,7 @@ def _id_matches(entries: list[Entry], ref: str) -> list[Entry]:
             e
             for e in entries
             if e.id.startswith(defaults.HOTFIX_PREFIX)
-            and task.slugify(e.header.title, limit=defaults.MAX_ID_CHARS) == slug
+            and task.id_slug(e.header.title, limit=defaults.MAX_ID_CHARS) == slug
         ]
         if full:
             return full
