@@ -76,3 +76,21 @@ def test_show_accepts_the_full_slug_and_explains_an_ambiguous_prefix(
     assert both.returncode == 2
     assert both.stderr.startswith("Error: HOTFIX-bot could be HOTFIX-bot-crashes-on-startup-")
     assert "HOTFIX-bot-is-slow" in both.stderr
+
+
+def test_commands_given_a_prefix_act_on_the_whole_id(project: Path, cli: CliRun) -> None:
+    """The prefix names the task; what is recorded and looked up is its real id."""
+    from shopfloor import runlogs
+
+    board = Board(project)
+    entry = actions.create_task(board, actions.NewTask("Only task"))
+    run_dir = runlogs.runs_dir(project) / "R-1"
+    run_dir.mkdir(parents=True)
+    runlogs.write_meta(run_dir, entry.id, "coder", "claude")
+    (run_dir / "stdout.log").write_text("the coder's words\n")
+    logs = cli(project, "logs", "T-00")
+    assert logs.returncode == 0, logs.stderr
+    assert "==> R-1 coder claude" in logs.stdout and "the coder's words" in logs.stdout
+    cancelled = cli(project, "cancel", "T-0")
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert cancelled.stdout.startswith(f"{entry.id}  failed/")

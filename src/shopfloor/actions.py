@@ -278,6 +278,7 @@ def retry(board: Board, task_id: str, who: str = "cli") -> Entry:
     A hotfix runs again as a hotfix: queued in hotfix/ (from failed/ too), where the daemon
     starts its agent at once in the live tree."""
     entry = board.find(task_id)
+    task_id = entry.id  # a prefix or a full hotfix slug named it
     line = f"human retry via {who}"
     hotfix = entry.header.is_hotfix and entry.lane in (Lane.HOTFIX, Lane.FAILED)
     if hotfix:
@@ -315,6 +316,7 @@ def cancel(board: Board, task_id: str, who: str = "cli") -> Entry:
     """Park a task in failed/ (a running agent is stopped by the daemon when it sees this);
     a hotfix: see `cancel_hotfix`."""
     entry = board.find(task_id)
+    task_id = entry.id  # a prefix or a full hotfix slug named it
     if entry.lane in (Lane.DONE, Lane.FAILED):
         raise ShopfloorError(f"{task_id} is already in {entry.lane.value}/")
     if entry.lane is Lane.HOTFIX:
@@ -351,6 +353,7 @@ def cancel_hotfix(board: Board, task_id: str, who: str = "cli", wait: float = 0.
     with _hands(board) as hands:
         for _ in range(5):  # the daemon may claim it meanwhile: read again and decide again
             entry = board.find(task_id)
+            task_id = entry.id  # a prefix or a full hotfix slug named it
             if entry.lane is not Lane.HOTFIX:
                 raise ShopfloorError(f"{task_id} is not in hotfix/ (it is in {entry.lane.value}/)")
             status = entry.header.status
@@ -429,6 +432,7 @@ def close_hotfix(
     (`closed_by`, `fix_commit` and, when forced over uncommitted changes,
     `closed_uncommitted: true`), with a tracker line saying the same."""
     entry = board.find(task_id)
+    task_id = entry.id  # a prefix or a full hotfix slug named it
     if entry.lane is not Lane.HOTFIX:
         raise ShopfloorError(f"{task_id} is not in hotfix/ (it is in {entry.lane.value}/)")
     if entry.header.status == Status.RUNNING:
