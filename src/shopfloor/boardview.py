@@ -142,7 +142,7 @@ def _row(item: dict[str, Any], spent: dict[str, float]) -> Row:
 
 
 def select_rows(report: dict[str, Any], show_all: bool) -> tuple[list[Row], list[str]]:
-    """The rows to list, hotfixes first, and what was left out ("done: 5,940 tasks")."""
+    """The rows to list, hotfixes first, and what was left out ("5,940 in done/")."""
     by_lane: dict[str, list[dict[str, Any]]] = {}
     for item in report["tasks"]:
         by_lane.setdefault(item["lane"], []).append(item)

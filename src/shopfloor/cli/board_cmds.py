@@ -136,13 +136,19 @@ def hotfix_close_cmd(ctx: click.Context, task_id: str, followup: bool, force: bo
 
 
 @click.command("status")
-@click.option("--json", "as_json", is_flag=True, help="The documented JSON document (schema 1).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the board as the documented JSON document for scripts (schema 1, docs/cli.md).",
+)
 @click.option(
     "--all", "show_all", is_flag=True, help="List every done task and every failed one too."
 )
 @click.option(
     "--width",
     type=click.IntRange(min=20),
+    metavar="N",
     help="Fit lines to this many columns (default: $COLUMNS, else the terminal's width, else 80).",
 )
 @click.option(
