@@ -50,15 +50,23 @@ def line_of(text: str, task_id: str) -> str:
     return next((line for line in text.splitlines() if task_id in line.split()), "")
 
 
-def start_board(tmux: list[str], root: Path, *args: str) -> None:
-    """`shopfloor ARGS` as the pane's only process (the pane closes when it exits)."""
+def start_board(tmux: list[str], root: Path, *args: str) -> Path:
+    """`shopfloor ARGS` in the pane; returns the file its exit code is written to when it
+    ends (the pane then closes)."""
+    status = root.parent / "board.exit"
     env = {"PYTHONPATH": os.pathsep.join(sys.path), "TERM": "xterm-256color"}
-    command = shlex.join(["env", *(f"{k}={v}" for k, v in env.items()), sys.executable,
-                          "-m", "shopfloor", *args])  # fmt: skip
+    board = shlex.join(["env", *(f"{k}={v}" for k, v in env.items()), sys.executable,
+                        "-m", "shopfloor", *args])  # fmt: skip
+    command = f"{board}; echo $? > {shlex.quote(str(status))}"
     size = ["-x", "100", "-y", "30"]
     subprocess.run(
         [*tmux, "new-session", "-d", *size, "-s", "board", "-c", str(root), command], check=True
     )
+    return status
+
+
+def exit_code(status: Path) -> str:
+    return status.read_text().strip() if status.exists() else ""
 
 
 def test_the_live_board_redraws_when_a_file_moves_and_quits_on_q(
@@ -74,7 +82,7 @@ def test_the_live_board_redraws_when_a_file_moves_and_quits_on_q(
     with open_journal(project) as journal:
         journal.insert_run("R-7", "HOTFIX-db-down", "hotfix", agent="codex", state="running")
 
-    start_board(tmux, project, "board")
+    status = start_board(tmux, project, "board")
     first = wait_until(lambda: shown(tmux, "q quits", moved.id), 30, "the board on the screen")
     assert isinstance(first, str)
     assert line_of(first, moved.id).startswith("inbox ")
@@ -92,14 +100,15 @@ def test_the_live_board_redraws_when_a_file_moves_and_quits_on_q(
     )
 
     subprocess.run([*tmux, "send-keys", "-t", "board", "q"], check=True)
-    wait_until(
-        lambda: (
-            subprocess.run([*tmux, "has-session", "-t", "board"], capture_output=True).returncode
-            != 0
-        ),
-        10,
-        "the board to quit on q (its pane closes)",
-    )
+    assert wait_until(lambda: exit_code(status), 10, "the board to quit on q") == "0"
+
+
+def test_status_watch_quits_cleanly_on_ctrl_c(project: Path, tmux: list[str]) -> None:
+    actions.create_task(Board(project), actions.NewTask("Something to show"))
+    status = start_board(tmux, project, "status", "--watch")
+    wait_until(lambda: shown(tmux, "q quits", "T-0001"), 30, "the board on the screen")
+    subprocess.run([*tmux, "send-keys", "-t", "board", "C-c"], check=True)
+    assert wait_until(lambda: exit_code(status), 10, "the board to quit on Ctrl-C") == "0"
 
 
 def test_the_live_board_wants_a_terminal(project: Path, cli: CliRun) -> None:
