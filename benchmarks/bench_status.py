@@ -1,4 +1,5 @@
-"""`shopfloor status --json` on boards of 1,000 and 10,000 task files, start-up included.
+"""`shopfloor status` (for people) and `status --json` on boards of 1,000 and 10,000 task
+files, start-up included.
 
     .venv/bin/python benchmarks/bench_status.py [--sizes 1000 10000] [--runs 15]
 
@@ -7,6 +8,9 @@ long-lived project (most in done/), written the way Shopfloor writes them (front
 request, a spec and tracker lines: about 3 KB each). `status --json` runs as a subprocess, so
 the numbers include Python's start-up and imports; `python -c pass` and
 `python -c "import shopfloor.cli"` are measured the same way to show what dominates.
+The human `status` (80 columns: stdout is a pipe), `status --all` (every task a line) and
+`status --json` are run in turn within each round, so a slow moment of the machine falls on
+all three alike (issue 10: the human view within 2x of --json at 10,000 tasks).
 """
 
 from __future__ import annotations
@@ -94,6 +98,29 @@ def timed(
     return times
 
 
+def alternating(argvs: list[list[str]], runs: int, cwd: Path) -> list[list[float]]:
+    """Wall times in ms of each command, run in turn `runs` times (after one warm-up each)."""
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "0", "COLUMNS": "80"}
+    for argv in argvs:
+        subprocess.run(argv, cwd=cwd, check=True, capture_output=True, env=env)
+    times: list[list[float]] = [[] for _ in argvs]
+    for _ in range(runs):
+        for argv, samples in zip(argvs, times, strict=True):
+            start = time.perf_counter()
+            proc = subprocess.run(argv, cwd=cwd, capture_output=True, env=env)
+            samples.append((time.perf_counter() - start) * 1000)
+            if proc.returncode != 0:
+                raise SystemExit(f"{argv} failed: {proc.stderr.decode()}")
+    return times
+
+
+def pyc_present() -> bool:
+    """Whether shopfloor's modules had compiled .pyc files before this benchmark ran."""
+    import shopfloor
+
+    return any(Path(shopfloor.__file__).parent.glob("**/__pycache__/*.pyc"))
+
+
 def p90(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
@@ -110,7 +137,10 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
     python = sys.executable
+    had_pyc = pyc_present()
     status: list[list[float]] = []
+    human: list[list[float]] = []
+    human_all: list[list[float]] = []
     cold: list[list[float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
@@ -123,16 +153,32 @@ def main() -> int:
             ), "the benchmark board was not read as generated"
             cache = root / ".shopfloor" / "cache" / "headers.json"
             cold.append(timed(argv, args.runs, root, before=lambda c=cache: c.unlink(True)))
-            status.append(timed(argv, args.runs, cwd=root))
+            people = [python, "-m", "shopfloor", "status"]
+            every = [*people, "--all"]
+            json_ms, human_ms, all_ms = alternating([argv, people, every], args.runs, root)
+            status.append(json_ms)
+            human.append(human_ms)
+            human_all.append(all_ms)
     baseline_pass = timed([python, "-c", "pass"], args.runs)
     baseline_import = timed([python, "-c", "import shopfloor.cli"], args.runs)
     head = "".join(f"{f'N={n:,}':>17}" for n in args.sizes)
     print(f"{'wall time, ms (median p90)':<34}{head}")
     print(row("status --json (header cache warm)", status))
+    print(row("status, for people (80 columns)", human))
+    print(row("status --all, for people", human_all))
     print(row("status --json (no cache: first run)", cold))
     print(row("python -c pass", [baseline_pass] * len(args.sizes)))
     print(row('python -c "import shopfloor.cli"', [baseline_import] * len(args.sizes)))
-    print(f"runs per cell: {args.runs}; python {sys.version.split()[0]}; {os.cpu_count()} CPUs")
+    ratios = ", ".join(
+        f"N={n:,}: {statistics.median(h) / statistics.median(j):.2f}x"
+        for n, h, j in zip(args.sizes, human, status, strict=True)
+    )
+    print(f"status / status --json (medians): {ratios}")
+    print(
+        f"runs per cell: {args.runs}; python {sys.version.split()[0]}; {os.cpu_count()} CPUs; "
+        f".pyc files before the run: {'yes' if had_pyc else 'no'}, "
+        f"after its warm-up runs: {'yes' if pyc_present() else 'no'}"
+    )
     return 0
 
 

@@ -128,8 +128,10 @@ def create_hotfix(
         tail = log_tail(log)
         sections["Evidence"] = f"Tail of `{log.name}`:\n\n{_fenced(tail)}"
     now = task.utc_now()
+    # Ids are ASCII: a title with no ASCII word (another script) is named by its time.
+    slug = task.id_slug(clean) or now.replace(":", "").replace("-", "").lower()
     for _ in range(100):  # a parallel hotfix with the same title takes the next suffix
-        task_id, name = board.hotfix_name(task.slugify(clean))
+        task_id, name = board.hotfix_name(slug)
         header = task.Header(
             id=task_id,
             title=clean,
@@ -156,7 +158,7 @@ def entry_json(board: Board, entry: Entry) -> dict[str, Any]:
     return {**entry.header.to_json(), "lane": entry.lane.value, "path": path}
 
 
-def _run_json(run: dict[str, Any]) -> dict[str, Any]:
+def run_json(run: dict[str, Any]) -> dict[str, Any]:
     started = dt.datetime.strptime(run["started_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
     age = int((dt.datetime.now(dt.UTC) - started).total_seconds())
     return {
@@ -209,7 +211,7 @@ def status_report(
             for task_id, entries in sorted(scan.conflicts.items())
         ],
         "unknown_folders": scan.unknown,
-        "runs": [_run_json(r) for r in runs or []],
+        "runs": [run_json(r) for r in runs or []],
     }
 
 
@@ -276,6 +278,7 @@ def retry(board: Board, task_id: str, who: str = "cli") -> Entry:
     A hotfix runs again as a hotfix: queued in hotfix/ (from failed/ too), where the daemon
     starts its agent at once in the live tree."""
     entry = board.find(task_id)
+    task_id = entry.id  # a prefix or a full hotfix slug named it
     line = f"human retry via {who}"
     hotfix = entry.header.is_hotfix and entry.lane in (Lane.HOTFIX, Lane.FAILED)
     if hotfix:
@@ -313,6 +316,7 @@ def cancel(board: Board, task_id: str, who: str = "cli") -> Entry:
     """Park a task in failed/ (a running agent is stopped by the daemon when it sees this);
     a hotfix: see `cancel_hotfix`."""
     entry = board.find(task_id)
+    task_id = entry.id  # a prefix or a full hotfix slug named it
     if entry.lane in (Lane.DONE, Lane.FAILED):
         raise ShopfloorError(f"{task_id} is already in {entry.lane.value}/")
     if entry.lane is Lane.HOTFIX:
@@ -349,6 +353,7 @@ def cancel_hotfix(board: Board, task_id: str, who: str = "cli", wait: float = 0.
     with _hands(board) as hands:
         for _ in range(5):  # the daemon may claim it meanwhile: read again and decide again
             entry = board.find(task_id)
+            task_id = entry.id  # a prefix or a full hotfix slug named it
             if entry.lane is not Lane.HOTFIX:
                 raise ShopfloorError(f"{task_id} is not in hotfix/ (it is in {entry.lane.value}/)")
             status = entry.header.status
@@ -427,6 +432,7 @@ def close_hotfix(
     (`closed_by`, `fix_commit` and, when forced over uncommitted changes,
     `closed_uncommitted: true`), with a tracker line saying the same."""
     entry = board.find(task_id)
+    task_id = entry.id  # a prefix or a full hotfix slug named it
     if entry.lane is not Lane.HOTFIX:
         raise ShopfloorError(f"{task_id} is not in hotfix/ (it is in {entry.lane.value}/)")
     if entry.header.status == Status.RUNNING:

@@ -14,6 +14,7 @@ from pathlib import Path
 from shopfloor import _fs, defaults, task
 from shopfloor._header_cache import HeaderCache, stamp_of
 from shopfloor.errors import (
+    AmbiguousIdError,
     ConflictError,
     NotAProjectError,
     TaskFormatError,
@@ -30,6 +31,7 @@ _TEMP_SUFFIXES = ("~", ".swp", ".swx", ".swo", ".tmp", ".part", ".crdownload")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _C1_RE = re.compile(r"[\x80-\x9f]")  # with _CONTROL_RE: Unicode category Cc, exactly
 _NUMBERED_ID_RE = re.compile(rf"{re.escape(defaults.ID_PREFIX)}(\d+)")
+_COMPLETE_NUMBERED_ID_RE = re.compile(rf"{re.escape(defaults.ID_PREFIX)}\d{{{defaults.ID_WIDTH},}}")
 #: Our temp files younger than this may belong to a live writer (`shopfloor new` running
 #: while the daemon starts); older ones were left by a process killed mid-write.
 STALE_TEMP_SECONDS = 60.0
@@ -57,10 +59,32 @@ def require_regular(st: os.stat_result) -> None:
 
 
 def check_task_id(task_id: str) -> None:
-    """Ids from people (CLI, chat): the rules of a file, checked before any path use."""
+    """Ids from people (CLI, chat): the rules of a file, checked before any path use.
+
+    Up to 255 characters: a hotfix's full slug (longer than its id) is accepted.
+    """
     check_name(task_id)
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}", task_id):
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}", task_id):
         raise UnsafePathError(f"{task_id!r} is not a task id (like T-0042 or HOTFIX-db-down)")
+
+
+def _id_matches(entries: list[Entry], ref: str) -> list[Entry]:
+    """Tasks a person's `ref` names when it is not an exact id: a hotfix's full slug (its id is
+    cut at defaults.SLUG_MAX), else the tasks whose id starts with `ref`. A complete numbered
+    id (T-1000) is never a prefix: T-1000 must not quietly name T-10004."""
+    if ref.startswith(defaults.HOTFIX_PREFIX):
+        slug = ref.removeprefix(defaults.HOTFIX_PREFIX)
+        full = [
+            e
+            for e in entries
+            if e.id.startswith(defaults.HOTFIX_PREFIX)
+            and task.id_slug(e.header.title, limit=defaults.MAX_ID_CHARS) == slug
+        ]
+        if full:
+            return full
+    if _COMPLETE_NUMBERED_ID_RE.fullmatch(ref):
+        return []
+    return [e for e in entries if e.id.startswith(ref)]
 
 
 @dataclass(slots=True)
@@ -296,14 +320,22 @@ class Board:
         return raw
 
     def find(self, task_id: str, scan: Scan | None = None) -> Entry:
+        """The task a person means by `task_id`: its exact id, a hotfix's full slug, or a
+        prefix of one id (a prefix of several is an error listing them)."""
         check_task_id(task_id)
         scan = scan or self.scan()
         hits = [e for e in scan.entries if e.id == task_id]
         if not hits:
+            hits = _id_matches(scan.entries, task_id)
+        if not hits:
             raise TaskNotFoundError(f"no task {task_id} on the board (see `shopfloor status`)")
+        ids = sorted({e.id for e in hits})
+        if len(ids) > 1:
+            shown = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+            raise AmbiguousIdError(f"{task_id} could be {shown}; give more of the id")
         if len(hits) > 1:
             where = ", ".join(self.relative(e.path) for e in hits)
-            raise ConflictError(f"{task_id} is in more than one place: {where}; keep one")
+            raise ConflictError(f"{hits[0].id} is in more than one place: {where}; keep one")
         return hits[0]
 
     # ------------------------------------------------------------------ writing

@@ -12,7 +12,12 @@ HEAD_BYTES = 4096
 MAX_FRONT_MATTER_BYTES = 64 * 1024
 
 #: Slugs in file names are cut to this many characters (at a word boundary when possible).
+#: Kept for hotfixes too: a 200-character title in a non-Latin script is ~600 UTF-8 bytes,
+#: over the 255-byte file-name limit, and short names keep `git status` readable. A hotfix's
+#: full slug (and any unique prefix of an id) is accepted wherever an id is (`Board.find`).
 SLUG_MAX = 48
+#: The longest id a person may type: a hotfix's full slug (a title is at most 200 characters).
+MAX_ID_CHARS = 255
 
 #: Width of the number in task ids: T-0001.
 ID_WIDTH = 4

@@ -31,6 +31,12 @@ class TaskNotFoundError(ShopfloorError):
     exit_code = 4
 
 
+class AmbiguousIdError(ShopfloorError):
+    """A short id (a prefix) that names more than one task."""
+
+    exit_code = 2
+
+
 class ConflictError(ShopfloorError):
     """The board is in a state that needs a human (same id twice, file exists, ...)."""
 

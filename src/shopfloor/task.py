@@ -722,6 +722,13 @@ def slugify(title: str, limit: int = defaults.SLUG_MAX) -> str:
     return slug or "task"
 
 
+def id_slug(title: str, limit: int = defaults.SLUG_MAX) -> str:
+    """A slug that can be part of an id (ids are ASCII letters, digits, '.', '_', '-'):
+    `slugify`'s ASCII words only; "" when the title has none (a title in another script)."""
+    words = [w for w in slugify(title, limit=defaults.MAX_ID_CHARS).split("-") if w.isascii()]
+    return slugify(" ".join(words), limit) if words else ""
+
+
 def render_new(
     header: Header,
     *,

@@ -13,14 +13,11 @@ from shopfloor import actions, defaults, scaffold
 from shopfloor.cli._common import console, plain, print_json, project, start_dir, who_local
 from shopfloor.display import safe, safe_lines
 from shopfloor.errors import ShopfloorError
-
-#: Lanes listed in full by `status`; the others show their newest few unless --all.
-_BUSY_LANES = ("hotfix", "inbox", "backlog", "active", "review")
-_TAIL = 5
+from shopfloor.project import Project
 
 
 def register(app: click.Group) -> None:
-    for command in (init_cmd, new_cmd, hotfix_group, status_cmd, show_cmd):
+    for command in (init_cmd, new_cmd, hotfix_group, status_cmd, board_cmd, show_cmd):
         app.add_command(command)
 
 
@@ -139,25 +136,68 @@ def hotfix_close_cmd(ctx: click.Context, task_id: str, followup: bool, force: bo
 
 
 @click.command("status")
-@click.option("--json", "as_json", is_flag=True, help="The documented JSON document (schema 1).")
-@click.option("--all", "show_all", is_flag=True, help="List every done and failed task too.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the board as the documented JSON document for scripts (schema 1, docs/cli.md).",
+)
+@click.option(
+    "--all", "show_all", is_flag=True, help="List every done task and every failed one too."
+)
+@click.option(
+    "--width",
+    type=click.IntRange(min=20),
+    metavar="N",
+    help="Fit lines to this many columns (default: $COLUMNS, else the terminal's width, else 80).",
+)
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="A live full-screen board, redrawn as tasks move (same as `shopfloor board`); "
+    "q or Ctrl-C quits.",
+)
 @click.pass_context
-def status_cmd(ctx: click.Context, as_json: bool, show_all: bool) -> None:
-    """The board at a glance. Unreadable files are moved to tasks/invalid/ with a reason."""
-    from shopfloor import config_check
+def status_cmd(
+    ctx: click.Context, as_json: bool, show_all: bool, width: int | None, watch: bool
+) -> None:
+    """The board at a glance: one line per task, hotfixes first, fitted to the terminal.
 
+    Ids are shown whole (copy them); titles are cut with an ellipsis; done/ is a count unless
+    --all. Unreadable files are moved to tasks/invalid/ with a reason.
+    """
+    if watch:
+        if as_json:
+            raise click.UsageError("--watch and --json do not go together")
+        from shopfloor.cli import board_live
+
+        board_live.run(project(ctx), show_all)
+        return
     proj = project(ctx)
-    extras = _from_journal(proj.root)
-    report = actions.status_report(proj.board, runs=extras.pop("runs"))
-    report.update(extras)
-    report["config_error"] = config_check.config_error(proj.root, proj.config_path)
+    report = status_document(proj)
     if as_json:
         print_json(report)
         return
-    _print_status(report, show_all)
+    from shopfloor import boardview
+
+    lines = boardview.status_lines(
+        report, boardview.terminal_width(width), show_all, boardview.wants_color(sys.stdout)
+    )
+    sys.stdout.write("".join(f"{line}\n" for line in lines))
 
 
-def _from_journal(root: Path) -> dict[str, Any]:
+def status_document(proj: Project, sweep: bool = True) -> dict[str, Any]:
+    """The `status --json` document: the board, plus runs, spend and pauses from the journal."""
+    from shopfloor import config_check
+
+    extras = journal_extras(proj.root)
+    report = actions.status_report(proj.board, sweep=sweep, runs=extras.pop("runs"))
+    report.update(extras)
+    report["config_error"] = config_check.config_error(proj.root, proj.config_path)
+    return report
+
+
+def journal_extras(root: Path) -> dict[str, Any]:
     """Runs, spend, paused agents, unsent notifications; empty without a readable journal
     (the board is the truth), and `journal_error` saying why it could not be read."""
     from shopfloor import budget
@@ -178,76 +218,6 @@ def _from_journal(root: Path) -> dict[str, Any]:
             }
         except (ShopfloorError, sqlite3.Error) as exc:
             return {**empty, "journal_error": unreadable(journal.path, exc)}
-
-
-def _print_status(report: dict[str, Any], show_all: bool) -> None:
-    from rich.table import Table
-
-    out = console()
-    if report["config_error"]:
-        out.print(
-            f"[red]config[/]  {plain(report['config_error'])}\n"
-            "        a running daemon keeps its last good config until this is fixed"
-        )
-    counts = report["counts"]
-    out.print("  ".join(f"[bold]{lane}[/] {n}" for lane, n in counts.items()))
-    table = Table(box=None, pad_edge=False, show_header=True, header_style="dim")
-    for column in ("lane", "id", "pri", "status", "try", "cost", "title"):
-        table.add_column(column)
-    by_lane: dict[str, list[dict[str, Any]]] = {}
-    for item in report["tasks"]:
-        by_lane.setdefault(item["lane"], []).append(item)
-    for lane in (*_BUSY_LANES, "done", "failed"):
-        items = by_lane.get(lane, [])
-        if lane not in _BUSY_LANES and not show_all:
-            items = sorted(items, key=lambda i: i["updated"] or "")[-_TAIL:]
-        for item in items:
-            attempts = f"{item['attempts']}/{item['max_attempts']}"
-            spent = report["spend"]["by_task"].get(item["id"])
-            cost = f"${spent:.2f}" if spent else ""
-            cells = (lane, item["id"], item["priority"], item["status"], attempts, cost)
-            table.add_row(*(plain(cell) for cell in (*cells, item["title"])))
-    if table.row_count:
-        out.print(table)
-    _print_notes(out, report)
-
-
-def _print_notes(out: Any, report: dict[str, Any]) -> None:
-    """What is running or waiting, and what needs a human, under the table."""
-    for run in report["runs"]:
-        age = run["age_seconds"]
-        out.print(
-            f"[green]running[/]  {plain(run['run_id'])} {plain(run['role'])} "
-            f"{plain(run['task_id'])} {plain(run['agent'] or '')} for {age // 60}m{age % 60:02d}s"
-        )
-    for pause in report["paused"]:
-        out.print(
-            f"[yellow]paused[/]  agent {plain(pause['agent'])} until {pause['until']}: "
-            f"{plain(pause['reason'])}"
-        )
-    if report["journal_error"]:
-        out.print(
-            f"[yellow]journal[/]  {plain(report['journal_error'])} (the daemon starts a new one)"
-        )
-    spend = report["spend"]
-    if spend["today_usd"] or spend["by_task"]:
-        out.print(
-            f"[dim]spend[/]  today ${spend['today_usd']:.2f}, all tasks ${spend['total_usd']:.2f}"
-        )
-    for channel, count in report["outbox"].items():
-        out.print(f"[yellow]outbox[/]  {count} notification(s) waiting for {plain(channel)}")
-    for problem in report["invalid"]:
-        out.print(f"[red]invalid[/]  {plain(problem['path'])}: {plain(problem['reason'])}")
-    for problem in report["unreadable"]:
-        out.print(f"[red]unreadable[/]  {plain(problem['path'])}: {plain(problem['reason'])}")
-    for conflict in report["conflicts"]:
-        out.print(
-            f"[red]conflict[/]  {plain(conflict['id'])} is in {plain(', '.join(conflict['paths']))}"
-        )
-    for folder in report["unknown_folders"]:
-        out.print(
-            f"[yellow]unknown folder[/]  {plain(folder)} is not a lane; its files are ignored"
-        )
 
 
 def _task_runs(root: Path, task_id: str) -> dict[str, Any]:
@@ -291,6 +261,17 @@ def _print_history(rows: list[dict[str, Any]]) -> None:
         click.echo(
             plain(f"{r['ts']}  {r['event']:<14} {where:<16} {r['status']}{state}", markup=False)
         )
+
+
+@click.command("board")
+@click.option("--all", "show_all", is_flag=True, help="List every done and failed task too.")
+@click.pass_context
+def board_cmd(ctx: click.Context, show_all: bool) -> None:
+    """A live full-screen board (`status --watch`): redrawn as task files move, with each
+    running agent's role, age and last output line. q or Ctrl-C quits."""
+    from shopfloor.cli import board_live
+
+    board_live.run(project(ctx), show_all)
 
 
 @click.command("show")

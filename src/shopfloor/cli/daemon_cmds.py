@@ -52,7 +52,7 @@ def run_cmd(ctx: click.Context, once: bool) -> None:
 def logs_cmd(ctx: click.Context, task_id: str, all_runs: bool, follow: bool) -> None:
     """The run logs of a task (the newest run unless --all)."""
     proj = project(ctx)
-    proj.board.find(task_id)  # a clear error for unknown ids
+    task_id = proj.board.find(task_id).id  # a clear error for unknown ids; a prefix named it
     runs = runlogs.runs_for(proj.root, task_id)
     if not runs:
         click.echo(f"{task_id} has no runs yet")

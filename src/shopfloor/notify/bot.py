@@ -177,7 +177,7 @@ class Commands:
 
     def logs(self, arg: str) -> str:
         task_id = _one_id(arg, "logs")
-        self.board.find(task_id)  # a clear error for an unknown id
+        task_id = self.board.find(task_id).id  # a clear error for an unknown id
         run_dir = self._newest_run_dir(task_id)
         if run_dir is None:
             return f"{task_id} has no runs yet."
