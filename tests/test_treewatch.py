@@ -180,3 +180,34 @@ def test_the_steps_own_notification_carries_the_change_too(tmp_path: Path) -> No
     assert failures, sent
     for failed in failures:  # one per QA run: each wrote its file anew in a fresh worktree
         assert [c["paths"] for c in failed["tree_changed"]] == [["qa-notes.txt"]]
+
+
+def test_a_hotfix_patching_the_live_tree_while_the_pm_runs_is_named_not_blamed_on_the_pm(
+    tmp_path: Path,
+) -> None:
+    """The hotfix works in the live tree by design: its change, seen by the PM's tree check,
+    is said to be most likely the hotfix's — no WARNING, no `tree_changed` notification."""
+    pm = command_agent("pm:sleep=6", "pm:spec")
+    fixer = command_agent("hotfix:sleep=2", "hotfix:patch")
+    root = make_project(tmp_path, agents={"pm": pm, "fixer": fixer}, roles={"hotfix": "fixer"})
+    task_id = new_task(root)
+    hotfix = actions.create_hotfix(Board(root), "prod is down").id
+    sent = run_once(root)
+    line = pm_line(root, task_id)
+    assert f"as hotfix {hotfix} worked in it: app.py" in line, line
+    assert "WARNING" not in line
+    assert changed(sent) == []
+
+
+def test_live_tree_writers_name_every_hotfix_at_work_since_a_mark() -> None:
+    from shopfloor.shop import LiveTreeWriters
+
+    writers = LiveTreeWriters()
+    with writers.working("HOTFIX-before"):
+        pass
+    with writers.working("HOTFIX-across"):
+        mark = writers.mark()
+    with writers.working("HOTFIX-during"):
+        pass
+    assert writers.since(mark) == ["HOTFIX-across", "HOTFIX-during"]
+    assert writers.since(writers.mark()) == []

@@ -185,6 +185,7 @@ def flag_tree_changes(
     payload = dict(step.change.payload)
     if changed:
         payload["tree_changed"] = [c.payload() for c in changed]
+    if any(not c.alongside for c in changed):  # a hotfix's own work is told by the hotfix
         about = {"task_id": entry.id, "title": entry.header.title, "role": run.role}
         shop.notify("tree_changed", **about, run_id=run.run_id, changes=payload["tree_changed"])
         shop.log("tree.changed", task=entry.id, run=run.run_id)
@@ -204,8 +205,9 @@ def do_pm(shop: Shop, entry: Entry) -> Step:
     """inbox -> backlog: the PM writes `## Spec` (in the live tree, which it must not change)."""
     values = {"task_text": _text(shop, entry)}
     before = treewatch.mark(shop.root, "the live tree")
+    hotfixes = shop.live_tree.mark()
     run = run_agent(shop, Role.PM, entry, shop.root, values, attempt=attempt_of(entry))
-    seen = [treewatch.changes_since(before)]
+    seen = [treewatch.changes_since(before, alongside=shop.live_tree.since(hotfixes))]
     return flag_tree_changes(shop, entry, _judge_spec(shop, entry, run), run, seen)
 
 
@@ -507,7 +509,8 @@ def do_hotfix(shop: Shop, entry: Entry) -> Step:
         payload = hotfix_report.started_payload(start)
         shop.notify("hotfix_started", task_id=entry.id, title=entry.header.title, **payload)
         values = {"task_text": _text(shop, entry), "checks": _checks_for_prompt(shop)}
-        run = run_agent(shop, Role.HOTFIX, entry, shop.root, values)
+        with shop.live_tree.working(entry.id):
+            run = run_agent(shop, Role.HOTFIX, entry, shop.root, values)
         return _hotfix_ran(shop, entry, start, run)
     finally:
         hotfix_report.end(shop.root, entry.id)

@@ -15,7 +15,9 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +71,46 @@ def agent_environment(config: Config, extra: dict[str, str] | None = None) -> di
 
 
 @dataclass
+class LiveTreeWriters:
+    """Which hotfix agents worked in the live tree during a span of time.
+
+    The PM runs in the live tree too, and the daemon checks that tree did not change while it
+    ran (`treewatch`). A hotfix working there at the same time changes it by design: such a
+    change is said to be possibly the hotfix's, not raised as the PM's."""
+
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _working: dict[str, int] = field(default_factory=dict)  # task id -> its runs at work
+    _started: deque[tuple[int, str]] = field(default_factory=lambda: deque(maxlen=1000))
+    _count: int = 0
+
+    @contextmanager
+    def working(self, task_id: str) -> Iterator[None]:
+        with self._lock:
+            self._count += 1
+            self._started.append((self._count, task_id))
+            self._working[task_id] = self._working.get(task_id, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                left = self._working.pop(task_id, 1) - 1
+                if left:
+                    self._working[task_id] = left
+
+    def mark(self) -> tuple[int, frozenset[str]]:
+        """Now: how many hotfix runs ever started, and which are at work."""
+        with self._lock:
+            return self._count, frozenset(self._working)
+
+    def since(self, mark: tuple[int, frozenset[str]]) -> list[str]:
+        """The hotfixes at work at any moment since `mark`."""
+        count, working = mark
+        with self._lock:
+            started = {task_id for n, task_id in self._started if n > count}
+            return sorted(working | started | set(self._working))
+
+
+@dataclass
 class Shop:
     """The daemon's shared state: board, journal, config, live runners, notifications."""
 
@@ -83,6 +125,8 @@ class Shop:
     #: task id -> why: its runs are stopped, those it starts later too, until `clear_stop`
     _stops: dict[str, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Hotfix agents at work in the live tree (see LiveTreeWriters).
+    live_tree: LiveTreeWriters = field(default_factory=LiveTreeWriters)
     #: This repository's tag on every child process (computed once: see child_env).
     repo_id: str = field(init=False)
 

@@ -13,7 +13,7 @@ so a change is reported as made *while* the agent ran, never as *by* it.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,8 @@ class Changes:
     head_before: str | None = None
     head_after: str | None = None
     error: str | None = None
+    #: Hotfixes at work in this tree meanwhile: the change may well be theirs (they patch it)
+    alongside: tuple[str, ...] = ()
 
     @property
     def head_moved(self) -> bool:
@@ -68,6 +70,12 @@ class Changes:
         if self.head_moved:
             parts.append(f"HEAD moved {_short(self.head_before)} → {_short(self.head_after)}")
         what = "; ".join(parts)
+        if self.alongside:
+            hotfixes = ", ".join(self.alongside)
+            return (
+                f"{self.label} changed while {who} ran, as hotfix {hotfixes} worked in it: "
+                f"{what} (most likely the hotfix's; nothing was reverted)"
+            )
         return f"WARNING: {self.label} changed while {who} ran: {what} (nothing was reverted)"
 
     def payload(self) -> dict[str, Any]:
@@ -76,6 +84,7 @@ class Changes:
             "paths": list(self.paths),
             "head_before": self.head_before,
             "head_after": self.head_after,
+            "alongside": list(self.alongside),
         }
 
 
@@ -90,8 +99,9 @@ def mark(tree: Path, label: str) -> Mark:
     return Mark(tree, label, head, files)
 
 
-def changes_since(before: Mark) -> Changes:
-    """What changed in `before.tree` since `before` was taken."""
+def changes_since(before: Mark, alongside: Sequence[str] = ()) -> Changes:
+    """What changed in `before.tree` since `before` was taken; `alongside` names the hotfixes
+    that worked in that tree meanwhile."""
     after = mark(before.tree, before.label)
     error = before.error or after.error
     if error is not None:
@@ -101,7 +111,8 @@ def changes_since(before: Mark) -> Changes:
         for p in before.files.keys() | after.files.keys()
         if before.files.get(p) != after.files.get(p)
     }
-    return Changes(before.label, tuple(sorted(differ)), before.head, after.head)
+    paths = tuple(sorted(differ))
+    return Changes(before.label, paths, before.head, after.head, alongside=tuple(alongside))
 
 
 def _size_and_mtime(path: Path) -> tuple[int, int]:
