@@ -17,7 +17,7 @@ def register(app: click.Group) -> None:
     app.add_command(doctor_cmd)
 
 
-@click.command("doctor")
+@click.command("doctor", short_help="Can every role run? Agents, binaries, versions, logins.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per agent, in a list.")
 @click.pass_context
 def doctor_cmd(ctx: click.Context, as_json: bool) -> None:
