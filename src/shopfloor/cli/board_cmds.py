@@ -82,7 +82,7 @@ def new_cmd(
     spec = actions.NewTask(title, _read_body(body), backlog, priority, task_type, agent)
     entry = actions.create_task(board, spec)
     if as_json:
-        print_json(actions.entry_json(board, entry))
+        print_json(actions.task_document(board, entry))
     else:
         click.echo(f"{entry.id}  {actions.cwd_relative(entry.path)}")
 
@@ -151,7 +151,7 @@ def hotfix_group(
     board = project(ctx).board
     entry = actions.create_hotfix(board, title, _read_body(body), log)
     if as_json:
-        print_json(actions.entry_json(board, entry))
+        print_json(actions.task_document(board, entry))
     else:
         click.echo(f"{entry.id}  {actions.cwd_relative(entry.path)}")
 
@@ -309,7 +309,7 @@ def _task_runs(root: Path, task_id: str) -> dict[str, Any]:
             return {"runs": [], "cost_usd": 0.0, "journal_error": unreadable(journal.path, exc)}
     keys = ("role", "agent", "outcome", "started_at", "tokens_in", "tokens_out", "cost_usd")
     runs = [{"run_id": r["id"], **{k: r[k] for k in keys}} for r in rows]
-    cost = round(sum(r["cost_usd"] or 0.0 for r in runs), 4)
+    cost = round(sum((r["cost_usd"] or 0.0 for r in runs), 0.0), 4)  # 0.0 with no runs
     return {"runs": runs, "cost_usd": cost, "journal_error": None}
 
 
