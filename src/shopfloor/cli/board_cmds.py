@@ -46,8 +46,12 @@ def _read_body(body: str | None) -> str:
 
 @click.command("new", short_help="File a request in inbox/ (or a ready spec in backlog/).")
 @click.argument("title")
-@click.option("--body", "-m", help="The request text ('-' reads it from stdin).")
-@click.option("--backlog", "-b", is_flag=True, help="A ready spec: straight to backlog/.")
+@click.option(
+    "--body", "-m", help="The request text ('-' reads it from stdin; default: the title)."
+)
+@click.option(
+    "--backlog", "-b", is_flag=True, help="A ready spec: straight to backlog/, under ## Spec."
+)
 @click.option(
     "--priority",
     "-p",
@@ -65,7 +69,7 @@ def _read_body(body: str | None) -> str:
     help="What kind of work it is.",
 )
 @click.option("--agent", help="The agent that should run it (else each role's default).")
-@click.option("--json", "as_json", is_flag=True, help="Print the new task as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the new task as a task object.")
 @click.pass_context
 def new_cmd(
     ctx: click.Context,
