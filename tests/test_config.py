@@ -154,8 +154,16 @@ def test_roles_must_name_a_defined_agent(tmp_path: Path) -> None:
     """Rule: a role naming an undefined agent is an error listing the agents there are."""
     text = '[agents.claude]\nbackend = "claude"\n[roles]\npm = "gpt"\n'
     message = error_of(tmp_path, text)
-    assert "roles.pm = 'gpt' is not an agent here (defined: claude)" in message
+    assert "roles.pm = 'gpt', which is not an agent here (defined: claude)" in message
     assert "{" not in message  # not a dump of the whole file
+
+
+def test_an_unset_role_is_never_quoted_as_if_written(tmp_path: Path) -> None:
+    """Rule: the default agent name is said to be a default, not `roles.pm = 'claude'`."""
+    message = error_of(tmp_path, '[agents.cx]\nbackend = "codex"\n[roles]\npm = "cx"\n')
+    assert "roles.pm" not in message  # written, and right
+    assert "roles.coder is not set, so it defaults to the agent 'claude'" in message
+    assert "roles.coder = 'claude'" not in message
 
 
 def test_a_command_agent_needs_an_argv_list(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,9 +22,11 @@ def fake_cli(folder: Path, name: str, version_line: str) -> Path:
     return exe
 
 
-def doctor(root: Path) -> tuple[int, list[dict[str, object]]]:
+def doctor(root: Path) -> tuple[int, dict[str, dict[str, Any]]]:
     proc = shopfloor(root, "doctor", "--json", check=False)
-    return proc.returncode, {c["agent"]: c for c in json.loads(proc.stdout)}  # type: ignore[return-value]
+    document = json.loads(proc.stdout)
+    assert document["schema"] == 1
+    return proc.returncode, {c["agent"]: c for c in document["agents"]}
 
 
 def test_a_missing_binary_is_an_error_with_the_install_command(tmp_path: Path) -> None:
@@ -95,6 +98,72 @@ def test_the_version_check_never_hands_the_daemon_secrets_to_the_cli(tmp_path: P
     root = make_project(tmp_path, agents={"c": {"backend": "claude", "command": str(exe)}})
     secrets = {"SHOPFLOOR_TELEGRAM_TOKEN": "tg-4417", "SHOPFLOOR_WEB_TOKEN": "web-4418"}
     proc = shopfloor(root, "doctor", "--json", check=False, env=secrets)
-    assert json.loads(proc.stdout)[0]["version"] == TESTED["claude"]
+    assert json.loads(proc.stdout)["agents"][0]["version"] == TESTED["claude"]
     env_of_cli = seen.read_text()
     assert "\nPATH=" in env_of_cli and "tg-4417" not in env_of_cli and "web-4418" not in env_of_cli
+
+
+def doctor_document(root: Path) -> tuple[int, dict[str, Any]]:
+    proc = shopfloor(root, "doctor", "--json", check=False)
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def test_an_empty_config_is_explained_and_fails(tmp_path: Path) -> None:
+    """Rule: no agents means no role can run: doctor says so, per role, with what to do,
+    never quoting the default agent as if the user had written it; exit 1."""
+    root = make_project(tmp_path)
+    (root / "shopfloor.toml").write_text("")
+    code, document = doctor_document(root)
+    assert code == 1 and document["ok"] is False and document["agents"] == []
+    roles = {r["role"]: r for r in document["roles"]}
+    assert set(roles) == {"pm", "coder", "qa", "hotfix"}
+    for row in roles.values():
+        assert (row["agent"], row["configured"], row["defined"], row["ok"]) == (
+            "claude",
+            False,
+            False,
+            False,
+        )
+        assert "is not set and its default is the agent 'claude'" in row["problem"]
+        assert "the daemon will not start" in row["problem"]
+    advice = " ".join(document["advice"])
+    assert "shopfloor init" in advice and "defines no agents" in advice
+    assert '[agents.claude] with backend = "claude"' in advice
+    human = shopfloor(root, "doctor", check=False)
+    assert human.returncode == 1
+    assert "role pm -> agent claude: roles.pm is not set" in human.stdout
+    assert "shopfloor init" in human.stdout and "some roles cannot run" in human.stdout
+    assert "roles.pm = 'claude'" not in human.stdout + human.stderr
+
+
+def test_a_partial_config_names_the_unset_roles(tmp_path: Path) -> None:
+    """Roles left to the default while another agent is defined: the load error says the role
+    is unset and what the default is; doctor --json carries it in the envelope, exit 1."""
+    root = make_project(tmp_path)
+    (root / "shopfloor.toml").write_text(
+        '[agents.sim]\nbackend = "simulator"\n[roles]\npm = "sim"\n'
+    )
+    code, document = doctor_document(root)
+    assert code == 1 and document["schema"] == 1 and document["ok"] is False
+    assert (
+        "roles.coder is not set, so it defaults to the agent 'claude'" in document["config_error"]
+    )
+    assert "roles.coder = 'claude'" not in document["config_error"]
+
+
+def test_a_written_role_without_its_agent_is_quoted_as_written(tmp_path: Path) -> None:
+    root = make_project(tmp_path)
+    (root / "shopfloor.toml").write_text('[roles]\npm = "gpt"\n')
+    code, document = doctor_document(root)
+    pm = next(r for r in document["roles"] if r["role"] == "pm")
+    assert code == 1 and pm["configured"] is True
+    assert pm["problem"].startswith("roles.pm = 'gpt', but shopfloor.toml has no [agents.gpt]")
+    assert any("define [agents.gpt]" in line for line in document["advice"])
+
+
+def test_a_complete_config_says_every_role_can_run(tmp_path: Path) -> None:
+    root = make_project(tmp_path)  # the simulator plays every role
+    code, document = doctor_document(root)
+    assert code == 0 and document["ok"] is True and document["advice"] == []
+    assert all(r["ok"] and r["configured"] and r["agent"] == "sim" for r in document["roles"])
+    assert "every role can run" in shopfloor(root, "doctor").stdout

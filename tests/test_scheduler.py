@@ -247,7 +247,10 @@ def test_the_daemon_refuses_a_role_without_an_agent(tmp_path: Path) -> None:
     task_id = actions.create_task(Board(root), actions.NewTask("untouched", "x")).id
     proc = shopfloor(root, "run", "--once", check=False)
     assert proc.returncode == 1
-    assert "roles.pm = 'claude', but [agents.claude] is not defined" in proc.stderr
+    assert (
+        "roles.pm is not set, so it defaults to the agent 'claude', but [agents.claude] is not "
+        "defined" in proc.stderr
+    )
     assert "Traceback" not in proc.stderr
     entry = Board(root).find(task_id)
     assert (entry.lane, entry.header.status) == (Lane.INBOX, "queued")

@@ -171,11 +171,17 @@ def run_json(run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def task_document(board: Board, entry: Entry) -> dict[str, Any]:
+    """What `new --json` and `hotfix --json` print: a task object in the shared envelope."""
+    return {"schema": JSON_SCHEMA_VERSION, **entry_json(board, entry)}
+
+
 def spend_json(by_task: dict[str, float], today: float) -> dict[str, Any]:
     return {
-        "today_usd": round(today, 4),
-        "total_usd": round(sum(by_task.values()), 4),
-        "by_task": {k: round(v, 4) for k, v in sorted(by_task.items())},
+        # Always floats, zero included (`0.0`, never `0`): one type per key for parsers.
+        "today_usd": round(float(today), 4),
+        "total_usd": round(float(sum(by_task.values(), 0.0)), 4),
+        "by_task": {k: round(float(v), 4) for k, v in sorted(by_task.items())},
     }
 
 

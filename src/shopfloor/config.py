@@ -249,8 +249,23 @@ class Config(_Section):
             name = getattr(self.roles, role)
             if self.agents and name not in self.agents:
                 known = ", ".join(sorted(self.agents))
-                raise ValueError(f"roles.{role} = {name!r} is not an agent here (defined: {known})")
+                raise ValueError(
+                    f"{self.role_source(role)}, which is not an agent here (defined: {known}); "
+                    f"set roles.{role} to one of them"
+                )
         return self
+
+    def role_is_set(self, role: str) -> bool:
+        """Did shopfloor.toml name this role's agent, or is it the built-in default?"""
+        return "roles" in self.model_fields_set and role in self.roles.model_fields_set
+
+    def role_source(self, role: str) -> str:
+        """`roles.pm = 'x'` as written, or that it is unset and what it defaults to: an error
+        must never quote a default as if the user had written it."""
+        name = getattr(self.roles, role)
+        if self.role_is_set(role):
+            return f"roles.{role} = {name!r}"
+        return f"roles.{role} is not set, so it defaults to the agent {name!r}"
 
     def secret_env_names(self) -> set[str]:
         """Environment variables holding the daemon's secrets: never passed to an agent."""

@@ -196,5 +196,108 @@ def _check_credentials(check: AgentCheck, agent: AgentConfig, env: dict[str, str
 
 
 def role_problems(checks: list[AgentCheck]) -> list[AgentCheck]:
-    """The checks that would stop a role from running (what makes doctor exit non-zero)."""
+    """The agent checks that would stop a role from running."""
     return [c for c in checks if c.roles and not c.ok]
+
+
+@dataclass
+class RoleCheck:
+    """Which agent plays a role, whether shopfloor.toml said so, and whether it can."""
+
+    role: str
+    agent: str
+    configured: bool  # named in [roles]; False: the built-in default
+    defined: bool  # shopfloor.toml has [agents.<agent>]
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.ok}
+
+
+def check_roles(config: Config, checks: list[AgentCheck]) -> list[RoleCheck]:
+    """Every role: its agent, set or defaulted, and why it cannot run (None when it can)."""
+    by_name = {c.agent: c for c in checks}
+    result = []
+    for role in ROLES:
+        name = getattr(config.roles, role)
+        row = RoleCheck(role, name, config.role_is_set(role), name in config.agents)
+        if not row.defined:
+            said = (
+                f"roles.{role} = {name!r}"
+                if row.configured
+                else f"roles.{role} is not set and its default is the agent {name!r}"
+            )
+            row.problem = (
+                f"{said}, but shopfloor.toml has no [agents.{name}]: the daemon will not start"
+            )
+        elif not by_name[name].ok:
+            row.problem = f"the agent {name!r} cannot run: " + "; ".join(by_name[name].errors)
+        result.append(row)
+    return result
+
+
+def advice(config: Config, roles: list[RoleCheck]) -> list[str]:
+    """What to do about roles that have no agent: `init`, or the table to add."""
+    if all(r.defined for r in roles):
+        return []
+    from shopfloor import scaffold
+
+    lines = []
+    if not config.agents:
+        lines.append(
+            "shopfloor.toml defines no agents, so no role can run. `shopfloor init` writes a "
+            "working one for the agent CLIs on PATH (it keeps an existing file: move this one "
+            "aside first), or add an [agents.NAME] table with a backend and set [roles]"
+        )
+    for name in sorted({r.agent for r in roles if not r.defined}):
+        if install_command(name):
+            lines.append(f'add [agents.{name}] with backend = "{name}" (docs/agents.md)')
+        else:
+            lines.append(
+                f"define [agents.{name}] (backend, command: docs/agents.md) or name another "
+                "agent in [roles]"
+            )
+    found = scaffold.detect_agents()
+    if found:
+        lines.append("agent CLIs on PATH: " + ", ".join(found))
+    else:
+        installs = "; ".join(f"{cli}: {install_command(cli)}" for cli in ("claude", "codex"))
+        lines.append(
+            f"no agent CLI is on PATH; install one ({installs}; others in docs/agents.md), "
+            "or try the built-in simulator: `shopfloor demo`"
+        )
+    return lines
+
+
+def report(config: Config) -> dict[str, Any]:
+    """`doctor --json`: the shared envelope (schema), the verdict, roles, agents, advice."""
+    from shopfloor.actions import JSON_SCHEMA_VERSION
+
+    checks = check_all(config)
+    roles = check_roles(config, checks)
+    return {
+        "schema": JSON_SCHEMA_VERSION,
+        "ok": all(r.ok for r in roles),
+        "config_error": None,
+        "roles": [r.to_json() for r in roles],
+        "agents": [c.to_json() for c in checks],
+        "advice": advice(config, roles),
+    }
+
+
+def unloadable(error: str) -> dict[str, Any]:
+    """`doctor --json` when shopfloor.toml cannot be loaded at all."""
+    from shopfloor.actions import JSON_SCHEMA_VERSION
+
+    return {
+        "schema": JSON_SCHEMA_VERSION,
+        "ok": False,
+        "config_error": error,
+        "roles": [],
+        "agents": [],
+        "advice": ["fix shopfloor.toml as the error says; README.md (Configuration)"],
+    }

@@ -74,7 +74,10 @@ def check_agents(config: Config) -> None:
     for role in ROLES:
         name = getattr(config.roles, role)
         if name not in config.agents:
-            raise ConfigError(f"roles.{role} = {name!r}, but [agents.{name}] is not defined")
+            raise ConfigError(
+                f"{config.role_source(role)}, but [agents.{name}] is not defined "
+                "(`shopfloor doctor` explains the config)"
+            )
 
 
 @dataclass

@@ -194,9 +194,13 @@ class Shop:
             return name, self.config.agents[name]
         except KeyError:
             known = ", ".join(sorted(self.config.agents)) or "none"
+            asked = (
+                f"{entry.id} asks for agent {name!r}"
+                if entry.header.agent
+                else self.config.role_source(role)  # never quote a default as if written
+            )
             raise ConfigError(
-                f"{entry.id} asks for agent {name!r}, which shopfloor.toml does not define "
-                f"(defined: {known})"
+                f"{asked}, which shopfloor.toml does not define (defined: {known})"
             ) from None
 
     def child_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from shopfloor import __version__
-from shopfloor.cli import board_cmds, daemon_cmds, doctor_cmds, roles_cmds
+from shopfloor.cli import board_cmds, completion_cmds, daemon_cmds, doctor_cmds, roles_cmds
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,3 +29,4 @@ board_cmds.register(app)
 daemon_cmds.register(app)
 doctor_cmds.register(app)
 roles_cmds.register(app)
+completion_cmds.register(app)

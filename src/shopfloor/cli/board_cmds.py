@@ -21,7 +21,7 @@ def register(app: click.Group) -> None:
         app.add_command(command)
 
 
-@click.command("init")
+@click.command("init", short_help="Set up tasks/, shopfloor.toml and .shopfloor/ here.")
 @click.pass_context
 def init_cmd(ctx: click.Context) -> None:
     """Scaffold tasks/, shopfloor.toml and .shopfloor/ in this git repository (idempotent)."""
@@ -41,16 +41,32 @@ def _read_body(body: str | None) -> str:
     return body or ""
 
 
-@click.command("new")
+@click.command("new", short_help="File a request in inbox/ (or a ready spec in backlog/).")
 @click.argument("title")
-@click.option("--body", "-m", help="The request text ('-' reads it from stdin).")
-@click.option("--backlog", "-b", is_flag=True, help="A ready spec: straight to backlog/.")
 @click.option(
-    "--priority", "-p", type=click.Choice(defaults.PRIORITIES), default=defaults.DEFAULT_PRIORITY
+    "--body", "-m", help="The request text ('-' reads it from stdin; default: the title)."
 )
-@click.option("--type", "task_type", type=click.Choice(defaults.TYPES[:3]), default="feature")
+@click.option(
+    "--backlog", "-b", is_flag=True, help="A ready spec: straight to backlog/, under ## Spec."
+)
+@click.option(
+    "--priority",
+    "-p",
+    type=click.Choice(defaults.PRIORITIES),
+    default=defaults.DEFAULT_PRIORITY,
+    show_default=True,
+    help="P0 is the most urgent.",
+)
+@click.option(
+    "--type",
+    "task_type",
+    type=click.Choice(defaults.TYPES[:3]),
+    default="feature",
+    show_default=True,
+    help="What kind of work it is.",
+)
 @click.option("--agent", help="The agent that should run it (else each role's default).")
-@click.option("--json", "as_json", is_flag=True, help="Print the new task as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the new task as a task object.")
 @click.pass_context
 def new_cmd(
     ctx: click.Context,
@@ -67,55 +83,87 @@ def new_cmd(
     spec = actions.NewTask(title, _read_body(body), backlog, priority, task_type, agent)
     entry = actions.create_task(board, spec)
     if as_json:
-        print_json(actions.entry_json(board, entry))
+        print_json(actions.task_document(board, entry))
     else:
         click.echo(f"{entry.id}  {actions.cwd_relative(entry.path)}")
 
 
 class _HotfixGroup(click.Group):
-    """`hotfix TITLE` files an emergency; `hotfix close ID` archives one."""
+    """`hotfix TITLE [options]` files an emergency (the group's own parameters); `hotfix close
+    ID` archives one. A title that is a subcommand's name goes after `--`: `hotfix -- close`."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
-            args = ["file", *args]
-        return super().parse_args(ctx, args)
+        completing = ctx.resilient_parsing and not args  # TAB offers `close`, not a title
+        if completing or (args and args[0] in self.commands):
+            ctx.meta[_SUBCOMMAND] = True  # the TITLE argument must not swallow "close"
+            return super().parse_args(ctx, args)
+        # Filing: parse as a plain command, so the first word is the title, not a subcommand,
+        # options may follow it, and a second word is an error rather than ignored.
+        ctx.allow_interspersed_args = True
+        ctx.allow_extra_args = False
+        return click.Command.parse_args(self, ctx, args)
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        params = super().get_params(ctx)
+        if ctx.meta.get(_SUBCOMMAND):
+            return [p for p in params if not isinstance(p, click.Argument)]
+        return params
+
+    def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
+        return ["[OPTIONS] TITLE", "|", "close", "ID", "[--followup]", "[--force]"]
 
 
-@click.group("hotfix", cls=_HotfixGroup)
-def hotfix_group() -> None:
-    """Emergencies: `hotfix "TITLE" [--log FILE]` files one, `hotfix close ID` archives it.
-
-    A HOTFIX-<slug>.md in tasks/hotfix/ starts its agent at once in the live working tree;
-    the file stays in hotfix/ until you verify, commit, push and close it.
-    """
+_SUBCOMMAND = "shopfloor.hotfix.subcommand"
 
 
-@hotfix_group.command("file", hidden=True)
-@click.argument("title")
+@click.group(
+    "hotfix",
+    cls=_HotfixGroup,
+    invoke_without_command=True,
+    no_args_is_help=True,
+    short_help="File an emergency (runs at once, in the live tree) or close one.",
+)
+@click.argument("title", required=True)
 @click.option("--body", "-m", help="What is broken ('-' reads it from stdin).")
 @click.option(
     "--log",
     "log",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="A log or stack trace; its tail is embedded in the file.",
+    help="A log or stack trace; its last 60 lines (at most 16 KiB) go under ## Evidence.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the new hotfix as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the new hotfix as a task object.")
 @click.pass_context
-def hotfix_cmd(
-    ctx: click.Context, title: str, body: str | None, log: Path | None, as_json: bool
+def hotfix_group(
+    ctx: click.Context,
+    body: str | None,
+    log: Path | None,
+    as_json: bool,
+    title: str | None = None,
 ) -> None:
-    """File an emergency: HOTFIX-<slug>.md in tasks/hotfix/, picked up at once by the daemon."""
+    """File an emergency: `hotfix "TITLE" [-m TEXT] [--log FILE] [--json]`.
+
+    Writes tasks/hotfix/HOTFIX-<slug>.md (P0, one attempt) and prints its id and path; the
+    daemon starts the Hotfix agent at once, in the live working tree. The file stays in
+    hotfix/ until you verify, commit, push and `hotfix close ID`. A hotfix titled "close"
+    (or any subcommand's name) is filed with `hotfix -- close`.
+    """
+    if ctx.invoked_subcommand is not None or title is None:
+        return
     board = project(ctx).board
     entry = actions.create_hotfix(board, title, _read_body(body), log)
     if as_json:
-        print_json(actions.entry_json(board, entry))
+        print_json(actions.task_document(board, entry))
     else:
         click.echo(f"{entry.id}  {actions.cwd_relative(entry.path)}")
 
 
-@hotfix_group.command("close")
+@hotfix_group.command("close", short_help="Archive a verified, committed hotfix to done/.")
 @click.argument("task_id")
-@click.option("--followup", is_flag=True, help="Also file a backlog task for the root-cause fix.")
+@click.option(
+    "--followup",
+    is_flag=True,
+    help="Also file a P1 bug request in inbox/ for the root-cause fix.",
+)
 @click.option("--force", is_flag=True, help="Close it even though the fix is not committed.")
 @click.pass_context
 def hotfix_close_cmd(ctx: click.Context, task_id: str, followup: bool, force: bool) -> None:
@@ -135,7 +183,7 @@ def hotfix_close_cmd(ctx: click.Context, task_id: str, followup: bool, force: bo
         click.echo(f"{follow.id}  root-cause task -> {actions.cwd_relative(follow.path)}")
 
 
-@click.command("status")
+@click.command("status", short_help="The board at a glance: lanes, tasks, runs, problems.")
 @click.option(
     "--json",
     "as_json",
@@ -235,7 +283,7 @@ def _task_runs(root: Path, task_id: str) -> dict[str, Any]:
             return {"runs": [], "cost_usd": 0.0, "journal_error": unreadable(journal.path, exc)}
     keys = ("role", "agent", "outcome", "started_at", "tokens_in", "tokens_out", "cost_usd")
     runs = [{"run_id": r["id"], **{k: r[k] for k in keys}} for r in rows]
-    cost = round(sum(r["cost_usd"] or 0.0 for r in runs), 4)
+    cost = round(sum((r["cost_usd"] or 0.0 for r in runs), 0.0), 4)  # 0.0 with no runs
     return {"runs": runs, "cost_usd": cost, "journal_error": None}
 
 
@@ -263,7 +311,7 @@ def _print_history(rows: list[dict[str, Any]]) -> None:
         )
 
 
-@click.command("board")
+@click.command("board", short_help="A live full-screen board, redrawn as tasks move.")
 @click.option("--all", "show_all", is_flag=True, help="List every done and failed task too.")
 @click.pass_context
 def board_cmd(ctx: click.Context, show_all: bool) -> None:
@@ -274,7 +322,7 @@ def board_cmd(ctx: click.Context, show_all: bool) -> None:
     board_live.run(project(ctx), show_all)
 
 
-@click.command("show")
+@click.command("show", short_help="One task: its lane, fields, file and runs.")
 @click.argument("task_id")
 @click.option("--json", "as_json", is_flag=True, help="The task as a JSON document.")
 @click.option("--history", is_flag=True, help="Every lifecycle transition, from the journal.")

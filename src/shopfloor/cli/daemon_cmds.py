@@ -19,7 +19,7 @@ def register(app: click.Group) -> None:
         app.add_command(command)
 
 
-@click.command("run")
+@click.command("run", short_help="The daemon: drive tasks through PM, Coder, checks, QA.")
 @click.option("--once", is_flag=True, help="Work until nothing is runnable, then exit.")
 @click.pass_context
 def run_cmd(ctx: click.Context, once: bool) -> None:
@@ -44,7 +44,7 @@ def run_cmd(ctx: click.Context, once: bool) -> None:
     sys.exit(code)
 
 
-@click.command("logs")
+@click.command("logs", short_help="The run logs of a task (-f follows the newest run).")
 @click.argument("task_id")
 @click.option("--all", "all_runs", is_flag=True, help="Every run of the task, oldest first.")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing the newest run's output.")
@@ -71,7 +71,7 @@ def _decide(ctx: click.Context, verb: str, task_id: str) -> None:
     click.echo(f"{entry.id}  {entry.lane.value}/  status {entry.header.status}")
 
 
-@click.command("approve")
+@click.command("approve", short_help="Release a spec that waits for approval.")
 @click.argument("task_id")
 @click.pass_context
 def approve_cmd(ctx: click.Context, task_id: str) -> None:
@@ -79,7 +79,7 @@ def approve_cmd(ctx: click.Context, task_id: str) -> None:
     _decide(ctx, "approve", task_id)
 
 
-@click.command("retry")
+@click.command("retry", short_help="Give a failed or parked task fresh attempts.")
 @click.argument("task_id")
 @click.pass_context
 def retry_cmd(ctx: click.Context, task_id: str) -> None:
@@ -87,7 +87,7 @@ def retry_cmd(ctx: click.Context, task_id: str) -> None:
     _decide(ctx, "retry", task_id)
 
 
-@click.command("cancel")
+@click.command("cancel", short_help="Park a task in failed/ (a running hotfix: stop it).")
 @click.argument("task_id")
 @click.pass_context
 def cancel_cmd(ctx: click.Context, task_id: str) -> None:
@@ -115,7 +115,7 @@ def cancel_cmd(ctx: click.Context, task_id: str) -> None:
     click.echo(safe(done.left or ""))
 
 
-@click.command("demo")
+@click.command("demo", short_help="A demo repository and a full run with the simulator.")
 @click.option(
     "--dir",
     "directory",

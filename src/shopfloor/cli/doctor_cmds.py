@@ -1,57 +1,85 @@
-"""`shopfloor doctor`: is every configured agent ready to run?"""
+"""`shopfloor doctor`: can every role run? Which agent plays it, and is that agent ready?"""
 
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import Any
 
 import click
 
-from shopfloor.cli._common import console, print_json, project
-
-if TYPE_CHECKING:
-    from shopfloor.doctor import AgentCheck
+from shopfloor.cli._common import console, plain, print_json, project
+from shopfloor.errors import ConfigError
 
 
 def register(app: click.Group) -> None:
     app.add_command(doctor_cmd)
 
 
-@click.command("doctor")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per agent, in a list.")
+@click.command("doctor", short_help="Can every role run? Agents, binaries, versions, logins.")
+@click.option("--json", "as_json", is_flag=True, help="The documented JSON document (schema 1).")
 @click.pass_context
 def doctor_cmd(ctx: click.Context, as_json: bool) -> None:
-    """Check each agent: binary, version (tested or not), credentials; advice for problems.
+    """Check every role and agent: which agent plays each role (set in shopfloor.toml or the
+    default), its binary, version (tested or not) and credentials, with advice for problems.
 
-    Exits 1 when an agent that plays a role cannot run.
+    An empty or partial shopfloor.toml is explained: the roles with no agent, what their
+    defaults would need, and `shopfloor init`. Exits 1 when a role cannot run.
     """
     from shopfloor import doctor  # pydantic and friends: only for this command, not `status`
 
-    checks = doctor.check_all(project(ctx).config)
+    proj = project(ctx)
+    try:
+        document = doctor.report(proj.config)
+    except ConfigError as exc:
+        document = doctor.unloadable(str(exc))
     if as_json:
-        print_json([c.to_json() for c in checks])
+        print_json(document)
     else:
-        _print(checks)
-    if doctor.role_problems(checks):
+        _print(document)
+    if not document["ok"]:
         sys.exit(1)
 
 
-def _print(checks: list[AgentCheck]) -> None:
+def _print(document: dict[str, Any]) -> None:
     out = console()
     out.soft_wrap = True  # long paths and advice stay on one line, to copy and paste
-    for check in checks:
-        mark = "[green]ok[/]" if check.ok else "[red]problem[/]"
-        roles = "plays " + ", ".join(check.roles) if check.roles else "plays no role"
-        version = check.version or "?"
-        tested = ""
-        if check.version and check.tested_version:
-            tested = " (tested)" if check.version == check.tested_version else " (untested)"
-        out.print(f"{mark}  [bold]{check.agent}[/]  {check.backend} {version}{tested}  ({roles})")
-        if check.binary:
-            out.print(f"      binary: {check.binary}")
-        if check.credentials:
-            out.print(f"      credentials: {check.credentials}")
-        for error in check.errors:
-            out.print(f"      [red]error[/]: {error}")
-        for warning in check.warnings:
-            out.print(f"      [yellow]warning[/]: {warning}")
+    if document["config_error"]:
+        out.print(f"[red]problem[/]  {plain(document['config_error'])}")
+    for role in document["roles"]:
+        mark = "[green]ok[/]" if role["ok"] else "[red]problem[/]"
+        line = f"{mark}  role [bold]{role['role']}[/] -> agent {plain(role['agent'])}"
+        if not role["defined"]:
+            out.print(f"{line}: {plain(role['problem'])}")
+            continue
+        if not role["configured"]:
+            line += f" (the default: roles.{role['role']} is not set)"
+        if role["problem"]:
+            line += ", which cannot run (below)"
+        out.print(line)
+    for check in document["agents"]:
+        _print_agent(out, check)
+    for line in document["advice"]:
+        out.print(f"[yellow]advice[/]  {plain(line)}")
+    verdict = "every role can run" if document["ok"] else "some roles cannot run"
+    out.print(f"[bold]{verdict}[/]")
+
+
+def _print_agent(out: Any, check: dict[str, Any]) -> None:
+    mark = "[green]ok[/]" if check["ok"] else "[red]problem[/]"
+    roles = "plays " + ", ".join(check["roles"]) if check["roles"] else "plays no role"
+    version = check["version"] or "?"
+    tested = ""
+    if check["version"] and check["tested_version"]:
+        tested = " (tested)" if check["version"] == check["tested_version"] else " (untested)"
+    out.print(
+        f"{mark}  agent [bold]{plain(check['agent'])}[/]  {check['backend']} {version}{tested}"
+        f"  ({roles})"
+    )
+    if check["binary"]:
+        out.print(f"      binary: {plain(check['binary'])}")
+    if check["credentials"]:
+        out.print(f"      credentials: {plain(check['credentials'])}")
+    for error in check["errors"]:
+        out.print(f"      [red]error[/]: {plain(error)}")
+    for warning in check["warnings"]:
+        out.print(f"      [yellow]warning[/]: {plain(warning)}")
