@@ -168,6 +168,9 @@ class CliBackend:
 
     name: str = ""
     binary: str = ""
+    #: How `parse` starts `Parsed.error` when the CLI was sleeping before retrying a 429: a run
+    #: stopped then (stall, timeout) was silent because it waited, not because it hung.
+    waiting_mark: str = ""
 
     def build(self, ctx: RunContext) -> Invocation:
         command = ctx.agent.command
@@ -189,6 +192,9 @@ class CliBackend:
 
     def classify(self, result: RunResult, parsed: Parsed) -> Outcome:
         ending = classify_ending(result)
+        waiting = bool(self.waiting_mark) and (parsed.error or "").startswith(self.waiting_mark)
+        if ending in (Outcome.STALLED, Outcome.TIMED_OUT) and waiting and parsed.outcome:
+            return parsed.outcome
         if ending is not None:
             return ending
         if parsed.outcome is not None:

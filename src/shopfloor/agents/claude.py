@@ -37,7 +37,7 @@ from shopfloor.agents._cli import (
 )
 
 if TYPE_CHECKING:
-    from shopfloor.runner import RunResult
+    pass
 
 #: Marks `Parsed.error` when the run was stopped while claude was waiting to retry a 429.
 _WAITING = "claude was waiting to retry: "
@@ -70,6 +70,7 @@ def _literal(path: Path) -> str:
 class ClaudeBackend(CliBackend):
     name = "claude"
     binary = "claude"
+    waiting_mark = _WAITING
 
     def arguments(self, ctx: RunContext, extra: list[str]) -> list[str]:
         # stream-json (it needs --verbose): `json` prints nothing until the end, so a long run
@@ -122,13 +123,6 @@ class ClaudeBackend(CliBackend):
         if parsed.outcome is Outcome.RATE_LIMITED and parsed.reset_at is None and wait:
             parsed.reset_at = time.time() + wait  # the last wait the server asked for
         return parsed
-
-    def classify(self, result: RunResult, parsed: Parsed) -> Outcome:
-        outcome = super().classify(result, parsed)
-        waiting = (parsed.error or "").startswith(_WAITING)
-        if outcome in (Outcome.STALLED, Outcome.TIMED_OUT) and waiting and parsed.outcome:
-            return parsed.outcome  # silent because it slept before a retry, not hung
-        return outcome
 
 
 def retry_wait(stdout: str) -> float | None:

@@ -51,7 +51,7 @@ from shopfloor.agents._cli import (
 )
 
 if TYPE_CHECKING:
-    from shopfloor.runner import RunResult
+    pass
 
 #: The provider's API key variable (its `env_key`) is unset: an auth problem, not the task's.
 _MISSING_KEY = re.compile(r"Missing environment variable: `\w+`")
@@ -93,6 +93,7 @@ _NO_TMP = [
 class CodexBackend(CliBackend):
     name = "codex"
     binary = "codex"
+    waiting_mark = _WAITING
 
     def arguments(self, ctx: RunContext, extra: list[str]) -> list[str]:
         argv = ["exec", "--json", "--skip-git-repo-check", *_ALWAYS, *_sandbox(ctx)]
@@ -130,13 +131,6 @@ class CodexBackend(CliBackend):
             else:  # usage errors (exit 2) and crashes print no events: stderr says why
                 error_outcome(parsed, stderr.strip()[-2000:] or "codex printed no turn.completed")
         return parsed
-
-    def classify(self, result: RunResult, parsed: Parsed) -> Outcome:
-        outcome = super().classify(result, parsed)
-        waiting = (parsed.error or "").startswith(_WAITING)
-        if outcome in (Outcome.STALLED, Outcome.TIMED_OUT) and waiting and parsed.outcome:
-            return parsed.outcome  # silent because it slept before a retry, not hung
-        return outcome
 
 
 def http_responses(stderr: str) -> tuple[list[tuple[float, int, dict[str, str]]], str]:

@@ -61,7 +61,7 @@ from shopfloor.agents._cli import (
 )
 
 if TYPE_CHECKING:
-    from shopfloor.runner import RunResult
+    pass
 
 #: Errors only, to stderr: a failed model call shows there while OpenCode waits to retry it.
 _LOGS = ["--print-logs", "--log-level", "ERROR"]
@@ -78,6 +78,7 @@ _DENIED = ("rejected permission", "prevents you from using")
 class OpencodeBackend(CliBackend):
     name = "opencode"
     binary = "opencode"
+    waiting_mark = _RETRYING
 
     def arguments(self, ctx: RunContext, extra: list[str]) -> list[str]:
         # --pure: no plugins fetched from npm at run time; --title: no extra paid model call
@@ -125,13 +126,6 @@ class OpencodeBackend(CliBackend):
         if not errors:  # no final error yet: was it stopped while waiting to retry one?
             _retrying(parsed, stderr, last_ms)
         return parsed
-
-    def classify(self, result: RunResult, parsed: Parsed) -> Outcome:
-        outcome = super().classify(result, parsed)
-        waiting = (parsed.error or "").startswith(_RETRYING)
-        if outcome in (Outcome.STALLED, Outcome.TIMED_OUT) and waiting and parsed.outcome:
-            return parsed.outcome  # silent because it slept before a retry, not hung
-        return outcome
 
 
 def run_database(ctx: RunContext) -> Path:
