@@ -31,26 +31,33 @@ def make_repo(root: Path, config: str) -> Path:
     return root
 
 
-def fill_board(root: Path, count: int, lane: Lane = Lane.DONE, start: int = 1) -> None:
-    """`count` realistic task files written straight to a lane (no ids from the allocator)."""
+def fill_board(
+    root: Path, count: int, lane: Lane = Lane.DONE, start: int = 1, status: str = "queued"
+) -> None:
+    """`count` realistic task files written straight to a lane (no ids from the allocator).
+
+    `queued` in done/ is not a status of that lane: the daemon's start closes every one (a
+    transition each); pass the lane's own status to start on a board at rest."""
     body = "## Request\n" + "Some words about the task.\n" * 40 + "\n## Tracker\n- x\n"
     folder = root / "tasks" / lane.value
     for n in range(start, start + count):
         (folder / f"T-{n:05d}-task-number-{n}.md").write_text(
             f"---\nid: T-{n:05d}\ntitle: Task number {n}\ntype: feature\npriority: P2\n"
-            f"status: queued\nattempts: 1\nmax_attempts: 3\ndepends_on: []\n"
+            f"status: {status}\nattempts: 1\nmax_attempts: 3\ndepends_on: []\n"
             f"created: 2026-11-25T10:00:00Z\nupdated: 2026-11-25T10:00:00Z\n---\n"
             f"# Task number {n}\n\n{body}"
         )
 
 
-def start_daemon(root: Path) -> subprocess.Popen[bytes]:
+def start_daemon(root: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """`shopfloor run` in `root`; `env` adds to (or overrides) this process's environment,
+    e.g. PYTHONPATH to run another checkout's code side by side."""
     return subprocess.Popen(
         [sys.executable, "-m", "shopfloor", "-C", str(root), "run"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1", **(env or {})},
     )
 
 
