@@ -94,11 +94,14 @@ def test_claude_that_waited_out_a_short_retry_after_pauses_for_that_wait(tmp_pat
         root = project_for("claude", tmp_path, server.url, env=env)
         started = time.time()
         run, _ = run_role(root, "hotfix", root)
+        returned = time.time()
     stdout = (run.run_dir / "stdout.log").read_text()
     assert '"subtype":"api_retry"' in stdout and len(server.requests) == 2
     assert run.outcome is Outcome.RATE_LIMITED and run.paused_until is not None
-    took = time.time() - started
-    assert 20 <= run.paused_until - time.time() <= 20 * 1.3 + 2, (run.paused_until, took)
+    # The pause is set when the output is read, a moment before run_role returns: 20 s from
+    # then — not the 60 s back-off, and never before the run began.
+    pause = run.paused_until - returned
+    assert started + 20 <= run.paused_until and pause <= 20 * 1.3 + 2, (pause, returned - started)
 
 
 def test_codex_that_gets_past_a_429_on_its_own_is_ok(tmp_path: Path) -> None:
