@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +15,7 @@ import pytest
 from shopfloor import config as config_mod
 from shopfloor.config import Config
 from shopfloor.journal import Journal
-from shopfloor.notify import NotifyService
+from shopfloor.notify import NotifyService, publish
 from tests.fakes.telegram_server import TOKEN, FakeTelegram
 from tests.fakes.webhook_receiver import WebhookReceiver
 
@@ -96,3 +99,40 @@ def all_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     """Every record of every logger, DEBUG and up (httpx and telegram included)."""
     caplog.set_level(logging.DEBUG)
     return caplog
+
+
+@contextlib.contextmanager
+def chat_daemon(
+    tmp_path: Path, fake_tg: FakeTelegram, hotfix_agent: list[str], reconcile_every: float
+) -> Iterator[Path]:
+    """A project whose hotfix agent is `hotfix_agent`, its daemon wired to notifications
+    (`notify=partial(publish, journal, config)`) and the notify service beside it."""
+    from shopfloor.scheduler import Daemon
+    from tests.conftest import wait_until
+    from tests.support import make_project
+
+    extra = (
+        '[notify]\nretry_initial = "50ms"\nretry_max = "400ms"\n'
+        f'[notify.telegram]\nchat_ids = [{CHAT}]\napi_base = "{fake_tg.url}"\n'
+        'poll_timeout = 1\nrequest_timeout = "1s"\n'
+    )
+    agent = {"fix": {"backend": "command", "command": hotfix_agent}}
+    root = make_project(tmp_path, agents=agent, extra=extra)
+    cfg = config_mod.load(root / "shopfloor.toml")
+    service = NotifyService(root, cfg, env={TOKEN_ENV: TOKEN})
+    service.start()
+    with Journal.for_project(root) as journal:
+        notify = functools.partial(publish, journal, cfg)
+        daemon = Daemon(root, cfg, notify=notify, settle=0.0, reconcile_every=reconcile_every)
+        thread = threading.Thread(target=daemon.run, daemon=True)
+        thread.start()
+        # The daemon watches the board once its hotfix thread runs (it starts after the
+        # watchers); a file filed before that waits for a reconcile.
+        wait_until(lambda: any(t.name == "hotfix" for t in threading.enumerate()), 30)
+        try:
+            yield root
+        finally:
+            daemon.stop()
+            thread.join(30)
+            assert service.stop(3.0)
+    assert not thread.is_alive()

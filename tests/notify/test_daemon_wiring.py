@@ -7,54 +7,24 @@ The wiring is the contract: `Daemon(..., notify=partial(publish, journal, config
 
 from __future__ import annotations
 
-import functools
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from shopfloor import config as config_mod
-from shopfloor.journal import Journal
-from shopfloor.notify import NotifyService, publish
 from tests.conftest import wait_until
-from tests.fakes.telegram_server import TOKEN, FakeTelegram
-from tests.support import agent_command, make_project
+from tests.fakes.telegram_server import FakeTelegram
+from tests.support import agent_command
 
-from .conftest import CHAT, TOKEN_ENV
+from .conftest import CHAT, chat_daemon
 
 
 @pytest.fixture
 def shop(tmp_path: Path, fake_tg: FakeTelegram) -> Iterator[Path]:
     """A project whose hotfix agent patches at once, a daemon and the notify service."""
-    from shopfloor.scheduler import Daemon
-
-    extra = (
-        '[notify]\nretry_initial = "50ms"\nretry_max = "400ms"\n'
-        f'[notify.telegram]\nchat_ids = [{CHAT}]\napi_base = "{fake_tg.url}"\n'
-        'poll_timeout = 1\nrequest_timeout = "1s"\n'
-    )
-    agent = {"fix": {"backend": "command", "command": agent_command("hotfix:patch")}}
-    root = make_project(tmp_path, agents=agent, extra=extra)
-    cfg = config_mod.load(root / "shopfloor.toml")
-    service = NotifyService(root, cfg, env={TOKEN_ENV: TOKEN})
-    service.start()
-    with Journal.for_project(root) as journal:
-        notify = functools.partial(publish, journal, cfg)
-        daemon = Daemon(root, cfg, notify=notify, settle=0.0, reconcile_every=2.0)
-        thread = threading.Thread(target=daemon.run, daemon=True)
-        thread.start()
-        # The daemon watches the board once its hotfix thread runs (it starts after the
-        # watchers); a file filed before that waits for a reconcile (every 2 s here).
-        wait_until(lambda: any(t.name == "hotfix" for t in threading.enumerate()), 30)
-        try:
-            yield root
-        finally:
-            daemon.stop()
-            thread.join(30)
-            assert service.stop(3.0)
-    assert not thread.is_alive()
+    with chat_daemon(tmp_path, fake_tg, agent_command("hotfix:patch"), reconcile_every=2.0) as root:
+        yield root
 
 
 def _hotfix_seconds(fake: FakeTelegram, root: Path, title: str) -> float:

@@ -7,56 +7,28 @@ uncommitted patch and `/close ID --force` closes it, recorded.
 
 from __future__ import annotations
 
-import functools
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from shopfloor import config as config_mod
 from shopfloor import task
 from shopfloor.board import Board, Lane
-from shopfloor.journal import Journal
-from shopfloor.notify import NotifyService, publish
 from tests.conftest import wait_until
-from tests.fakes.telegram_server import TOKEN, FakeTelegram
-from tests.support import FAKES, make_project, tracker
+from tests.fakes.telegram_server import FakeTelegram
+from tests.support import FAKES, tracker
 
-from .conftest import CHAT, TOKEN_ENV
+from .conftest import CHAT, chat_daemon
 
 
 @pytest.fixture
 def shop(tmp_path: Path, fake_tg: FakeTelegram) -> Iterator[Path]:
     """A daemon whose hotfix agent patches the tree and hangs, and the notify service."""
-    from shopfloor.scheduler import Daemon
-
-    extra = (
-        '[notify]\nretry_initial = "50ms"\nretry_max = "400ms"\n'
-        f'[notify.telegram]\nchat_ids = [{CHAT}]\napi_base = "{fake_tg.url}"\n'
-        'poll_timeout = 1\nrequest_timeout = "1s"\n'
-    )
     marks = tmp_path / "marks.txt"
     command = [sys.executable, str(FAKES / "hanging_hotfix.py"), str(marks)]
-    agent = {"fix": {"backend": "command", "command": command}}
-    root = make_project(tmp_path, agents=agent, extra=extra)
-    cfg = config_mod.load(root / "shopfloor.toml")
-    service = NotifyService(root, cfg, env={TOKEN_ENV: TOKEN})
-    service.start()
-    with Journal.for_project(root) as journal:
-        notify = functools.partial(publish, journal, cfg)
-        daemon = Daemon(root, cfg, notify=notify, settle=0.0, reconcile_every=60.0)
-        thread = threading.Thread(target=daemon.run, daemon=True)
-        thread.start()
-        wait_until(lambda: any(t.name == "hotfix" for t in threading.enumerate()), 30)
-        try:
-            yield root
-        finally:
-            daemon.stop()
-            thread.join(30)
-            assert service.stop(3.0)
-    assert not thread.is_alive()
+    with chat_daemon(tmp_path, fake_tg, command, reconcile_every=60.0) as root:
+        yield root
 
 
 def _said(fake: FakeTelegram, text: str) -> str:
