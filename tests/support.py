@@ -156,3 +156,33 @@ def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM, timeout: float 
 def marks(path: Path) -> list[list[str]]:
     """Lines `role task attempt run pid` the scripted agent appends when it starts."""
     return [line.split() for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def run_hotfix_once(root: Path, title: str) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
+    """File a hotfix and run one daemon pass (`run --once`, in this process): the hotfix's id
+    and every notification the daemon sent. The hotfix must end waiting for the human."""
+    from shopfloor import actions, config
+    from shopfloor.scheduler import Daemon
+
+    task_id = actions.create_hotfix(Board(root), title).id
+    daemon = Daemon(root, config.load(root / "shopfloor.toml"), once=True)
+    sent: list[tuple[str, dict[str, Any]]] = []
+    original = daemon.shop.notify
+
+    def notify(event: str, **payload: Any) -> object:
+        sent.append((event, payload))
+        return original(event, **payload)
+
+    daemon.shop.notify = notify
+    daemon.run()
+    entry = Board(root).find(task_id)
+    assert (entry.lane, entry.header.status) == (Lane.HOTFIX, "awaiting-human")
+    return task_id, sent
+
+
+def task_state(root: Path, task_id: str) -> dict[str, Any]:
+    """The task's per-task state in the journal."""
+    from shopfloor.journal import Journal
+
+    with Journal.for_project(root) as journal:
+        return journal.task_state(task_id)

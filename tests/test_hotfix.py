@@ -20,11 +20,10 @@ import pytest
 from shopfloor import actions, config, gitops, hotfix_report, pipeline, task
 from shopfloor.board import Board, Lane
 from shopfloor.errors import InfrastructureError
-from shopfloor.journal import Journal
 from shopfloor.notify import events
 from shopfloor.scheduler import Daemon
 from tests.conftest import wait_until
-from tests.support import FAKES, git, make_project, tracker
+from tests.support import FAKES, git, make_project, run_hotfix_once, task_state, tracker
 
 REF = "refs/shopfloor/snapshots/HOTFIX-0001"
 
@@ -287,25 +286,7 @@ def _dirty(root: Path) -> None:
 
 def _hotfix(root: Path) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
     """File a hotfix and run the daemon once; the task id and the notifications sent."""
-    hotfix = actions.create_hotfix(Board(root), "prod down")
-    daemon = Daemon(root, config.load(root / "shopfloor.toml"), once=True)
-    sent: list[tuple[str, dict[str, Any]]] = []
-    original = daemon.shop.notify
-
-    def notify(event: str, **payload: Any) -> object:
-        sent.append((event, payload))
-        return original(event, **payload)
-
-    daemon.shop.notify = notify
-    daemon.run()
-    entry = Board(root).find(hotfix.id)
-    assert (entry.lane, entry.header.status) == (Lane.HOTFIX, "awaiting-human")
-    return hotfix.id, sent
-
-
-def _state(root: Path, task_id: str) -> dict[str, Any]:
-    with Journal.for_project(root) as journal:
-        return journal.task_state(task_id)
+    return run_hotfix_once(root, "prod down")
 
 
 def _payload(sent: list[tuple[str, dict[str, Any]]], event: str) -> dict[str, Any]:
@@ -329,7 +310,7 @@ def test_an_agent_editing_the_humans_file_is_told_apart_from_the_human(tmp_path:
     # Before the agent: the human's work is saved, and the tracker says where and how back.
     saved = next(line for line in lines if "your uncommitted work (3 files" in line)
     assert ref in saved and "git restore --source=" in saved
-    state = _state(root, task_id)
+    state = task_state(root, task_id)
     assert hotfix_report.Start.from_state(task_id, state) == hotfix_report.Start(
         task_id,
         state["hotfix_snapshot"],
@@ -389,7 +370,7 @@ def test_an_agent_that_commits_is_flagged_loudly(tmp_path: Path) -> None:
     )
     assert "the fix is (at least partly) in those commits" in log
     assert "WARNING: those commits also hold your uncommitted work from before the hotfix: " in log
-    state = _state(root, task_id)
+    state = task_state(root, task_id)
     assert (state["hotfix_head_before"], state["hotfix_head_after"]) == (head, after)
     assert state["hotfix_paths"] == ["app.py"]  # against the snapshot: not the human's util.py
     waiting = _payload(sent, events.HOTFIX_AWAITING_HUMAN)
@@ -414,7 +395,7 @@ def test_an_agent_that_changes_nothing_says_so_even_in_a_dirty_tree(tmp_path: Pa
     last = log.splitlines()[-1]
     assert "hotfix changed nothing: no file differs from your snapshot" in last
     assert "verify, commit" not in last and "app.py" not in last
-    assert _state(root, task_id)["hotfix_paths"] == []
+    assert task_state(root, task_id)["hotfix_paths"] == []
     waiting = _payload(sent, events.HOTFIX_AWAITING_HUMAN)
     assert waiting["changed_nothing"] is True
     text = events.render(events.HOTFIX_AWAITING_HUMAN, waiting)
@@ -431,7 +412,7 @@ def test_a_clean_tree_gets_no_snapshot_and_no_snapshot_line(tmp_path: Path) -> N
     assert "uncommitted work" not in log and "refs/shopfloor" not in log
     assert f"hotfix changed 1 file since HEAD ({head[:12]}): app.py" in log
     assert git(root, "for-each-ref", "refs/shopfloor/") == ""
-    state = _state(root, task_id)
+    state = task_state(root, task_id)
     assert "hotfix_snapshot" not in state and state["hotfix_base"] == head
     assert _payload(sent, events.HOTFIX_STARTED)["snapshot"] is None
 

@@ -13,14 +13,10 @@ from typing import Any
 
 import pytest
 
-from shopfloor import actions, config
-from shopfloor.board import Board, Lane
-from shopfloor.journal import Journal
 from shopfloor.notify import events
-from shopfloor.scheduler import Daemon
 from tests import clis
 from tests.fakes.model_server import Append, ModelServer, Script, Shell, Write, result_block
-from tests.support import git, make_project, tracker
+from tests.support import git, make_project, run_hotfix_once, task_state, tracker
 
 pytestmark = [pytest.mark.agentcli, pytest.mark.timeout(600)]
 
@@ -48,25 +44,8 @@ def _hotfix(cli: str, tmp: Path, script: Script) -> tuple[Path, str, list[Any], 
         git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "util")
         (root / "util.py").write_text(HUMAN_UTIL)
         (root / "mine.py").write_text(HUMAN_NEW)
-        task_id = actions.create_hotfix(Board(root), "answer() crashes in production").id
-        daemon = Daemon(root, config.load(root / "shopfloor.toml"), once=True)
-        sent: list[tuple[str, dict[str, Any]]] = []
-        original = daemon.shop.notify
-
-        def notify(event: str, **payload: Any) -> object:
-            sent.append((event, payload))
-            return original(event, **payload)
-
-        daemon.shop.notify = notify
-        daemon.run()
-    entry = Board(root).find(task_id)
-    assert (entry.lane, entry.header.status) == (Lane.HOTFIX, "awaiting-human")
+        task_id, sent = run_hotfix_once(root, "answer() crashes in production")
     return root, task_id, sent, server
-
-
-def _state(root: Path, task_id: str) -> dict[str, Any]:
-    with Journal.for_project(root) as journal:
-        return journal.task_state(task_id)
 
 
 def _waiting(sent: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
@@ -86,7 +65,7 @@ def test_a_dirty_tree_keeps_the_humans_work_and_its_snapshot(tmp_path: Path, cli
     assert git(root, "show", f"{ref}:util.py") == HUMAN_UTIL
     assert git(root, "show", f"{ref}:mine.py") == HUMAN_NEW
     assert git(root, "show", f"{ref}:app.py") == "def answer():\n    return 42\n"
-    state = _state(root, task_id)
+    state = task_state(root, task_id)
     assert state["hotfix_snapshot"] == git(root, "rev-parse", ref).strip()
     assert "app.py" in state["hotfix_paths"]
     assert not {"util.py", "mine.py"} & set(state["hotfix_paths"])  # never the human's
@@ -101,7 +80,7 @@ def test_a_dirty_tree_keeps_the_humans_work_and_its_snapshot(tmp_path: Path, cli
 @pytest.mark.parametrize("cli", ["claude", "codex"])
 def test_a_hotfix_agent_that_commits_is_flagged(tmp_path: Path, cli: str) -> None:
     root, task_id, sent, server = _hotfix(cli, tmp_path, FIX_AND_COMMIT)
-    state = _state(root, task_id)
+    state = task_state(root, task_id)
     before, after = state["hotfix_head_before"], state["hotfix_head_after"]
     assert (root / "util.py").read_text() == HUMAN_UTIL  # in the tree still, whatever happened
     log = tracker(root, task_id)
