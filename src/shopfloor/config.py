@@ -95,7 +95,20 @@ class PipelineConfig(_Section):
     max_attempts: int = Field(default=defaults.DEFAULT_MAX_ATTEMPTS, ge=1)
     concurrency: Concurrency = Field(default_factory=Concurrency)
     require_approval: bool = False
-    land: Literal["none", "merge"] = "none"
+    land: Literal["none", "merge", "queue", "pr"] = Field(
+        default="none",
+        description="after QA passes: none (the branch waits), merge, queue (merge queue), pr",
+    )
+    land_target: str = Field(
+        default="", description="the branch the queue lands on (default: the branch init saw)"
+    )
+    max_rebases: int = Field(default=3, ge=0, description="queue bounces a task may take")
+    land_batch: int = Field(default=5, ge=1, description="tasks the queue checks together")
+    pr_remote: str = Field(default="origin", description="land = pr: the remote to push to")
+    pr_command: list[str] = Field(
+        default_factory=lambda: ["gh", "pr", "create", "--fill", "--head", "shopfloor/{id}"],
+        description="land = pr: opens the pull request (argv, no shell; {id}, {branch})",
+    )
     check_timeout: Duration = 30 * 60.0
 
 
@@ -223,6 +236,7 @@ class NotifyConfig(_Section):
 
 
 class WebConfig(_Section):
+    enabled: bool = Field(default=False, description="`shopfloor run` serves the board too")
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=0, le=65535)
     token_env: str = "SHOPFLOOR_WEB_TOKEN"
