@@ -11,7 +11,7 @@ import pytest
 
 from shopfloor.agents import Outcome, RunContext
 from shopfloor.agents.codex import CodexBackend, usage_limit_reset
-from shopfloor.config import AgentConfig
+from tests.agents.contexts import run_context
 
 NOW = datetime(2026, 8, 8, 10, 0, tzinfo=timezone(timedelta(hours=2)))
 
@@ -84,18 +84,7 @@ def test_a_usage_error_with_no_events_reports_stderr() -> None:
 
 
 def _ctx(role: str, tmp: Path, **agent: Any) -> RunContext:
-    run = tmp / ".shopfloor" / "runs" / "R-1"
-    return RunContext(
-        role=role,
-        run_id="R-1",
-        task_id="T-1",
-        task_file=tmp / "tasks" / "active" / "T-1.md",
-        prompt_file=run / "prompt.md",
-        result_file=run / "result.json",
-        workdir=tmp / "wt",
-        prompt="-starts with a dash",
-        agent=AgentConfig(backend="codex", **agent),
-    )
+    return run_context("codex", role, tmp, "-starts with a dash", workdir=tmp / "wt", **agent)
 
 
 def _sandbox_of(argv: list[str]) -> tuple[str, str, str | None]:

@@ -20,19 +20,15 @@ from shopfloor.agents.gemini import GeminiBackend
 from shopfloor.agents.opencode import OpencodeBackend
 from shopfloor.agents.pi import DENIED_MARK, PiBackend
 from shopfloor.agents.qwen import QwenBackend
-from shopfloor.config import AgentConfig
+from tests.agents.contexts import run_context
 
 #: A repository path with what glob, regex, TOML and comma-separated flags treat specially.
 ODD = "my repo, v2 (old) [x]*?{a,b}+$^#!\\q"
 
 
 def _ctx(tmp: Path, role: str, backend: str, **agent: Any) -> RunContext:
-    root = tmp / ODD
-    run = root / ".shopfloor" / "runs" / "R-7"
-    return RunContext(
-        role, "R-7", "T-1", root / "tasks" / "inbox" / "T-1-a.md", run / "prompt.md",
-        run / "result.json", root, "You are the **PM**", AgentConfig(backend=backend, **agent),
-    )  # fmt: skip
+    pm = "You are the **PM**"
+    return run_context(backend, role, tmp / ODD, pm, run_id="R-7", lane="inbox", **agent)
 
 
 def _after(argv: list[str], flag: str) -> str:
@@ -105,13 +101,9 @@ def test_the_gemini_pm_policy_opens_its_two_files_and_nothing_else(tmp_path: Pat
 
 
 def test_a_gemini_policy_path_without_a_comma_stays_absolute(tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    ctx = RunContext(
-        "pm", "R-1", "T-1", tmp_path / "t.md", run / "p.md", run / "r.json", tmp_path, "p",
-        AgentConfig(backend="gemini"),
-    )  # fmt: skip
+    ctx = run_context("gemini", "pm", tmp_path, "p")
     argv = GeminiBackend().arguments(ctx, [])
-    assert f"--policy={tmp_path / 'run' / 'gemini-pm-policy.toml'}" in argv
+    assert f"--policy={ctx.prompt_file.parent / 'gemini-pm-policy.toml'}" in argv
 
 
 def test_only_the_gemini_pm_gets_a_policy(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from shopfloor.agents import Outcome, RunContext
 from shopfloor.agents.gemini import GeminiBackend
-from shopfloor.config import AgentConfig
+from tests.agents.contexts import run_context
 
 #: Backends write policy/guard files beside the prompt file: a private folder per test run.
 _HERE = Path(tempfile.mkdtemp(prefix="shopfloor-parse-"))
@@ -40,11 +40,7 @@ def _tool(tool_id: str, name: str, **result: Any) -> tuple[dict[str, Any], dict[
 
 
 def _ctx(role: str, prompt: str = "You are the **Coder**", **agent: Any) -> RunContext:
-    here = _HERE
-    return RunContext(
-        role, "R-1", "T-1", here / "t.md", here / "p.md", here / "r.json", here, prompt,
-        AgentConfig(backend="gemini", **agent),
-    )  # fmt: skip
+    return run_context("gemini", role, _HERE, prompt, **agent)
 
 
 def test_streamed_chunks_after_the_last_tool_call_are_the_final_text() -> None:

@@ -17,8 +17,8 @@ import pytest
 
 from shopfloor.agents import Outcome, Parsed, RunContext
 from shopfloor.agents.opencode import OpencodeBackend, permissions
-from shopfloor.config import AgentConfig
 from shopfloor.runner import Ending, RunResult
+from tests.agents.contexts import run_context
 
 T0 = 1796069808000  # ms, as in the events' "timestamp"
 
@@ -163,18 +163,8 @@ def test_a_refused_tool_call_is_permission_denied_though_the_run_went_on() -> No
 
 
 def _ctx(role: str, tmp: Path, **agent: Any) -> RunContext:
-    run = tmp / "repo" / ".shopfloor" / "runs" / "R-1"
-    return RunContext(
-        role=role,
-        run_id="R-1",
-        task_id="T-1",
-        task_file=tmp / "repo" / "tasks" / "active" / "T-1.md",
-        prompt_file=run / "prompt.md",
-        result_file=run / "result.json",
-        workdir=tmp / "repo",
-        prompt='-starts with a dash and has "quotes"',
-        agent=AgentConfig(backend="opencode", **agent),
-    )
+    odd = '-starts with a dash and has "quotes"'
+    return run_context("opencode", role, tmp / "repo", odd, **agent)
 
 
 def test_the_prompt_goes_by_stdin_and_user_args_and_model_reach_the_command(

@@ -11,7 +11,7 @@ import pytest
 
 from shopfloor.agents import Outcome, RunContext
 from shopfloor.agents.pi import PiBackend
-from shopfloor.config import AgentConfig
+from tests.agents.contexts import run_context
 
 #: Backends write policy/guard files beside the prompt file: a private folder per test run.
 _HERE = Path(tempfile.mkdtemp(prefix="shopfloor-parse-"))
@@ -28,11 +28,7 @@ def _assistant(text: str = "", stop: str = "stop", **usage: Any) -> str:
 
 
 def _ctx(role: str, prompt: str = "You are the **Coder**", **agent: Any) -> RunContext:
-    here = _HERE
-    return RunContext(
-        role, "R-1", "T-1", here / "t.md", here / "p.md", here / "r.json", here, prompt,
-        AgentConfig(backend="pi", **agent),
-    )  # fmt: skip
+    return run_context("pi", role, _HERE, prompt, **agent)
 
 
 def test_usage_and_cost_add_up_over_replies_and_the_last_text_wins() -> None:

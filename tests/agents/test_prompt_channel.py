@@ -13,7 +13,7 @@ import pytest
 
 from shopfloor import agents
 from shopfloor.agents import RunContext
-from shopfloor.config import AgentConfig
+from tests.agents.contexts import run_context
 
 MARKER = "PROMPT-MARKER-7f3a9c"
 #: Far past what one argv string may hold, so nothing could fall back to an argument.
@@ -23,18 +23,7 @@ BY_FILE = {"aider": "--message-file"}
 
 
 def context(backend: str, role: str, tmp: Path, prompt: str) -> RunContext:
-    run = tmp / "repo" / ".shopfloor" / "runs" / "R-1"
-    return RunContext(
-        role=role,
-        run_id="R-1",
-        task_id="T-1",
-        task_file=tmp / "repo" / "tasks" / "active" / "T-1.md",
-        prompt_file=run / "prompt.md",
-        result_file=run / "result.json",
-        workdir=tmp / "repo",
-        prompt=prompt,
-        agent=AgentConfig(backend=backend, model="some-model", args=["--extra"]),  # type: ignore[arg-type]
-    )
+    return run_context(backend, role, tmp / "repo", prompt, model="some-model", args=["--extra"])
 
 
 CLI_BACKENDS = sorted(set(agents.available()) - {"command", "simulator"})

@@ -14,7 +14,7 @@ import pytest
 
 from shopfloor.agents import Outcome, RunContext
 from shopfloor.agents.qwen import QwenBackend
-from shopfloor.config import AgentConfig
+from tests.agents.contexts import run_context
 
 _INIT = {"type": "system", "subtype": "init", "session_id": "s-1", "permission_mode": "default"}
 
@@ -37,11 +37,7 @@ def _result(**fields: Any) -> dict[str, Any]:
 
 
 def _ctx(role: str, prompt: str = "You are the **Coder**", **agent: Any) -> RunContext:
-    here = _HERE
-    return RunContext(
-        role, "R-1", "T-1", here / "t.md", here / "p.md", here / "r.json", here, prompt,
-        AgentConfig(backend="qwen", **agent),
-    )  # fmt: skip
+    return run_context("qwen", role, _HERE, prompt, **agent)
 
 
 def test_the_json_array_form_parses_like_the_stream() -> None:
