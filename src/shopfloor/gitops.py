@@ -426,15 +426,24 @@ def commit_all(
 
 
 def attempt_commit(
-    repo: Path, branch: str, task_id: str, attempt: int, look_back: int = 50
+    repo: Path,
+    branch: str,
+    task_id: str,
+    attempt: int,
+    look_back: int = 50,
+    since: str | None = None,
 ) -> str | None:
     """The newest of the last `look_back` commits on `branch` whose trailers name this task
-    and attempt (`Shopfloor-Task`, `Shopfloor-Attempt`); None if there is none or no branch."""
+    and attempt (`Shopfloor-Task`, `Shopfloor-Attempt`); None if there is none or no branch.
+    `since`: only commits after it (attempt numbers start again after a rework or a retry)."""
     ref = f"refs/heads/{branch}"
     if not git(repo, "rev-parse", "--verify", "--quiet", ref, check=False).strip():
         return None
+    span = ref
+    if since and run_git(repo, "cat-file", "-e", f"{since}^{{commit}}").returncode == 0:
+        span = f"{since}..{ref}"
     out = git(
-        repo, "log", f"--max-count={look_back}", "--format=%H%x00%(trailers:only,unfold)%x1e", ref
+        repo, "log", f"--max-count={look_back}", "--format=%H%x00%(trailers:only,unfold)%x1e", span
     )
     for record in out.split("\x1e"):
         sha, _, block = record.strip("\n").partition("\x00")

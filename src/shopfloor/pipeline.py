@@ -236,7 +236,8 @@ def do_code(shop: Shop, entry: Entry) -> Step:
         return Step(Event.SETUP_PROBLEM, f"coder cannot start: {exc}; then `shopfloor retry`")
     base = _base_commit(shop, entry.id, branch, fresh_base)  # QA's diff covers every attempt
     save_state(shop, entry.id, base=base, branch=branch)
-    sha = gitops.attempt_commit(shop.root, branch, entry.id, attempt)
+    since = load_state(shop, entry.id).get("attempts_since")  # set by a rework or a retry
+    sha = gitops.attempt_commit(shop.root, branch, entry.id, attempt, since=since or None)
     if sha is not None:  # a crash came after the commit: its work is not done again
         entry = note(shop, entry, f"coder attempt {attempt} already committed ({sha[:10]})")
     else:
@@ -297,10 +298,19 @@ def _keep_unfinished_work(shop: Shop, task_id: str, workdir: Path, run_id: str) 
 
 
 def _previous_notes(text: str) -> str:
+    """QA's notes and the rework notes (a person's or the merge queue's), for the Coder."""
+    blocks = []
     notes = task.get_section(text, "QA notes")
-    if not notes:
-        return ""
-    return f"## Notes from the previous attempt (fix these first)\n\n{notes}\n"
+    if notes:
+        blocks.append(f"## Notes from the previous attempt (fix these first)\n\n{notes}\n")
+    rework = task.get_section(text, "Rework notes")
+    if rework:
+        blocks.append(
+            "## Rework notes (the task was sent back to you; newest round last)\n\n"
+            "Your worktree holds the earlier attempts' commits: change that work as the notes "
+            f"say, do not start over.\n\n{rework}\n"
+        )
+    return "\n".join(blocks)
 
 
 def _checks_for_prompt(shop: Shop) -> str:

@@ -65,6 +65,7 @@ class Event(StrEnum):
     LAND_FAILED = "land-failed"
     APPROVED = "approved"
     RETRIED = "retried"
+    REWORK = "rework"  # sent back to the Coder with notes; its branch is kept
     CANCELLED = "cancelled"
     WITHDRAWN = "withdrawn"  # a hotfix cancelled before its agent started
     HOTFIX_CLOSED = "hotfix-closed"
