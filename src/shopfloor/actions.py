@@ -342,7 +342,8 @@ def rework(board: Board, task_id: str, notes: str, who: str = "cli") -> Entry:
     with _hands(board) as hands:
         if hands.journal is None:
             raise ShopfloorError(f"cannot rework {entry.id}: the journal (.shopfloor/) cannot open")
-        pr_open = bool(hands.journal.task_state(entry.id).get("pr_url"))
+        state = hands.journal.task_state(entry.id)
+        pr_open = bool(state.get("pr_url")) or state.get("land") == "opened"
         why = rework_.refusal(entry, board.read_text(entry), pr_open)
         if why is not None:
             raise ShopfloorError(why)

@@ -915,6 +915,16 @@ def identity(repo: Path) -> list[str]:
     return ["-c", "user.name=Shopfloor", "-c", "user.email=shopfloor@localhost"]
 
 
+def push_branch(repo: Path, remote: str, branch: str, timeout: float = 120.0) -> None:
+    """Push `branch` to the branch of the same name on `remote`: never forced (a rejected
+    push is a GitError with git's reason) and never prompting for credentials."""
+    ref = f"refs/heads/{branch}"
+    if not git(repo, "rev-parse", "--verify", "--quiet", ref, check=False).strip():
+        raise GitError(f"there is no branch {branch} to push")
+    quiet = {"GIT_TERMINAL_PROMPT": "0"}  # the daemon has no one to type a password
+    git(repo, "push", "--quiet", "--", remote, f"{ref}:{ref}", timeout=timeout, env=quiet)
+
+
 def merge(repo: Path, branch: str) -> tuple[bool, str]:
     """Merge a task branch into the current branch; on any failure abort and leave it alone."""
     proc = run_git(repo, *identity(repo), "merge", "--no-ff", "--no-edit", branch)

@@ -124,6 +124,9 @@ TRANSITIONS: dict[tuple[Lane, Event], Row] = {
     # landing (pipeline.land = "merge")
     (D, Event.LANDED): _row(SAME, CL, requires=(AH,)),
     (D, Event.LAND_FAILED): _row(SAME, BL, requires=(AH,)),
+    # pipeline.land = "pr"; `retry` of a failed one (blocked -> awaiting-human) pushes again
+    (D, Event.PR_OPENED): _row(SAME, CL, requires=(AH,), notify="pr_opened"),
+    (D, Event.PR_FAILED): _row(SAME, BL, requires=(AH,), notify="pr_failed"),
     # a person's decisions
     (B, Event.APPROVED): _row(SAME, Q, requires=(AA,)),
     (I, Event.APPROVED): _row(B, Q, requires=(AA,)),  # a gate a crash left in inbox/

@@ -471,9 +471,13 @@ def _qa_reason(run: AgentRun, report: ChecksReport, verdict: str | None) -> str:
 def _passed(shop: Shop, entry: Entry, run: AgentRun) -> Step:
     branch = branch_name(entry.id)
     _drop_worktree(shop, entry.id)
-    if shop.config.pipeline.land == "merge":
+    land = shop.config.pipeline.land
+    if land in ("merge", "pr"):
         save_state(shop, entry.id, land="pending")
-    line = run_line(run, f"; done — branch {branch} waits for you: git merge {branch}")
+    then = f"waits for you: git merge {branch}"
+    if land == "pr":
+        then = "is pushed and a pull request opened next"
+    line = run_line(run, f"; done — branch {branch} {then}")
     return Step(Event.QA_PASSED, line, Change(payload={"branch": branch}))
 
 
@@ -484,7 +488,12 @@ def _drop_worktree(shop: Shop, task_id: str) -> None:
 
 
 def land_pending(shop: Shop, entry: Entry, hotfix_waiting: bool) -> Entry:
-    """`land = "merge"`: merge a done branch, only into a clean tree and never during a hotfix."""
+    """`land = "merge"`: merge a done branch, only into a clean tree and never during a hotfix.
+    `land = "pr"`: push it and open a pull request (the live tree is not touched)."""
+    if shop.config.pipeline.land == "pr":
+        from shopfloor import pullrequest
+
+        return pullrequest.open_pull_request(shop, entry)
     if hotfix_waiting or not gitops.is_clean(shop.root):
         return entry  # tried again on the next reconcile
     merged, message = gitops.merge(shop.root, branch_name(entry.id))
