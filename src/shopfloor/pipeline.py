@@ -461,6 +461,12 @@ def _qa_reason(run: AgentRun, report: ChecksReport, verdict: str | None) -> str:
 def _passed(shop: Shop, entry: Entry, run: AgentRun) -> Step:
     branch = branch_name(entry.id)
     _drop_worktree(shop, entry.id)
+    if shop.config.pipeline.land == "queue":  # done/ only once it landed (see `landing`)
+        from shopfloor import landing
+
+        target = landing.target_branch(shop.root, shop.config.pipeline.land_target)[0]
+        line = run_line(run, f"; passed — in the merge queue for {target or '(no target)'}")
+        return Step(Event.LAND_QUEUED, line, Change(payload={"branch": branch}))
     if shop.config.pipeline.land == "merge":
         save_state(shop, entry.id, land="pending")
     line = run_line(run, f"; done — branch {branch} waits for you: git merge {branch}")
