@@ -24,7 +24,17 @@ from shopfloor.journal import open_journal
 from shopfloor.scheduler import Daemon
 from shopfloor.words import Event
 from tests.conftest import wait_until
-from tests.support import FAKES, git, lane_of, make_project, shopfloor, status_of, tracker
+from tests.support import (
+    FAKES,
+    git,
+    lane_of,
+    make_project,
+    shopfloor,
+    start_daemon,
+    status_of,
+    stop,
+    tracker,
+)
 
 CHECK = textwrap.dedent(
     """\
@@ -265,6 +275,8 @@ def test_a_dirty_live_tree_makes_the_queue_wait_and_say_why_once(tmp_path: Path)
     assert tracker(root, one).count("landing waits:") == 1  # said once, not every pass
     status = json.loads(shopfloor(root, "status", "--json").stdout)
     assert status["landing"]["ready"] == [one] and "app.py" in status["landing"]["waiting"]
+    text = shopfloor(root, "status", "--width", "300").stdout
+    assert f"{one} ready to land on main" in text and "waits: main is checked out" in text
     git(root, "checkout", "--", "app.py")
     assert land(root)["landed"] == [one]
     assert json.loads(shopfloor(root, "status", "--json").stdout)["landing"]["waiting"] is None
@@ -358,3 +370,33 @@ def test_the_target_is_the_branch_init_saw(tmp_path: Path) -> None:
     assert "feature_a.txt" in git(root, "ls-tree", "--name-only", "main")
     assert "feature_a.txt" not in git(root, "ls-tree", "--name-only", "elsewhere")
     assert not (root / "feature_a.txt").exists()  # main is not checked out: the tree is left
+
+
+def test_a_running_daemon_lands_by_itself_and_shopfloor_land_takes_turns_with_it(
+    tmp_path: Path,
+) -> None:
+    """The daemon's queue thread holds the queue while its check runs; `shopfloor land` waits
+    for the lock meanwhile, then finds the work done: landed once."""
+    root = queue_project(tmp_path)
+    commit_board(root)
+    start = git(root, "rev-parse", "main").strip()
+    one = queue_task(root, "Feature A", {"feature_a.txt": "a"})
+    hold = Path(str(tmp_path / "check-runs") + ".hold")
+    hold.write_text("hold")
+    daemon = start_daemon(root)
+    try:
+        wait_until(lambda: check_runs(tmp_path) == 1, 60, "the daemon's check to start")
+        status = json.loads(shopfloor(root, "status", "--json").stdout)
+        assert status["landing"]["checking"] == [one]
+        cli = subprocess.Popen(
+            [sys.executable, "-m", "shopfloor", "-C", str(root), "land", "--json"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        hold.unlink()
+        out, _ = cli.communicate(timeout=60)
+        assert json.loads(out)["landed"] == []  # the daemon landed it while the CLI waited
+        wait_until(lambda: lane_of(root, one) is Lane.DONE, 60, "the task in done/")
+    finally:
+        assert stop(daemon) == 0
+    assert len(main_log(root, start)) == 1 and check_runs(tmp_path) == 1
