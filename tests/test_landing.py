@@ -205,17 +205,20 @@ def test_conflicting_tasks_one_lands_the_other_is_reworked_by_its_coder_and_land
     daemon._forward = lambda event, **payload: seen.append((event, payload))
     assert daemon.run() == 0
     assert lane_of(root, a.id) is Lane.DONE and lane_of(root, b.id) is Lane.DONE
-    notes = section(root, b.id, "Rework notes")
-    assert "greet.txt" in notes and "Conflicting files" in notes
-    assert a.id in notes and "Greet in English" in notes and "write greet.txt: hello" in notes
-    log = tracker(root, b.id)
-    assert "landing bounced (1 of 3)" in log and "landed on main" in log
-    assert (root / "greet.txt").read_text().splitlines() == ["bonjour", "hello"]
     events = [event for event, _ in seen]
     assert events.count("task_landed") == 2 and events.count("land_bounced") == 1
     bounced = next(p for e, p in seen if e == "land_bounced")
-    assert bounced["task_id"] == b.id and bounced["files"] == ["greet.txt"]
-    assert entry_attempts(root, b.id) == (2, 4)  # the bounce gave one attempt back
+    # Which coder's QA finished first decides who lands first; the other one bounces.
+    late, first = (b, a) if bounced["task_id"] == b.id else (a, b)
+    assert bounced["files"] == ["greet.txt"] and bounced["collided"] == [first.id]
+    notes = section(root, late.id, "Rework notes")
+    assert "greet.txt" in notes and "Conflicting files" in notes and "merge queue" in notes
+    assert first.id in notes and first.header.title in notes
+    assert f"write greet.txt: {'hello' if first is a else 'bonjour'}" in notes  # its spec
+    log = tracker(root, late.id)
+    assert "landing bounced (1 of 3)" in log and "landed on main" in log
+    assert sorted((root / "greet.txt").read_text().splitlines()) == ["bonjour", "hello"]
+    assert entry_attempts(root, late.id) == (2, 4)  # the bounce gave one attempt back
 
 
 def entry_attempts(root: Path, task_id: str) -> tuple[int, int]:

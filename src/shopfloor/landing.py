@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shopfloor import _fs, defaults, gitops, lifecycle, task
+from shopfloor import _fs, defaults, gitops, lifecycle, rework, task
 from shopfloor.board import Board, Entry
 from shopfloor.lifecycle import Change
 from shopfloor.paths import StatePaths
@@ -525,9 +525,12 @@ def _bounce(
         _refuse(shop, entry, why, outcome)
         return
     notes = _rework_notes(shop.board, entry.id, target, base, now, reason, files, checks, collided)
+    with contextlib.suppress(OSError, lifecycle.TaskMoved):  # earlier rounds are kept
+        earlier = task.get_section(shop.board.read_text(entry), rework.SECTION)
+        notes = rework.appended(earlier, notes, "the merge queue", task.utc_now())
     fields = {"max_attempts": entry.header.max_attempts + 1}  # a bounce uses no attempt
     payload = {"reason": reason, "files": list(files), "collided": collided}
-    change = Change(fields=fields, sections={"Rework notes": notes}, payload=payload)
+    change = Change(fields=fields, sections={rework.SECTION: notes}, payload=payload)
     line = f"landing bounced ({count} of {limit}): {reason}; back to the Coder, branch kept"
     with contextlib.suppress(lifecycle.TaskMoved, lifecycle.TransitionRefused):
         lifecycle.apply(shop, entry, Event.LAND_BOUNCED, line, change)

@@ -622,7 +622,7 @@ class Daemon:
                 except ShopfloorError as exc:
                     self.shop.log("land.error", error=str(exc))
             return 0
-        if self.shop.config.pipeline.land != "merge":
+        if self.shop.config.pipeline.land not in ("merge", "pr"):
             return 0
         hotfix_waiting = any(
             e.lane is Lane.HOTFIX and e.header.status in ("running", "awaiting-human")

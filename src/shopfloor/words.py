@@ -68,8 +68,11 @@ class Event(StrEnum):
     LAND_WAITING = "land-waiting"  # the queue cannot land now (dirty tree, hotfix): says why
     LAND_BOUNCED = "land-bounced"  # did not fit the target: back to the Coder, branch kept
     LAND_REFUSED = "land-refused"  # bounced max_rebases times: failed/, for a human
+    PR_OPENED = "pr-opened"  # land = "pr": the branch pushed, its pull request opened
+    PR_FAILED = "pr-failed"  # the push or the pull-request command failed; waits for a human
     APPROVED = "approved"
     RETRIED = "retried"
+    REWORK = "rework"  # sent back to the Coder with notes; its branch is kept
     CANCELLED = "cancelled"
     WITHDRAWN = "withdrawn"  # a hotfix cancelled before its agent started
     HOTFIX_CLOSED = "hotfix-closed"
