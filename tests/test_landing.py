@@ -403,3 +403,34 @@ def test_a_running_daemon_lands_by_itself_and_shopfloor_land_takes_turns_with_it
     finally:
         assert stop(daemon) == 0
     assert len(main_log(root, start)) == 1 and check_runs(tmp_path) == 1
+
+
+def test_an_open_hotfix_makes_the_queue_wait(tmp_path: Path) -> None:
+    root = queue_project(tmp_path)
+    commit_board(root)
+    one = queue_task(root, "Feature A", {"feature_a.txt": "a"})
+    hotfix = actions.create_hotfix(Board(root), "prod down")
+    out = land(root)
+    assert out["landed"] == [] and f"a hotfix ({hotfix.id}) is open" in str(out["waiting"])
+    assert "landing waits: a hotfix" in tracker(root, one)
+    actions.cancel(Board(root), hotfix.id)  # queued, never started: withdrawn to failed/
+    assert land(root)["landed"] == [one]
+
+
+def test_a_target_that_fails_its_own_checks_makes_the_queue_wait_not_bounce(
+    tmp_path: Path,
+) -> None:
+    root = queue_project(tmp_path)
+    one = queue_task(root, "Feature A", {"feature_a.txt": "a"})
+    (root / "culprit.txt").write_text("a human broke main\n")
+    git(root, "add", "culprit.txt")
+    git(root, *WHO, "commit", "-qm", "human breaks main")
+    out = land(root)
+    assert out["bounced"] == [] and "the checks fail on main itself" in str(out["waiting"])
+    assert status_of(root, one) == "landing"
+    assert out["check_runs"] == 2  # the task on main, then main alone
+    again = land(root)  # main has not moved: known red, nothing runs again
+    assert again["check_runs"] == 0 and again["waiting"] == out["waiting"]
+    git(root, "rm", "-q", "culprit.txt")
+    git(root, *WHO, "commit", "-qm", "human fixes main")
+    assert land(root)["landed"] == [one]

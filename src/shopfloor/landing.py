@@ -108,9 +108,14 @@ def read_record(root: Path) -> dict[str, Any]:
 
 
 def _record(root: Path, **fields: Any) -> None:
-    data = read_record(root)
-    data.update(fields)
-    data = {k: v for k, v in data.items() if v is not None}
+    """Merge `fields` into the record (None removes a key); written only when it changes
+    (a waiting queue is asked again on every tick of the daemon)."""
+    before = read_record(root)
+    data = {k: v for k, v in {**before, **fields}.items() if v is not None}
+    if {k: v for k, v in data.items() if k != "updated"} == {
+        k: v for k, v in before.items() if k != "updated"
+    }:
+        return
     data["updated"] = task.utc_now()
     path = queue_file(root)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -221,8 +226,11 @@ def _why_wait(shop: Any, target: str) -> str | None:
             f"a hotfix ({', '.join(open_hotfix)}) is open: the live tree is the human's until "
             "`shopfloor hotfix close`"
         )
-    if gitops.rev(root, f"refs/heads/{target}") is None:
+    sha = gitops.rev(root, f"refs/heads/{target}")
+    if sha is None:
         return f"the target branch {target} does not exist"
+    if read_record(root).get("red") == sha:  # checked already: not again until it moves
+        return _red_target(target, sha)
     tree = gitops.checked_out_at(root, target)
     if tree is not None:
         dirty = sorted(gitops.status_entries(tree))
@@ -344,11 +352,14 @@ def _judge(
         lo, hi = (mid, hi) if verdict else (lo, mid)
     if lo == 0 and not _target_green(shop, target, old, pieces[0].entry, outcome):
         if outcome.waiting is None and not shop.stopping.is_set():
-            why = f"the checks fail on {target} itself ({old[:10]}), before any task: fix it"
-            outcome.waiting = why
-            _wait_all(shop, outcome, why, None)
+            _record(shop.root, red=old)
+            _wait_all(shop, outcome, _red_target(target, old), None)
         return 0, None
     return lo, (pieces[hi - 1], results[hi])
+
+
+def _red_target(target: str, sha: str) -> str:
+    return f"the checks fail on {target} itself ({sha[:10]}), before any task: fix {target}"
 
 
 def _target_green(shop: Any, target: str, old: str, entry: Entry, outcome: Outcome) -> bool:
