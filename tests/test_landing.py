@@ -434,3 +434,20 @@ def test_a_target_that_fails_its_own_checks_makes_the_queue_wait_not_bounce(
     git(root, "rm", "-q", "culprit.txt")
     git(root, *WHO, "commit", "-qm", "human fixes main")
     assert land(root)["landed"] == [one]
+
+
+def test_a_waiting_daemon_lands_once_the_tree_is_clean_without_a_board_event(
+    tmp_path: Path,
+) -> None:
+    root = queue_project(tmp_path)
+    commit_board(root)
+    one = queue_task(root, "Feature A", {"feature_a.txt": "a"})
+    (root / "app.py").write_text("def answer():\n    return 41  # human edit in progress\n")
+    daemon = start_daemon(root)
+    try:
+        wait_until(lambda: "landing waits" in tracker(root, one), 60, "the queue to wait")
+        git(root, "checkout", "--", "app.py")  # no file under tasks/ changes: the queue polls
+        wait_until(lambda: lane_of(root, one) is Lane.DONE, 60, "the task to land")
+    finally:
+        assert stop(daemon) == 0
+    assert (root / "feature_a.txt").exists()

@@ -595,42 +595,49 @@ def _intent(board: Board, task_id: str) -> str:
 
 
 class Lander:
-    """The daemon's queue thread: one landing run at a time, woken by the scheduler."""
+    """The daemon's queue thread: one landing run at a time, woken by the scheduler.
 
-    def __init__(self, shop: Any, after: Callable[[], None]) -> None:
+    While the queue waits (a dirty tree, an open hotfix) it looks again every `poll` seconds:
+    a tree made clean is no event on the board."""
+
+    def __init__(self, shop: Any, after: Callable[[], None], poll: float = 10.0) -> None:
         self.shop = shop
         self.after = after  # the board changed: rescan
+        self.poll = poll
         self._guard = threading.Lock()
-        self._again = False
+        self._again = threading.Event()
         self._thread: threading.Thread | None = None
 
     def wake(self) -> None:
         with self._guard:
+            self._again.set()
             if self._thread is not None and self._thread.is_alive():
-                self._again = True
                 return
-            self._again = False
             self._thread = threading.Thread(target=self._main, name="landing", daemon=True)
             self._thread.start()
 
     def join(self, timeout: float) -> None:
+        self._again.set()  # out of a poll's wait: the daemon is stopping
         thread = self._thread
         if thread is not None:
             thread.join(timeout)
 
     def _main(self) -> None:
         while not self.shop.stopping.is_set():
+            self._again.clear()
+            waiting = True
             try:
                 outcome = land(self.shop)
+                waiting = outcome.waiting is not None
                 if outcome.landed or outcome.bounced or outcome.refused:
                     self.after()
-            except Exception as exc:  # a git fault, a full disk: said, tried on the next wake
+            except Exception as exc:  # a git fault, a full disk: said, tried again on a poll
                 self.shop.log("land.error", error=repr(exc))
             with self._guard:
-                if not self._again:
+                if not waiting and not self._again.is_set():
                     self._thread = None
                     return
-                self._again = False
+            self._again.wait(self.poll)  # a wake-up, or look again
 
 
 __all__ = ["Lander", "Outcome", "land", "ready", "report", "target_branch"]

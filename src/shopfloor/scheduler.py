@@ -136,7 +136,7 @@ class Daemon:
         self._starting = True
         self._fault_backoff = 0.0
         self._fault_until: float | None = None
-        self._lander = landing.Lander(self.shop, lambda: self.mark_dirty(Lane.REVIEW))
+        self._lander = landing.Lander(self.shop, self._landed)
 
     # ------------------------------------------------------------------ events
 
@@ -636,6 +636,11 @@ class Daemon:
                 with contextlib.suppress(ShopfloorError):
                     pipeline.land_pending(self.shop, entry, hotfix_waiting)
         return 0
+
+    def _landed(self) -> None:
+        """The queue thread moved tasks: look at where they went (and what is claimable)."""
+        for lane in (Lane.REVIEW, Lane.BACKLOG, Lane.DONE, Lane.FAILED):
+            self.mark_dirty(lane)
 
     def _tidy_worktrees(self) -> None:
         with self._lock:
