@@ -263,10 +263,32 @@ def _wait_all(shop: Any, outcome: Outcome, why: str, only: str | None) -> None:
 
 def _round(shop: Any, target: str, batch: list[Entry], outcome: Outcome) -> bool:
     """One candidate, checked, landed or bisected; True when the target moved under it."""
-    root = shop.root
-    ref = f"refs/heads/{target}"
-    old = gitops.rev(root, ref)
+    old = gitops.rev(shop.root, f"refs/heads/{target}")
     assert old is not None  # _why_wait said it exists
+    pieces = _integrate(shop, target, old, batch, outcome)
+    if not pieces:
+        return False
+    good, culprit = _judge(shop, target, old, pieces, outcome)
+    if outcome.waiting is not None or shop.stopping.is_set():
+        return False
+    if not good and culprit is None:  # a check was stopped before its verdict: no verdict
+        outcome.waiting = "the checks were stopped before a verdict; tried again next pass"
+        return False
+    if good and not _advance(shop, target, old, pieces[:good], outcome):
+        return True
+    if culprit is not None:
+        piece, checks = culprit
+        _bounce(shop, piece.entry, target, piece.tip, outcome, checks=checks)
+    return False
+
+
+def _integrate(
+    shop: Any, target: str, old: str, batch: list[Entry], outcome: Outcome
+) -> list[_Piece]:
+    """The batch put on `old` one task after another, each one commit (nothing checked out).
+    A task already there is marked landed; one that conflicts with `old` is bounced; one that
+    conflicts only with a task ahead of it waits for the next round."""
+    root = shop.root
     pieces: list[_Piece] = []
     cur = old
     for entry in batch:
@@ -281,7 +303,7 @@ def _round(shop: Any, target: str, batch: list[Entry], outcome: Outcome) -> bool
         if squash.tree is None:
             if cur == old:  # it conflicts with what already landed: back to its Coder
                 _bounce(shop, entry, target, tip, outcome, files=squash.conflicts)
-            continue  # else with a task ahead of it in this batch: the next round sees
+            continue
         if squash.tree == gitops.tree_of(root, cur):
             if cur == old:
                 _mark_landed(shop, entry, target, old, "changes nothing on the target", outcome)
@@ -289,17 +311,7 @@ def _round(shop: Any, target: str, batch: list[Entry], outcome: Outcome) -> bool
         message = _message(entry, tip)
         pieces.append(_Piece(entry, tip, gitops.commit_tree(root, squash.tree, cur, message)))
         cur = pieces[-1].commit
-    if not pieces:
-        return False
-    good, culprit = _judge(shop, target, old, pieces, outcome)
-    if outcome.waiting is not None or shop.stopping.is_set():
-        return False
-    if good and not _advance(shop, target, old, pieces[:good], outcome):
-        return True
-    if culprit is not None:
-        piece, checks = culprit
-        _bounce(shop, piece.entry, target, piece.tip, outcome, checks=checks)
-    return False
+    return pieces
 
 
 def _message(entry: Entry, tip: str) -> str:
