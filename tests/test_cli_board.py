@@ -27,6 +27,7 @@ from .conftest import CliRun, git, wait_until
 STATUS_KEYS = {
     "schema", "root", "counts", "tasks", "invalid", "unreadable", "conflicts",
     "unknown_folders", "runs", "outbox", "spend", "paused", "journal_error", "config_error",
+    "landing",
 }  # fmt: skip
 TASK_KEYS = {
     "id", "title", "type", "priority", "status", "attempts", "max_attempts", "depends_on",

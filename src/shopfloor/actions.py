@@ -205,11 +205,15 @@ def status_report(
     for entry in scan.entries:
         counts[entry.lane.value] += 1
     counts[Lane.INVALID.value] = len(scan.invalid)
+    tasks = [entry_json(board, e) for e in scan.entries]
+    from shopfloor import landing  # the merge queue's own record (a file: no sqlite)
+
     return {
         "schema": JSON_SCHEMA_VERSION,
         "root": str(board.root),
         "counts": counts,
-        "tasks": [entry_json(board, e) for e in scan.entries],
+        "tasks": tasks,
+        "landing": landing.report(board.root, tasks),
         "invalid": [{"path": board.relative(q.path), "reason": q.reason} for q in scan.invalid],
         "unreadable": [{"path": board.relative(p.path), "reason": p.reason} for p in scan.problems],
         "conflicts": [
@@ -515,3 +519,40 @@ def close_hotfix(
             ),
         )
     return closed, follow
+
+
+# ---------------------------------------------------------------------------- landing
+
+
+def land(root: Path, task_id: str | None = None) -> Any:
+    """Land now what the merge queue holds (or one task of it), in this process, under the
+    queue's lock — a running daemon's queue thread waits for it, and the other way round.
+    Notifications go to the outbox as the daemon's would. Returns a `landing.Outcome`."""
+    from shopfloor import config as config_module
+    from shopfloor import landing
+    from shopfloor.journal import open_journal
+    from shopfloor.notify import publish
+    from shopfloor.shop import Shop
+
+    board = Board(root)
+    wanted = board.find(task_id).id if task_id else None
+    if wanted is not None and not landing.ready(board, wanted):
+        entry = board.find(wanted)
+        raise ShopfloorError(
+            f"{wanted} is not in the merge queue (it is in {entry.lane.value}/ with status "
+            f'{entry.header.status}); a task enters it when QA passes with land = "queue"'
+        )
+    settings = config_module.load(root / defaults.CONFIG_FILE)
+    journal = open_journal(root)
+    try:
+        shop = Shop(
+            root,
+            settings,
+            board,
+            journal,
+            notify=lambda event, **payload: publish(journal, settings, event, **payload),
+            log=lambda event, **fields: None,
+        )
+        return landing.land(shop, wanted)
+    finally:
+        journal.close()

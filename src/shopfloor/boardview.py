@@ -39,9 +39,15 @@ _STYLES = {
     "red": "\x1b[31m",
     "green": "\x1b[32m",
     "yellow": "\x1b[33m",
+    "cyan": "\x1b[36m",
 }
 _LANE_STYLE = {"hotfix": "red", "active": "green", "review": "yellow", "failed": "red"}
-_STATUS_STYLE = {"awaiting-human": "yellow", "awaiting-approval": "yellow", "blocked": "yellow"}
+_STATUS_STYLE = {
+    "awaiting-human": "yellow",
+    "awaiting-approval": "yellow",
+    "blocked": "yellow",
+    "landing": "cyan",
+}
 
 
 # ---------------------------------------------------------------------------- widths
@@ -270,6 +276,7 @@ def run_line(run: dict[str, Any], width: int, color: bool) -> str:
 def note_lines(report: dict[str, Any], width: int, color: bool) -> list[str]:
     """What is running or waiting, and what needs a human, under the table."""
     lines = [run_line(run, width, color) for run in report["runs"]]
+    lines.extend(landing_lines(report.get("landing"), width, color))
     for pause in report["paused"]:
         text = f"agent {pause['agent']} until {pause['until']}: {pause['reason']}"
         lines.append(note("paused", "yellow", text, width, color))
@@ -296,6 +303,25 @@ def note_lines(report: dict[str, Any], width: int, color: bool) -> list[str]:
     for folder in report["unknown_folders"]:
         text = f"{folder} is not a lane; its files are ignored"
         lines.append(note("unknown folder", "yellow", text, width, color))
+    return lines
+
+
+def landing_lines(queue: dict[str, Any] | None, width: int, color: bool) -> list[str]:
+    """The merge queue: what is ready, what is being checked, why it waits."""
+    if not queue or not (queue.get("ready") or queue.get("problem")):
+        return []
+    target = queue.get("target") or "the target"
+    lines = []
+    if queue.get("checking"):
+        text = f"checking {', '.join(queue['checking'])} on top of {target}"
+        lines.append(note("landing", "cyan", text, width, color))
+    elif queue.get("ready"):
+        text = f"{', '.join(queue['ready'])} ready to land on {target}"
+        lines.append(note("landing", "cyan", text, width, color))
+    if queue.get("waiting"):
+        lines.append(note("landing", "yellow", f"waits: {queue['waiting']}", width, color))
+    if queue.get("problem"):
+        lines.append(note("landing", "red", queue["problem"], width, color))
     return lines
 
 

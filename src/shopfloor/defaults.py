@@ -27,7 +27,15 @@ HOTFIX_PREFIX = "HOTFIX-"
 PRIORITIES = ("P0", "P1", "P2", "P3")
 DEFAULT_PRIORITY = "P2"
 TYPES = ("feature", "bug", "chore", "hotfix")
-STATUSES = ("queued", "running", "awaiting-approval", "awaiting-human", "blocked", "closed")
+STATUSES = (
+    "queued",
+    "running",
+    "awaiting-approval",
+    "awaiting-human",
+    "blocked",
+    "landing",
+    "closed",
+)
 DEFAULT_MAX_ATTEMPTS = 3
 
 #: Lines of a log embedded into a HOTFIX file by `shopfloor hotfix --log`.

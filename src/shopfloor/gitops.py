@@ -934,3 +934,124 @@ def merge(repo: Path, branch: str) -> tuple[bool, str]:
         git(repo, "merge", "--abort", check=False)
     detail = (proc.stderr or proc.stdout).strip().splitlines()
     return False, f"merge failed, nothing merged: {detail[0] if detail else 'unknown error'}"
+
+
+# ---------------------------------------------------------------------------- the merge queue
+
+
+def rev(repo: Path, name: str) -> str | None:
+    """The commit `name` names; None when it names none."""
+    out = git(repo, "rev-parse", "--verify", "--quiet", f"{name}^{{commit}}", check=False)
+    return out.strip() or None
+
+
+def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:
+    """`ancestor` is `descendant` or in its history."""
+    return run_git(repo, "merge-base", "--is-ancestor", ancestor, descendant).returncode == 0
+
+
+@dataclass(frozen=True)
+class Squash:
+    """A task's changes merged onto another commit, as a tree (no commit, no checkout yet)."""
+
+    tree: str | None  # None when it conflicts
+    conflicts: tuple[str, ...] = ()
+
+
+def squash_tree(repo: Path, onto: str, tip: str) -> Squash:
+    """The tree of `onto` plus what `tip` changed since their merge base (a three-way merge
+    done in the object store: no worktree, no index); the conflicting paths when it does not
+    fit. Works on branches that merged their target meanwhile (a rework), unlike a rebase,
+    which replays each commit and meets the same conflict again."""
+    proc = run_git(repo, "merge-tree", "--write-tree", "--name-only", "-z", onto, tip)
+    if proc.returncode not in (0, 1):
+        raise _failure(("merge-tree", onto), proc.stderr.strip())
+    head_part = proc.stdout.split("\0\0", 1)[0]
+    tree, *files = head_part.split("\0")
+    if proc.returncode == 0:
+        return Squash(tree.strip())
+    return Squash(None, tuple(sorted({f for f in files if f})))
+
+
+def commit_tree(repo: Path, tree: str, parent: str, message: str) -> str:
+    """A commit of `tree` on `parent` (nothing checked out, no ref moved)."""
+    return git(repo, *identity(repo), "commit-tree", tree, "-p", parent, "-m", message).strip()
+
+
+def tree_of(repo: Path, commit: str) -> str:
+    return git(repo, "rev-parse", f"{commit}^{{tree}}").strip()
+
+
+def compare_and_swap(repo: Path, ref: str, new: str, old: str, reason: str) -> bool:
+    """Point `ref` at `new` only if it still points at `old` (git's own atomic check under
+    the ref's lock); False when someone moved it meanwhile. Never a force."""
+    proc = run_git(repo, "update-ref", "-m", reason, ref, new, old)
+    if proc.returncode == 0:
+        return True
+    detail = proc.stderr.strip()
+    if _classify(detail) is not GitError:
+        raise _failure(("update-ref", ref), detail)
+    return False
+
+
+def checked_out_at(repo: Path, branch: str) -> Path | None:
+    """The working tree (the live tree or a linked worktree) that has `branch` checked out."""
+    out = git(repo, "worktree", "list", "--porcelain", "-z")
+    path: Path | None = None
+    for field_ in out.split("\0"):
+        if field_.startswith("worktree "):
+            path = Path(field_.removeprefix("worktree "))
+        elif field_ == f"branch refs/heads/{branch}" and path is not None:
+            return path
+    return None
+
+
+def index_matches(tree_root: Path, commit: str) -> bool:
+    """The index of the tree at `tree_root` holds exactly `commit`'s tree."""
+    proc = run_git(tree_root, "diff-index", "--cached", "--quiet", commit, "--")
+    return proc.returncode == 0
+
+
+def carry_forward(tree_root: Path, old: str, new: str) -> str | None:
+    """After its branch moved from `old` to `new`: bring the index and files of the tree that
+    has it checked out along (a two-way `read-tree -m -u`: what `git merge --ff-only` does to
+    the files, without touching the ref). A local change in its way stops it with nothing
+    changed; returns git's words then, else None."""
+    proc = run_git(tree_root, "read-tree", "-m", "-u", old, new)
+    if proc.returncode == 0:
+        return None
+    return (proc.stderr or proc.stdout).strip() or "read-tree failed"
+
+
+def checkout_scratch(repo: Path, path: Path, commit: str) -> None:
+    """A detached checkout of `commit` at `path` with nothing else in it: made the first
+    time, reused after (a leftover of a killed run included), cleaned of every untracked and
+    ignored file so the checks see the commit and only it."""
+    if not (path.exists() and _is_worktree_root(path)):
+        _keep_and_discard(path, None)
+        with worktree_lock(repo):
+            _clear_path(repo, path)
+            git(repo, "worktree", "add", "--detach", "--no-checkout", "--force", "--", str(path))
+    git(path, "checkout", "--detach", "--force", "--quiet", commit)
+    git(path, "clean", "-ffdxq")
+
+
+def task_ids_between(repo: Path, old: str, new: str, paths: tuple[str, ...] = ()) -> list[str]:
+    """The `Shopfloor-Task` trailers of the commits in `old..new` (touching `paths` when
+    given), newest first, each once."""
+    limit = ["--", *paths] if paths else []
+    out = git(
+        repo,
+        "--literal-pathspecs",
+        "log",
+        "--format=%(trailers:key=Shopfloor-Task,valueonly,separator=%x00)%x1e",
+        f"{old}..{new}",
+        *limit,
+    )
+    seen: list[str] = []
+    for record in out.split("\x1e"):
+        for value in record.split("\0"):
+            value = value.strip()
+            if value and value not in seen:
+                seen.append(value)
+    return seen

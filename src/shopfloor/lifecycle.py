@@ -75,6 +75,7 @@ def _row(
 
 Q, R, AH = Status.QUEUED, Status.RUNNING, Status.AWAITING_HUMAN
 AA, BL, CL = Status.AWAITING_APPROVAL, Status.BLOCKED, Status.CLOSED
+LQ = Status.LANDING
 I, B, A, RV = Lane.INBOX, Lane.BACKLOG, Lane.ACTIVE, Lane.REVIEW  # noqa: E741 - a table key
 D, F, H = Lane.DONE, Lane.FAILED, Lane.HOTFIX
 _WORK_LANES = (I, B, RV)
@@ -124,6 +125,12 @@ TRANSITIONS: dict[tuple[Lane, Event], Row] = {
     # landing (pipeline.land = "merge")
     (D, Event.LANDED): _row(SAME, CL, requires=(AH,)),
     (D, Event.LAND_FAILED): _row(SAME, BL, requires=(AH,)),
+    # the merge queue (pipeline.land = "queue", see `landing`): done/ only once landed
+    (RV, Event.LAND_QUEUED): _row(SAME, LQ, Attempts.ADD, (R,)),
+    (RV, Event.LAND_WAITING): _row(SAME, LQ, requires=(LQ,)),
+    (RV, Event.LANDED): _row(D, CL, requires=(LQ,), notify="task_landed"),
+    (RV, Event.LAND_BOUNCED): _row(B, Q, requires=(LQ,), notify="land_bounced"),
+    (RV, Event.LAND_REFUSED): _row(F, CL, requires=(LQ,), notify="task_failed"),
     # pipeline.land = "pr"; `retry` of a failed one (blocked -> awaiting-human) pushes again
     (D, Event.PR_OPENED): _row(SAME, CL, requires=(AH,), notify="pr_opened"),
     (D, Event.PR_FAILED): _row(SAME, BL, requires=(AH,), notify="pr_failed"),
@@ -146,7 +153,7 @@ LANE_STATUSES: dict[Lane, frozenset[Status]] = {
     I: frozenset({Q, R, AH, BL}),
     B: frozenset({Q, AA, AH, BL}),
     A: frozenset({R}),
-    RV: frozenset({Q, R, AH, BL}),
+    RV: frozenset({Q, R, AH, BL, LQ}),
     D: frozenset({AH, BL, CL}),
     F: frozenset({CL}),
     H: frozenset({Q, R, AH}),

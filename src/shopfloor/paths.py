@@ -50,6 +50,16 @@ class StatePaths:
         return self.worktrees_dir / task_id
 
     @property
+    def landing_dir(self) -> Path:
+        """The merge queue's own: its scratch checkout, its lock and its record."""
+        return self.state_dir / "landing"
+
+    @property
+    def land_target(self) -> Path:
+        """The branch checked out when `init` ran: the merge queue's default target."""
+        return self.state_dir / "land-target"
+
+    @property
     def roles_dir(self) -> Path:
         return self.state_dir / "roles"
 

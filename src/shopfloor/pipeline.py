@@ -472,6 +472,12 @@ def _passed(shop: Shop, entry: Entry, run: AgentRun) -> Step:
     branch = branch_name(entry.id)
     _drop_worktree(shop, entry.id)
     land = shop.config.pipeline.land
+    if land == "queue":  # done/ only once it landed (see `landing`)
+        from shopfloor import landing
+
+        target = landing.target_branch(shop.root, shop.config.pipeline.land_target)[0]
+        line = run_line(run, f"; passed — in the merge queue for {target or '(no target)'}")
+        return Step(Event.LAND_QUEUED, line, Change(payload={"branch": branch}))
     if land in ("merge", "pr"):
         save_state(shop, entry.id, land="pending")
     then = f"waits for you: git merge {branch}"

@@ -311,6 +311,15 @@ def _ensure_gitignore(root: Path, report: InitReport) -> None:
     report.created.append(".gitignore entry")
 
 
+def _remember_branch(root: Path) -> None:
+    """The branch checked out now is where the merge queue lands by default (`land_target`);
+    kept from the first init on (a second init on another branch changes nothing)."""
+    target = StatePaths(root).land_target
+    branch = gitops.current_branch(root)
+    if branch and not target.exists():
+        _fs.atomic_write(target, f"{branch}\n")
+
+
 def init(path: Path, agents: list[str] | None = None) -> InitReport:
     """Scaffold a project at the top of the git repository containing `path`; idempotent."""
     root = gitops.toplevel(path)
@@ -329,6 +338,7 @@ def init(path: Path, agents: list[str] | None = None) -> InitReport:
         keep.touch()
         report.created.append(f"{defaults.TASKS_DIR}/{lane.value}/")
     StatePaths(root).ensure()  # private (0700): prompts, agent output and spend live there
+    _remember_branch(root)
     config_path = root / defaults.CONFIG_FILE
     report.agents = detect_agents() if agents is None else agents
     if config_path.exists():

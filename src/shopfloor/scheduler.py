@@ -21,7 +21,17 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from shopfloor import budget, config_check, defaults, lifecycle, pipeline, runner, task, watch
+from shopfloor import (
+    budget,
+    config_check,
+    defaults,
+    landing,
+    lifecycle,
+    pipeline,
+    runner,
+    task,
+    watch,
+)
 from shopfloor.board import Board, Entry, Lane
 from shopfloor.config import Config
 from shopfloor.errors import ConfigError, InfrastructureError, ShopfloorError
@@ -126,6 +136,7 @@ class Daemon:
         self._starting = True
         self._fault_backoff = 0.0
         self._fault_until: float | None = None
+        self._lander = landing.Lander(self.shop, self._landed)
 
     # ------------------------------------------------------------------ events
 
@@ -216,6 +227,7 @@ class Daemon:
             finally:
                 self.stop()
                 self._wait_for_jobs(SHUTDOWN_WAIT)
+                self._lander.join(SHUTDOWN_WAIT)
                 for observer in observers:
                     observer.stop()
                 hotfix_thread.join(timeout=5)
@@ -297,7 +309,10 @@ class Daemon:
         self._stop_cancelled()
         if not self._faulted():  # a fault's back-off holds every write, recovery's too
             self._recover_stale(usable)
-            self._land(usable)
+            moved = self._land(usable)
+            if moved:  # the queue moved tasks (done/, backlog/): look again before the end
+                self.request_full_reconcile()
+                return moved
         started = self._dispatch_hotfixes() if (full or self.once) else 0
         return started + self._claim(usable)
 
@@ -594,9 +609,21 @@ class Daemon:
         lifecycle.reconcile(self.shop, entry, event, line, _interrupted_payload())
         self.shop.log("recover", task=entry.id, lane=entry.lane.value, what=event.value)
 
-    def _land(self, entries: list[Entry]) -> None:
+    def _land(self, entries: list[Entry]) -> int:
+        """Landing; returns how many tasks a `--once` pass's landing moved (they may be work)."""
+        if self.shop.config.pipeline.land == "queue":
+            if any(e.lane is Lane.REVIEW and e.header.status == Status.LANDING for e in entries):
+                if not self.once:  # the queue's own thread: checks take minutes, claims go on
+                    self._lander.wake()
+                    return 0
+                try:  # one pass: land here, so the pass ends with it done
+                    out = landing.land(self.shop)
+                    return len(out.landed) + len(out.bounced) + len(out.refused)
+                except ShopfloorError as exc:
+                    self.shop.log("land.error", error=str(exc))
+            return 0
         if self.shop.config.pipeline.land not in ("merge", "pr"):
-            return
+            return 0
         hotfix_waiting = any(
             e.lane is Lane.HOTFIX and e.header.status in ("running", "awaiting-human")
             for e in entries
@@ -608,6 +635,12 @@ class Daemon:
             if pipeline.load_state(self.shop, entry.id).get("land") == "pending":
                 with contextlib.suppress(ShopfloorError):
                     pipeline.land_pending(self.shop, entry, hotfix_waiting)
+        return 0
+
+    def _landed(self) -> None:
+        """The queue thread moved tasks: look at where they went (and what is claimable)."""
+        for lane in (Lane.REVIEW, Lane.BACKLOG, Lane.DONE, Lane.FAILED):
+            self.mark_dirty(lane)
 
     def _tidy_worktrees(self) -> None:
         with self._lock:

@@ -30,6 +30,7 @@ class Status(StrEnum):
     AWAITING_APPROVAL = "awaiting-approval"  # a spec waiting for `shopfloor approve`
     AWAITING_HUMAN = "awaiting-human"  # parked: a person must act (the tracker says what)
     BLOCKED = "blocked"  # cannot go on by itself (a failed merge)
+    LANDING = "landing"  # QA passed; in the merge queue (review/), done/ once it landed
     CLOSED = "closed"  # finished: nothing more will happen unless a person reopens it
 
 
@@ -63,6 +64,10 @@ class Event(StrEnum):
     RECONCILED = "reconciled"  # a status that means nothing in its lane, put right
     LANDED = "landed"
     LAND_FAILED = "land-failed"
+    LAND_QUEUED = "land-queued"  # QA passed with land = "queue": it waits in the merge queue
+    LAND_WAITING = "land-waiting"  # the queue cannot land now (dirty tree, hotfix): says why
+    LAND_BOUNCED = "land-bounced"  # did not fit the target: back to the Coder, branch kept
+    LAND_REFUSED = "land-refused"  # bounced max_rebases times: failed/, for a human
     PR_OPENED = "pr-opened"  # land = "pr": the branch pushed, its pull request opened
     PR_FAILED = "pr-failed"  # the push or the pull-request command failed; waits for a human
     APPROVED = "approved"

@@ -7,7 +7,14 @@ from pathlib import Path
 import click
 
 from shopfloor import __version__
-from shopfloor.cli import board_cmds, completion_cmds, daemon_cmds, doctor_cmds, roles_cmds
+from shopfloor.cli import (
+    board_cmds,
+    completion_cmds,
+    daemon_cmds,
+    doctor_cmds,
+    land_cmds,
+    roles_cmds,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -27,6 +34,7 @@ def app(ctx: click.Context, directory: Path | None) -> None:
 
 board_cmds.register(app)
 daemon_cmds.register(app)
+land_cmds.register(app)
 doctor_cmds.register(app)
 roles_cmds.register(app)
 completion_cmds.register(app)

@@ -155,6 +155,12 @@ class Commands:
                 "running: "
                 + ", ".join(f"{r['run_id']} {r['role']} {r['task_id']}" for r in report["runs"])
             )
+        queue = report.get("landing") or {}
+        if queue.get("ready"):
+            doing = "checking " + ", ".join(queue["checking"]) if queue.get("checking") else ""
+            lines.append(f"landing on {queue.get('target')}: {', '.join(queue['ready'])} {doing}")
+            if queue.get("waiting"):
+                lines.append(f"landing waits: {queue['waiting']}")
         if counts.get("invalid"):
             lines.append(f"{counts['invalid']} file(s) in tasks/invalid/")
         return trim("\n".join(lines), "shopfloor status")

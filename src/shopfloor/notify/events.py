@@ -17,6 +17,10 @@ HOTFIX_AWAITING_HUMAN = "hotfix_awaiting_human"
 HOTFIX_STOPPED = "hotfix_stopped"
 TASK_DONE = "task_done"
 TASK_FAILED = "task_failed"
+#: The merge queue put a task on the target branch (its checks passed there).
+TASK_LANDED = "task_landed"
+#: The merge queue sent a task back to its Coder: a conflict, or checks failing integrated.
+LAND_BOUNCED = "land_bounced"
 QA_FAILED = "qa_failed"
 AWAITING_APPROVAL = "awaiting_approval"
 #: An agent could not work: authentication problem or usage/rate limit.
@@ -53,6 +57,8 @@ PRIORITY: dict[str, int] = {
     AWAITING_APPROVAL: 3,
     PR_FAILED: 3,
     QA_FAILED: 4,
+    LAND_BOUNCED: 4,
+    TASK_LANDED: 5,
     TASK_DONE: 5,
     PR_OPENED: 5,
     DAEMON_STARTED: 6,
@@ -170,6 +176,24 @@ def _task_done(p: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _task_landed(p: Mapping[str, Any]) -> list[str]:
+    lines = [f"🛬 Landed: {_task(p)}"]
+    if p.get("target") and p.get("commit"):
+        lines.append(f"on {p['target']} at {str(p['commit'])[:10]}")
+    if p.get("with"):
+        lines.append("together with " + _clip(", ".join(str(x) for x in p["with"]), 200))
+    return lines
+
+
+def _land_bounced(p: Mapping[str, Any]) -> list[str]:
+    lines = [f"↩️ Did not land, back to its Coder: {_task(p)}", _clip(p.get("reason"))]
+    if p.get("files"):
+        lines.append("conflicts in " + _clip(", ".join(str(x) for x in p["files"]), 200))
+    if p.get("collided"):
+        lines.append("collided with " + _clip(", ".join(str(x) for x in p["collided"]), 200))
+    return lines
+
+
 def _task_failed(p: Mapping[str, Any]) -> list[str]:
     lines = [f"❌ Failed: {_task(p)}"]
     if p.get("reason"):
@@ -265,6 +289,8 @@ _FORMATS: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
     HOTFIX_STOPPED: _hotfix_stopped,
     TASK_DONE: _task_done,
     TASK_FAILED: _task_failed,
+    TASK_LANDED: _task_landed,
+    LAND_BOUNCED: _land_bounced,
     QA_FAILED: _qa_failed,
     AWAITING_APPROVAL: _awaiting_approval,
     AGENT_PROBLEM: _agent_problem,

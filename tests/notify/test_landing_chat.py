@@ -1,0 +1,40 @@
+"""Telegram `/status` shows the merge queue (issue 12 item 6): what is ready to land and why
+it waits — the same `actions.status_report` as `shopfloor status`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from shopfloor import actions, lifecycle, task
+from shopfloor.board import Board
+from shopfloor.journal import open_journal
+from shopfloor.landing import _record
+from shopfloor.words import Event
+from tests.conftest import wait_until
+from tests.fakes.telegram_server import FakeTelegram
+
+from .conftest import CHAT, ServiceFactory, make_config
+
+
+def test_status_shows_the_queue_and_why_it_waits(
+    fake_tg: FakeTelegram, service: ServiceFactory, project: Path
+) -> None:
+    board = Board(project)
+    entry = actions.create_task(board, actions.NewTask("Land me", "spec", backlog=True))
+    journal = open_journal(project)
+    try:
+        hands = lifecycle.Hands(board, journal)
+        for event in (Event.CLAIMED, Event.CODED, Event.CLAIMED, Event.LAND_QUEUED):
+            entry = lifecycle.apply(hands, entry, event, f"test: {event.value}")
+    finally:
+        journal.close()
+    # What the queue itself writes when it waits (landing._wait_all): its record.
+    _record(project, target="main", waiting="main is checked out and that tree is dirty")
+    service(make_config(fake_tg))
+    fake_tg.user_says(CHAT, "/status")
+    wait_until(lambda: fake_tg.texts(CHAT), 15, "the reply to /status")
+    reply = fake_tg.texts(CHAT)[-1]
+    assert f"{entry.id} review/landing — Land me" in reply
+    assert f"landing on main: {entry.id}" in reply
+    assert "landing waits: main is checked out and that tree is dirty" in reply
+    assert task.parse(board.read_text(board.find(entry.id))).status == "landing"
