@@ -186,11 +186,19 @@
     details.dataset.following = "1";
     const pre = details.querySelector("pre.log");
     const src = new EventSource(details.dataset.logUrl);
-    src.onmessage = (ev) => {
+    // Each `log` event is JSON: {"file": "stdout.log", "text": "<a chunk>"}; `end` closes.
+    let file = null;
+    src.addEventListener("log", (ev) => {
+      let chunk;
+      try { chunk = JSON.parse(ev.data); } catch (e) { return; }
       const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
-      pre.append(document.createTextNode(ev.data + "\n"));
+      if (chunk.file && chunk.file !== file) {
+        file = chunk.file;
+        pre.append(document.createTextNode(`--- ${file}\n`));
+      }
+      pre.append(document.createTextNode(chunk.text || ""));
       if (atBottom) pre.scrollTop = pre.scrollHeight;
-    };
+    });
     src.addEventListener("end", () => src.close());
     src.onerror = () => { if (src.readyState === EventSource.CLOSED) details.dataset.following = ""; };
   }
@@ -268,15 +276,19 @@
     if (!window.EventSource || !fragmentUrl()) return;
     const events = new EventSource("/api/v1/events");
     let opened = false;
-    events.onmessage = refresh;
-    // Named events ("board", "task", ...) mean the same: read the files again.
-    for (const name of ["board", "change", "changed", "task", "run", "refresh"]) events.addEventListener(name, refresh);
+    // `changed` names the files touched; `resync` says some were missed. Either way the
+    // page reads its fragment again (the files are the truth, not the event).
+    for (const name of ["changed", "resync"]) events.addEventListener(name, refresh);
     events.onopen = () => {
       document.body.classList.remove("offline");
+      document.body.dataset.live = "1";  // tests and scripts wait for this before changing files
       if (opened) refresh();  // a reconnect: what was missed meanwhile
       opened = true;
     };
-    events.onerror = () => document.body.classList.add("offline");
+    events.onerror = () => {
+      document.body.classList.add("offline");
+      document.body.dataset.live = "";
+    };
   }
 
   // ------------------------------------------------------------------ wiring
