@@ -7,7 +7,14 @@ from pathlib import Path
 import click
 
 from shopfloor import __version__
-from shopfloor.cli import board_cmds, completion_cmds, daemon_cmds, doctor_cmds, roles_cmds
+from shopfloor.cli import (
+    board_cmds,
+    completion_cmds,
+    daemon_cmds,
+    doctor_cmds,
+    roles_cmds,
+    web_cmds,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,3 +37,4 @@ daemon_cmds.register(app)
 doctor_cmds.register(app)
 roles_cmds.register(app)
 completion_cmds.register(app)
+web_cmds.register(app)
