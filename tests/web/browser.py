@@ -3,8 +3,8 @@ board served by uvicorn on 127.0.0.1 against a real project.
 
 Playwright's own browser download is never used (PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD, and no
 `playwright install`): the tests drive /usr/bin/chromium through `executable_path` and are
-skipped, saying why, where it is missing. Import the fixtures into a test module with
-`from tests.web.browser import *`.
+skipped, saying why, where it is missing. The fixtures are in `browser_fixtures`; a test
+module asks for them with `pytest_plugins = ["tests.web.browser_fixtures"]`.
 """
 
 from __future__ import annotations
@@ -16,9 +16,6 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import pytest
 
 os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
 
@@ -34,35 +31,10 @@ def chromium_path() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def chromium() -> Iterator[Any]:
-    """A Chromium browser (Debian's), shared by the session."""
-    path = chromium_path()
-    if path is None:
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    args = ["--no-sandbox"] if os.geteuid() == 0 else []
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=path, args=args)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
 def git(root: Path, *args: str) -> str:
     return subprocess.run(
         ["git", *args], cwd=root, check=True, capture_output=True, text=True
     ).stdout
-
-
-@pytest.fixture
-def repo(project: Path) -> Path:
-    """A scaffolded project with a first commit (what a Coder's branch starts from)."""
-    (project / "app.py").write_text("def greet(name):\n    return 'hi ' + name\n")
-    git(project, "add", "-A")
-    git(project, "commit", "-qm", "first")
-    return project
 
 
 @dataclass
@@ -95,19 +67,3 @@ def serve(root: Path, token: str = TOKEN) -> Iterator[Served]:
         thread.join(15)
 
 
-@pytest.fixture
-def served(repo: Path) -> Iterator[Served]:
-    yield from serve(repo)
-
-
-@pytest.fixture
-def page(chromium: Any, served: Served) -> Iterator[Any]:
-    """A desktop page logged in through the URL (the cookie), on the board."""
-    context = chromium.new_context(viewport={"width": 1280, "height": 800})
-    tab = context.new_page()
-    tab.set_default_timeout(10_000)
-    tab.goto(f"{served.url}/?token={TOKEN}")
-    try:
-        yield tab
-    finally:
-        context.close()

@@ -12,7 +12,9 @@ from playwright.sync_api import expect
 from shopfloor import actions, task
 from shopfloor.board import Board
 from tests.conftest import wait_until
-from tests.web.browser import LIVE, TOKEN, Served, chromium, page, repo, served  # noqa: F401
+from tests.web.browser import LIVE, TOKEN, Served
+
+pytest_plugins = ["tests.web.browser_fixtures"]  # chromium, repo, served, page
 
 
 def _card(tab: Any, lane: str, task_id: str) -> Any:

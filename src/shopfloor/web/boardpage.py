@@ -166,11 +166,35 @@ def _running(rows: Iterable[dict[str, object]]) -> list[RunningRun]:
 # ---------------------------------------------------------------------------- rendering
 
 
+#: Statuses a person must act on (retry lets the work start again where it stopped).
+PARKED = (Status.AWAITING_HUMAN.value, Status.BLOCKED.value)
+#: Lanes whose tasks can be cancelled to failed/ (a hotfix: while queued or running).
+CANCELLABLE = (Lane.INBOX.value, Lane.BACKLOG.value, Lane.ACTIVE.value, Lane.REVIEW.value)
+
+
+def can_retry(lane: str, status: str) -> bool:
+    """What the lifecycle lets `retry` do (a done task only after a failed merge)."""
+    if lane == Lane.FAILED.value:
+        return True
+    if lane == Lane.DONE.value:
+        return status == Status.BLOCKED.value
+    return status in PARKED
+
+
+def can_cancel(lane: str, status: str) -> bool:
+    if lane == Lane.HOTFIX.value:
+        return status in (Status.QUEUED.value, Status.RUNNING.value)
+    return lane in CANCELLABLE
+
+
 def _card_actions(card: Card) -> str:
-    """The one decision a card in this state most often waits for."""
+    """The one decision a card in this state most often waits for (a hotfix's are on its
+    page, next to what its agent left)."""
+    if card.lane == Lane.HOTFIX.value:
+        return ""
     if card.status == Status.AWAITING_APPROVAL:
         return button("Approve", "approve", card.task_id)
-    if card.lane == Lane.FAILED.value or card.status == Status.AWAITING_HUMAN:
+    if can_retry(card.lane, card.status):
         return button("Retry", "retry", card.task_id)
     return ""
 

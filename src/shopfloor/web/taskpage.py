@@ -17,6 +17,7 @@ from shopfloor import actions, runlogs, task
 from shopfloor.board import Board
 from shopfloor.journal import open_if_present
 from shopfloor.web import diffview
+from shopfloor.web.boardpage import can_cancel, can_retry
 from shopfloor.web.html import button, esc, money
 from shopfloor.words import Lane, Status
 
@@ -86,11 +87,11 @@ def render_actions(data: TaskData) -> str:
     buttons = []
     if status == Status.AWAITING_APPROVAL:
         buttons.append(button("Approve", "approve", tid))
-    if lane in (Lane.FAILED.value, Lane.HOTFIX.value) or status == Status.AWAITING_HUMAN:
+    if can_retry(lane, status):
         buttons.append(button("Retry", "retry", tid))
-    if lane not in (Lane.DONE.value, Lane.FAILED.value):
+    if can_cancel(lane, status):
         buttons.append(button("Cancel", "cancel", tid, cls="danger"))
-    if lane == Lane.HOTFIX.value and status != Status.RUNNING:
+    if lane == Lane.HOTFIX.value and status == Status.AWAITING_HUMAN:
         buttons.append(button("Close hotfix", "close-hotfix", tid))
         buttons.append(button("Close anyway (force)", "close-hotfix-force", tid, cls="danger"))
     return f'<div class="acts">{"".join(buttons)}</div>'
@@ -109,18 +110,27 @@ def render_header(data: TaskData) -> str:
     )
 
 
-def render_sections(data: TaskData) -> str:
-    blocks = []
-    for name in SECTIONS:
-        body = data.sections.get(name)
-        if body is None or not body.strip():
-            continue
-        slug = name.lower().replace(" ", "-")
-        blocks.append(
-            f'<section class="text" id="{slug}"><h2>{esc(name)}</h2>'
-            f'<pre class="md">{esc(body.strip())}</pre></section>'
-        )
-    return "".join(blocks)
+#: Sections longer than this many lines start folded (the diff and QA's notes come first).
+FOLD_LINES = 14
+#: Read first when a task comes back: what QA or a person asked for.
+FIRST = ("QA notes", "Rework notes")
+
+
+def render_section(name: str, body: str) -> str:
+    slug = name.lower().replace(" ", "-")
+    text = body.strip()
+    folded = name not in FIRST and text.count("\n") >= FOLD_LINES
+    return (
+        f'<section class="text" id="{slug}"><details{"" if folded else " open"}>'
+        f"<summary><h2>{esc(name)}</h2></summary>"
+        f'<pre class="md">{esc(text)}</pre></details></section>'
+    )
+
+
+def render_sections(data: TaskData, names: tuple[str, ...]) -> str:
+    return "".join(
+        render_section(n, data.sections[n]) for n in names if (data.sections.get(n) or "").strip()
+    )
 
 
 def render_tracker(data: TaskData) -> str:
@@ -204,7 +214,8 @@ def render_task(data: TaskData) -> str:
     """The task page's body."""
     return (
         f'<main class="task" data-task-id="{esc(data.task_id)}">{render_header(data)}'
-        f"{render_sections(data)}{render_checks(data)}{render_diff_section(data)}"
-        f"{render_rework(data)}{render_runs(data)}{render_tracker(data)}"
+        f"{render_sections(data, FIRST)}{render_checks(data)}{render_diff_section(data)}"
+        f"{render_rework(data)}{render_sections(data, ('Request', 'Spec', 'Verification'))}"
+        f"{render_runs(data)}{render_tracker(data)}"
         '<div id="toast" role="status" aria-live="polite"></div></main>'
     )
