@@ -65,5 +65,3 @@ def serve(root: Path, token: str = TOKEN) -> Iterator[Served]:
     finally:
         server.should_exit = True
         thread.join(15)
-
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from html.parser import HTMLParser
@@ -37,7 +38,7 @@ def test_board_has_a_column_per_lane_and_a_card_per_task(project: Path) -> None:
     first = actions.create_task(board, actions.NewTask("Add a thing"))
     second = actions.create_task(board, actions.NewTask("Spec ready", backlog=True))
     hot = actions.create_hotfix(board, "Prod is down")
-    html = boardpage.render_live(boardpage.load_board(project))
+    html = boardpage.render_live(boardpage.load_board(Board(project)))
     found = tags(html)
     lanes = [a["data-lane"] for t, a in found if t == "section" and "data-lane" in a]
     assert lanes == ["hotfix", "inbox", "backlog", "active", "review", "done", "failed"]
@@ -50,8 +51,8 @@ def test_board_has_a_column_per_lane_and_a_card_per_task(project: Path) -> None:
 def test_task_text_is_escaped_everywhere(project: Path) -> None:
     board = Board(project)
     entry = actions.create_task(board, actions.NewTask(f"Title {XSS}", f"Body {XSS}"))
-    html = boardpage.render_live(boardpage.load_board(project))
-    html += taskpage.render_task(taskpage.load_task(project, entry.id))
+    html = boardpage.render_live(boardpage.load_board(Board(project)))
+    html += taskpage.render_task(taskpage.load_task(Board(project), entry.id))
     assert not [t for t, _ in tags(html) if t in ("script", "img")]
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html
 
@@ -68,7 +69,7 @@ def test_a_lane_shows_its_cap_and_says_how_many_more(project: Path, monkeypatch)
     board = Board(project)
     for n in range(5):
         actions.create_task(board, actions.NewTask(f"Task {n}"))
-    data = boardpage.load_board(project)
+    data = boardpage.load_board(Board(project))
     assert len(data.lanes["inbox"]) == 3 and data.totals["inbox"] == 5
     assert "2 more in inbox/" in boardpage.render_live(data)
 
@@ -78,7 +79,7 @@ def test_cards_offer_the_decision_they_wait_for(project: Path) -> None:
     entry = actions.create_task(board, actions.NewTask("Gate me", backlog=True))
     path = entry.path
     path.write_text(path.read_text().replace("status: queued", "status: awaiting-approval"))
-    html = boardpage.render_live(boardpage.load_board(project))
+    html = boardpage.render_live(boardpage.load_board(Board(project)))
     buttons = [a for t, a in tags(html) if t == "button"]
     assert {"data-action": "approve", "data-task": entry.id, "type": "button"} in buttons
 
@@ -119,3 +120,20 @@ def test_hunk_line_numbers_follow_removed_and_context_lines() -> None:
 def test_no_branch_yet_says_so(project: Path) -> None:
     got = diffview.branch_diff(project, "T-0009", {}, hotfix=False)
     assert got.text == "" and "no branch yet" in got.what
+
+
+def test_done_shows_its_newest_and_counts_the_rest(project: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(boardpage, "DONE_CAP", 2)
+    board = Board(project)
+    ids = []
+    for n in range(4):
+        entry = actions.create_task(board, actions.NewTask(f"Finished {n}"))
+        moved = project / "tasks" / "done" / entry.name
+        entry.path.rename(moved)
+        stamp = 1_700_000_000 + n * 60  # written one after another
+        os.utime(moved, (stamp, stamp))
+        ids.append(entry.id)
+    data = boardpage.load_board(Board(project))
+    assert data.totals["done"] == 4
+    assert {c.task_id for c in data.lanes["done"]} == set(ids[2:])
+    assert "2 more in done/" in boardpage.render_live(data)

@@ -24,6 +24,8 @@ from shopfloor.words import Lane, Status
 
 #: The lanes shown as columns, in the order work flows (hotfix/ is the band on top).
 COLUMNS = (Lane.INBOX, Lane.BACKLOG, Lane.ACTIVE, Lane.REVIEW, Lane.DONE, Lane.FAILED)
+#: Lanes read whole (done/ and failed/ only their newest `DONE_CAP`).
+WORK_LANES = (Lane.HOTFIX, Lane.INBOX, Lane.BACKLOG, Lane.ACTIVE, Lane.REVIEW)
 #: Cards shown per lane before "N more" (a column of thousands helps nobody at 2 AM).
 LANE_CAP = 300
 #: done/ and failed/ show only their newest few.
@@ -96,10 +98,6 @@ def _order(lane: str, cards: list[Card]) -> list[Card]:
     return sorted(cards, key=lambda c: (_PRIORITY_ORDER.get(c.priority, 9), c.task_id))
 
 
-def cap_for(lane: str) -> int:
-    return DONE_CAP if lane in (Lane.DONE.value, Lane.FAILED.value) else LANE_CAP
-
-
 def last_line(run_dir: str | None) -> str:
     """The last non-empty line a run wrote to stdout (its tail only: logs can be huge)."""
     if not run_dir:
@@ -119,11 +117,12 @@ def _age_of(started_at: str, now: dt.datetime) -> float:
     return max(0.0, (now - started).total_seconds())
 
 
-def load_board(root: Path) -> BoardData:
-    """The board as the files and the journal say it is now."""
-    board = Board(root)
-    scan = board.scan()
-    data = BoardData(name=board.root.name, problems=len(scan.problems) + len(scan.invalid))
+def load_board(board: Board) -> BoardData:
+    """The board as the files and the journal say it is now. Pass the app's long-lived
+    `Board`: its header cache (checked against each file's stat, so never stale) then stays
+    in memory between requests instead of being parsed again each time."""
+    scan = board.scan(WORK_LANES)
+    data = BoardData(name=board.root.name, problems=len(scan.problems))
     journal = open_if_present(board.root)
     spent: dict[str, float] = {}
     if journal is None:
@@ -137,10 +136,15 @@ def load_board(root: Path) -> BoardData:
     by_lane: dict[str, list[Card]] = {}
     for entry in scan.entries:
         by_lane.setdefault(entry.lane.value, []).append(card_of(entry, spent.get(entry.id, 0.0)))
-    for lane in (Lane.HOTFIX, *COLUMNS):
+    for lane in WORK_LANES:
         cards = _order(lane.value, by_lane.get(lane.value, []))
         data.totals[lane.value] = len(cards)
-        data.lanes[lane.value] = cards[: cap_for(lane.value)]
+        data.lanes[lane.value] = cards[:LANE_CAP]
+    for lane in (Lane.DONE, Lane.FAILED):  # only their newest are read: most of a board
+        entries, total = board.newest(lane, DONE_CAP)
+        cards = [card_of(e, spent.get(e.id, 0.0)) for e in entries]
+        data.totals[lane.value] = total
+        data.lanes[lane.value] = _order(lane.value, cards)
     return data
 
 

@@ -22,6 +22,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from shopfloor.board import Board
 from shopfloor.errors import ShopfloorError
 from shopfloor.web import boardpage, diffview, taskpage
 from shopfloor.web.html import DIFF_CSS, esc, page
@@ -35,14 +36,14 @@ class PageContext(Protocol):
     """What the pages need of the app's context (`app.WebContext`)."""
 
     @property
-    def root(self) -> Path: ...
+    def board(self) -> Board: ...
 
     @property
     def csrf(self) -> str: ...
 
 
 def board_body(ctx: PageContext) -> str:
-    data = boardpage.load_board(ctx.root)
+    data = boardpage.load_board(ctx.board)
     return (
         '<header class="top"><h1>Shopfloor <small>'
         f"{esc(data.name)}</small></h1>{_forms()}</header>"
@@ -83,12 +84,12 @@ def board_page(ctx: PageContext, request: Request) -> Response:
 
 
 def board_fragment(ctx: PageContext, request: Request) -> Response:
-    return _html(boardpage.render_live(boardpage.load_board(ctx.root)))
+    return _html(boardpage.render_live(boardpage.load_board(ctx.board)))
 
 
 def task_page(ctx: PageContext, request: Request) -> Response:
     try:
-        data = taskpage.load_task(ctx.root, request.path_params["task_id"])
+        data = taskpage.load_task(ctx.board, request.path_params["task_id"])
     except ShopfloorError as exc:
         return _not_found(ctx, str(exc))
     title = f"{data.task_id} {data.doc['title']} · Shopfloor"
@@ -98,7 +99,7 @@ def task_page(ctx: PageContext, request: Request) -> Response:
 def task_fragment(ctx: PageContext, request: Request) -> Response:
     """The parts of a task page that change while it is open (state, tracker, runs list)."""
     try:
-        data = taskpage.load_task(ctx.root, request.path_params["task_id"])
+        data = taskpage.load_task(ctx.board, request.path_params["task_id"])
     except ShopfloorError as exc:
         return _html(f"<p>{esc(exc)}</p>", 404)
     parts = (

@@ -44,9 +44,8 @@ class TaskData:
         return bool(self.doc["type"] == "hotfix" or self.doc["lane"] == Lane.HOTFIX.value)
 
 
-def load_task(root: Path, task_id: str) -> TaskData:
+def load_task(board: Board, task_id: str) -> TaskData:
     """Everything the task page shows; `ShopfloorError` (NotFound) for an unknown id."""
-    board = Board(root)
     doc = actions.show_report(board, task_id)
     text = doc["text"]
     sections = {n: s for n in SECTIONS if (s := task.get_section(text, n)) is not None}
