@@ -117,10 +117,10 @@ def _row(raw: str, shown: str, cursor: _Cursor) -> str:
     hunk = _HUNK.match(raw)
     if hunk:
         cursor.old, cursor.new, cursor.in_hunk = int(hunk[1]), int(hunk[2]), True
-        return f'<tr class="hunk"><td class="no"></td><td class="code">{shown}</td></tr>'
+        return f'<tr class="d-hunk"><td class="no"></td><td class="code">{shown}</td></tr>'
     if not cursor.in_hunk or raw.startswith("\\"):
         _file_path(raw, cursor)
-        kind = "file" if raw.startswith("diff --git") else "meta"
+        kind = "d-file" if raw.startswith("diff --git") else "d-meta"
         return f'<tr class="{kind}"><td class="no"></td><td class="code">{shown}</td></tr>'
     if raw.startswith("-"):
         line, side, kind = cursor.old, "old", "del"
