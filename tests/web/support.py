@@ -53,12 +53,19 @@ class EventReader:
         self._thread.start()
 
     def _read(self) -> None:
+        try:
+            self._read_events()
+        finally:
+            self.events.put({"event": "_eof"})
+            self._client.close()
+
+    def _read_events(self) -> None:
         with contextlib.suppress(httpx.HTTPError), self._client.stream("GET", self._path) as r:
             kind, data = "", ""
             for line in r.iter_lines():
-                self.raw.append(line)
                 if self._stop.is_set():
                     return
+                self.raw.append(line)
                 if line.startswith("event: "):
                     kind = line[7:]
                 elif line.startswith("data: "):
@@ -66,7 +73,6 @@ class EventReader:
                 elif line == "" and data:
                     self.events.put({"event": kind, **json.loads(data)})
                     kind, data = "", ""
-            self.events.put({"event": "_eof"})
 
     def next(self, timeout: float) -> dict[str, Any]:
         return self.events.get(timeout=timeout)
@@ -88,6 +94,6 @@ class EventReader:
                 return event
 
     def close(self) -> None:
+        """Stop reading. A read blocked on the socket ends when the server ends the stream
+        (every test's server stops at teardown), so this does not wait for it."""
         self._stop.set()
-        self._client.close()
-        self._thread.join(10)
