@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import click
 
 from shopfloor.cli._common import project
+from shopfloor.project import Project
+
+if TYPE_CHECKING:
+    from shopfloor.scheduler import Daemon
 
 
 def register(app: click.Group) -> None:
@@ -35,3 +42,19 @@ def web_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
         config.web.port if port is None else port,
     )
     sys.exit(code)
+
+
+@contextlib.contextmanager
+def beside(proj: Project, daemon: Daemon, once: bool) -> Iterator[None]:
+    """`shopfloor run` with [web] enabled: the board served from a thread while the daemon
+    runs (not with --once), wired to wake it on POST /api/v1/refresh; stopped after it."""
+    if once or not proj.config.web.enabled:
+        yield
+        return
+    from shopfloor.web import server
+
+    serving = server.serve_in_thread(proj.root, proj.config, wake=daemon.request_full_reconcile)
+    try:
+        yield
+    finally:
+        serving.stop()

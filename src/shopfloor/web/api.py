@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -167,8 +168,9 @@ async def _body(request: Request, model: type[M]) -> M:
     data: Any
     kind = request.headers.get("content-type", "")
     if kind.startswith("application/x-www-form-urlencoded"):
-        form = await request.form()
-        data = {k: v for k, v in form.items() if k != "csrf"}
+        # Parsed here: Starlette's request.form() needs python-multipart, even for this.
+        pairs = parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
+        data = {k: v for k, v in pairs if k != "csrf"}
         for flag in ("backlog", "force", "followup"):
             if flag in data:
                 data[flag] = data[flag] not in ("", "0", "false", "off")

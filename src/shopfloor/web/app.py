@@ -75,6 +75,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+async def _server_error(request: Request, exc: Exception) -> Response:
+    """A bug: the envelope, and the traceback in the server's log (never to the client)."""
+    log.error("web: %s %s failed", request.method, request.url.path, exc_info=exc)
+    return auth.error_response(500, "internal_error", "the server failed; see its log")
+
+
 def create_app(
     root: Path,
     token: auth.Token | str,
@@ -110,7 +116,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         middleware=[Middleware(auth.AuthMiddleware, token=token)],
-        exception_handlers={HTTPException: _http_error},
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
         lifespan=lifespan,
     )
     app.state.ctx = ctx

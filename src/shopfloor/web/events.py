@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import threading
 from collections.abc import AsyncIterator
@@ -45,6 +46,16 @@ def sse(event: dict[str, Any], name: str | None = None) -> str:
     emits a raw newline, so the message cannot be split or forged by task text)."""
     kind = name or str(event.get("type", "message"))
     return f"event: {kind}\ndata: {safe_json(event)}\n\n"
+
+
+class _QuietStop(logging.Filter):
+    """watchdog logs an error when an inotify read races the observer's stop: harmless."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "thread is inactive" not in record.getMessage()
+
+
+logging.getLogger("watchdog.observers.inotify").addFilter(_QuietStop())
 
 
 class EventHub:
