@@ -7,7 +7,7 @@ import datetime as dt
 import os
 import shlex
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -230,7 +230,7 @@ def show_report(board: Board, task_id: str) -> dict[str, Any]:
         **entry_json(board, entry),
         "sections": {
             name: task.get_section(text, name)
-            for name in ("Request", "Spec", "Verification", "QA notes")
+            for name in ("Request", "Spec", "Verification", "QA notes", "Rework notes")
             if task.get_section(text, name) is not None
         },
         "tracker": [line[2:] for line in tracker.splitlines() if line.startswith("- ")],
@@ -289,11 +289,22 @@ def retry(board: Board, task_id: str, who: str = "cli") -> Entry:
     hotfix = entry.header.is_hotfix and entry.lane in (Lane.HOTFIX, Lane.FAILED)
     if hotfix:
         line += "; runs again as a hotfix, in the live tree"
+    if not hotfix:
+        _restart_attempts(board, task_id)
     entry = decide(board, task_id, Event.RETRIED, line)
     if hotfix:
         _keep_earlier_hotfix_paths(board.root, task_id)
     _lift_setup_pauses(board.root)
     return entry
+
+
+def _restart_attempts(board: Board, task_id: str) -> None:
+    """Attempt numbers start again: the branch's earlier "attempt 1" is not this round's."""
+    from shopfloor import rework as rework_
+
+    with _hands(board) as hands:
+        if hands.journal is not None:
+            rework_.restart_attempts(hands.journal, board.root, task_id)
 
 
 def _keep_earlier_hotfix_paths(root: Path, task_id: str) -> None:
@@ -316,6 +327,35 @@ def _lift_setup_pauses(root: Path) -> None:
 
     with open_journal(root) as journal:
         journal.clear_pauses(budget.SETUP_PROBLEMS)
+
+
+def rework(board: Board, task_id: str, notes: str, who: str = "cli") -> Entry:
+    """Send a task back to the Coder with `notes` for its next attempt, keeping its branch.
+
+    From review/, backlog/, done/ (not landed, or with its pull request open) and failed/;
+    a running task is refused, never stopped (see `rework.refusal`). Fresh attempts, like
+    `retry`; the notes are appended to `## Rework notes`, which the next Coder prompt shows."""
+    from shopfloor import rework as rework_
+
+    notes = rework_.check_notes(notes)
+    entry = board.find(task_id)
+    with _hands(board) as hands:
+        if hands.journal is None:
+            raise ShopfloorError(f"cannot rework {entry.id}: the journal (.shopfloor/) cannot open")
+        state = hands.journal.task_state(entry.id)
+        pr_open = bool(state.get("pr_url")) or state.get("land") == "opened"
+        why = rework_.refusal(entry, board.read_text(entry), pr_open)
+        if why is not None:
+            raise ShopfloorError(why)
+        return rework_.send_back(hands, entry, notes, who)
+
+
+def format_comments(notes: str, comments: Sequence[Mapping[str, Any]]) -> str:
+    """Rework notes from a general note and inline diff comments (`{path, line, text}`, and
+    optionally `quote`: the diff line); the web board and the CLI share this format."""
+    from shopfloor import rework as rework_
+
+    return rework_.format_comments(notes, comments)
 
 
 def cancel(board: Board, task_id: str, who: str = "cli") -> Entry:

@@ -426,15 +426,24 @@ def commit_all(
 
 
 def attempt_commit(
-    repo: Path, branch: str, task_id: str, attempt: int, look_back: int = 50
+    repo: Path,
+    branch: str,
+    task_id: str,
+    attempt: int,
+    look_back: int = 50,
+    since: str | None = None,
 ) -> str | None:
     """The newest of the last `look_back` commits on `branch` whose trailers name this task
-    and attempt (`Shopfloor-Task`, `Shopfloor-Attempt`); None if there is none or no branch."""
+    and attempt (`Shopfloor-Task`, `Shopfloor-Attempt`); None if there is none or no branch.
+    `since`: only commits after it (attempt numbers start again after a rework or a retry)."""
     ref = f"refs/heads/{branch}"
     if not git(repo, "rev-parse", "--verify", "--quiet", ref, check=False).strip():
         return None
+    span = ref
+    if since and run_git(repo, "cat-file", "-e", f"{since}^{{commit}}").returncode == 0:
+        span = f"{since}..{ref}"
     out = git(
-        repo, "log", f"--max-count={look_back}", "--format=%H%x00%(trailers:only,unfold)%x1e", ref
+        repo, "log", f"--max-count={look_back}", "--format=%H%x00%(trailers:only,unfold)%x1e", span
     )
     for record in out.split("\x1e"):
         sha, _, block = record.strip("\n").partition("\x00")
@@ -914,6 +923,16 @@ def identity(repo: Path) -> list[str]:
     if git(repo, "config", "user.email", check=False).strip():
         return []
     return ["-c", "user.name=Shopfloor", "-c", "user.email=shopfloor@localhost"]
+
+
+def push_branch(repo: Path, remote: str, branch: str, timeout: float = 120.0) -> None:
+    """Push `branch` to the branch of the same name on `remote`: never forced (a rejected
+    push is a GitError with git's reason) and never prompting for credentials."""
+    ref = f"refs/heads/{branch}"
+    if not git(repo, "rev-parse", "--verify", "--quiet", ref, check=False).strip():
+        raise GitError(f"there is no branch {branch} to push")
+    quiet = {"GIT_TERMINAL_PROMPT": "0"}  # the daemon has no one to type a password
+    git(repo, "push", "--quiet", "--", remote, f"{ref}:{ref}", timeout=timeout, env=quiet)
 
 
 def merge(repo: Path, branch: str) -> tuple[bool, str]:

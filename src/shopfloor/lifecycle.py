@@ -124,6 +124,9 @@ TRANSITIONS: dict[tuple[Lane, Event], Row] = {
     # landing (pipeline.land = "merge")
     (D, Event.LANDED): _row(SAME, CL, requires=(AH,)),
     (D, Event.LAND_FAILED): _row(SAME, BL, requires=(AH,)),
+    # pipeline.land = "pr"; `retry` of a failed one (blocked -> awaiting-human) pushes again
+    (D, Event.PR_OPENED): _row(SAME, CL, requires=(AH,), notify="pr_opened"),
+    (D, Event.PR_FAILED): _row(SAME, BL, requires=(AH,), notify="pr_failed"),
     # a person's decisions
     (B, Event.APPROVED): _row(SAME, Q, requires=(AA,)),
     (I, Event.APPROVED): _row(B, Q, requires=(AA,)),  # a gate a crash left in inbox/
@@ -131,6 +134,11 @@ TRANSITIONS: dict[tuple[Lane, Event], Row] = {
     **{(lane, Event.RETRIED): _row(SAME, Q, Attempts.RESET, _PARKED) for lane in _WORK_LANES},
     (D, Event.RETRIED): _row(SAME, AH, requires=(BL,)),  # land again after a failed merge
     **{(lane, Event.CANCELLED): _row(F, CL) for lane in (I, B, A, RV)},
+    # back to the Coder with notes, on its branch (`rework`); never while a run owns it
+    (RV, Event.REWORK): _row(B, Q, Attempts.RESET, (Q, AH, BL)),
+    (B, Event.REWORK): _row(SAME, Q, Attempts.RESET, (Q, AH, BL)),
+    (D, Event.REWORK): _row(B, Q, Attempts.RESET, (AH, BL, CL)),  # CL: only with a PR open
+    (F, Event.REWORK): _row(B, Q, Attempts.RESET),
 }
 
 #: What each status means in each lane; anything else is put right by `Event.RECONCILED`.
@@ -226,6 +234,7 @@ _VERBS = {
     Event.CANCELLED: "cancel",
     Event.WITHDRAWN: "cancel",
     Event.HOTFIX_CLOSED: "hotfix close",
+    Event.REWORK: "rework",
 }
 
 

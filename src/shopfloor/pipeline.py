@@ -236,7 +236,8 @@ def do_code(shop: Shop, entry: Entry) -> Step:
         return Step(Event.SETUP_PROBLEM, f"coder cannot start: {exc}; then `shopfloor retry`")
     base = _base_commit(shop, entry.id, branch, fresh_base)  # QA's diff covers every attempt
     save_state(shop, entry.id, base=base, branch=branch)
-    sha = gitops.attempt_commit(shop.root, branch, entry.id, attempt)
+    since = load_state(shop, entry.id).get("attempts_since")  # set by a rework or a retry
+    sha = gitops.attempt_commit(shop.root, branch, entry.id, attempt, since=since or None)
     if sha is not None:  # a crash came after the commit: its work is not done again
         entry = note(shop, entry, f"coder attempt {attempt} already committed ({sha[:10]})")
     else:
@@ -297,10 +298,19 @@ def _keep_unfinished_work(shop: Shop, task_id: str, workdir: Path, run_id: str) 
 
 
 def _previous_notes(text: str) -> str:
+    """QA's notes and the rework notes (a person's or the merge queue's), for the Coder."""
+    blocks = []
     notes = task.get_section(text, "QA notes")
-    if not notes:
-        return ""
-    return f"## Notes from the previous attempt (fix these first)\n\n{notes}\n"
+    if notes:
+        blocks.append(f"## Notes from the previous attempt (fix these first)\n\n{notes}\n")
+    rework = task.get_section(text, "Rework notes")
+    if rework:
+        blocks.append(
+            "## Rework notes (the task was sent back to you; newest round last)\n\n"
+            "Your worktree holds the earlier attempts' commits: change that work as the notes "
+            f"say, do not start over.\n\n{rework}\n"
+        )
+    return "\n".join(blocks)
 
 
 def _checks_for_prompt(shop: Shop) -> str:
@@ -461,9 +471,13 @@ def _qa_reason(run: AgentRun, report: ChecksReport, verdict: str | None) -> str:
 def _passed(shop: Shop, entry: Entry, run: AgentRun) -> Step:
     branch = branch_name(entry.id)
     _drop_worktree(shop, entry.id)
-    if shop.config.pipeline.land == "merge":
+    land = shop.config.pipeline.land
+    if land in ("merge", "pr"):
         save_state(shop, entry.id, land="pending")
-    line = run_line(run, f"; done — branch {branch} waits for you: git merge {branch}")
+    then = f"waits for you: git merge {branch}"
+    if land == "pr":
+        then = "is pushed and a pull request opened next"
+    line = run_line(run, f"; done — branch {branch} {then}")
     return Step(Event.QA_PASSED, line, Change(payload={"branch": branch}))
 
 
@@ -474,7 +488,12 @@ def _drop_worktree(shop: Shop, task_id: str) -> None:
 
 
 def land_pending(shop: Shop, entry: Entry, hotfix_waiting: bool) -> Entry:
-    """`land = "merge"`: merge a done branch, only into a clean tree and never during a hotfix."""
+    """`land = "merge"`: merge a done branch, only into a clean tree and never during a hotfix.
+    `land = "pr"`: push it and open a pull request (the live tree is not touched)."""
+    if shop.config.pipeline.land == "pr":
+        from shopfloor import pullrequest
+
+        return pullrequest.open_pull_request(shop, entry)
     if hotfix_waiting or not gitops.is_clean(shop.root):
         return entry  # tried again on the next reconcile
     merged, message = gitops.merge(shop.root, branch_name(entry.id))

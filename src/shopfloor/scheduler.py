@@ -595,7 +595,7 @@ class Daemon:
         self.shop.log("recover", task=entry.id, lane=entry.lane.value, what=event.value)
 
     def _land(self, entries: list[Entry]) -> None:
-        if self.shop.config.pipeline.land != "merge":
+        if self.shop.config.pipeline.land not in ("merge", "pr"):
             return
         hotfix_waiting = any(
             e.lane is Lane.HOTFIX and e.header.status in ("running", "awaiting-human")

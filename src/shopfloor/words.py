@@ -63,8 +63,11 @@ class Event(StrEnum):
     RECONCILED = "reconciled"  # a status that means nothing in its lane, put right
     LANDED = "landed"
     LAND_FAILED = "land-failed"
+    PR_OPENED = "pr-opened"  # land = "pr": the branch pushed, its pull request opened
+    PR_FAILED = "pr-failed"  # the push or the pull-request command failed; waits for a human
     APPROVED = "approved"
     RETRIED = "retried"
+    REWORK = "rework"  # sent back to the Coder with notes; its branch is kept
     CANCELLED = "cancelled"
     WITHDRAWN = "withdrawn"  # a hotfix cancelled before its agent started
     HOTFIX_CLOSED = "hotfix-closed"

@@ -1,22 +1,24 @@
-"""Daemon and decision verbs: run, logs, approve, retry, cancel, demo."""
+"""Daemon and decision verbs: run, logs, approve, retry, rework, cancel, demo."""
 
 from __future__ import annotations
 
 import sys
 import time
 from pathlib import Path
+from typing import TextIO
 
 import click
 
 from shopfloor import actions, runlogs
 from shopfloor.board import Lane
 from shopfloor.cli import web_cmds
-from shopfloor.cli._common import console, project, who_local
+from shopfloor.cli._common import console, print_json, project, who_local
 from shopfloor.display import safe
+from shopfloor.errors import ShopfloorError
 
 
 def register(app: click.Group) -> None:
-    for command in (run_cmd, logs_cmd, approve_cmd, retry_cmd, cancel_cmd, demo_cmd):
+    for command in (run_cmd, logs_cmd, approve_cmd, retry_cmd, rework_cmd, cancel_cmd, demo_cmd):
         app.add_command(command)
 
 
@@ -89,6 +91,49 @@ def approve_cmd(ctx: click.Context, task_id: str) -> None:
 def retry_cmd(ctx: click.Context, task_id: str) -> None:
     """Give a failed or parked task a fresh set of attempts."""
     _decide(ctx, "retry", task_id)
+
+
+@click.command("rework", short_help="Send a task back to the Coder with notes; keeps its branch.")
+@click.argument("task_id")
+@click.option(
+    "-m", "--message", "messages", multiple=True, help="A note (repeat: one paragraph each)."
+)
+@click.option(
+    "-F",
+    "--file",
+    "notes_file",
+    type=click.File("r", encoding="utf-8"),
+    help="Read the notes from a file (- for stdin).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the task as a task object.")
+@click.pass_context
+def rework_cmd(
+    ctx: click.Context,
+    task_id: str,
+    messages: tuple[str, ...],
+    notes_file: TextIO | None,
+    as_json: bool,
+) -> None:
+    """Send a task back to the Coder with notes for its next attempt.
+
+    The Coder continues on the task's branch (its earlier commits are kept) and its next
+    prompt shows the notes, which are added to the task's `## Rework notes`. Works on a task
+    in review/, backlog/, done/ (not yet landed) or failed/; a running task is refused. The
+    task gets a fresh set of attempts, as with `retry`.
+    """
+    parts = [m for m in messages if m.strip()]
+    if notes_file is not None:
+        parts.append(notes_file.read())
+    if not parts:
+        raise ShopfloorError(
+            f'rework needs notes: shopfloor rework {task_id} -m "what to change" (or -F FILE)'
+        )
+    board = project(ctx).board
+    entry = actions.rework(board, task_id, "\n\n".join(p.strip() for p in parts), who_local())
+    if as_json:
+        print_json(actions.task_document(board, entry))
+        return
+    click.echo(f"{entry.id}  {entry.lane.value}/  status {entry.header.status}")
 
 
 @click.command("cancel", short_help="Park a task in failed/ (a running hotfix: stop it).")

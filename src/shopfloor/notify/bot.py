@@ -36,6 +36,7 @@ Shopfloor commands:
 /new TEXT — a request in inbox/
 /hotfix TEXT — a HOTFIX, started at once
 /approve ID · /retry ID · /cancel ID
+/rework ID TEXT — back to the Coder with notes
 /logs ID — tail of the newest run
 /close ID [--force] — archive a verified hotfix"""
 
@@ -98,6 +99,7 @@ class Commands:
             "approve": lambda a: self._decide("approve", a),
             "retry": lambda a: self._decide("retry", a),
             "cancel": self.cancel,
+            "rework": self.rework,
             "logs": self.logs,
             "close": self.close,
         }
@@ -221,6 +223,18 @@ class Commands:
         entry = getattr(actions, verb)(self.board, task_id, who=SOURCE)
         done = {"approve": "approved", "retry": "queued for retry", "cancel": "cancelled"}[verb]
         return f"{entry.id} {done}: {entry.lane.value}/ · {entry.header.status}"
+
+    def rework(self, arg: str) -> str:
+        """`/rework ID TEXT`: back to the Coder with TEXT as notes, on its branch."""
+        words = arg.strip().split(None, 1)
+        task_id, notes = [*words, "", ""][:2]
+        if not task_id or not notes.strip():
+            raise ShopfloorError("usage: /rework ID TEXT (e.g. /rework T-0042 keep the old flag)")
+        entry = actions.rework(self.board, task_id, notes, who=SOURCE)
+        return (
+            f"↩️ {entry.id} sent back to the Coder with your notes: "
+            f"{entry.lane.value}/ · {entry.header.status}"
+        )
 
     def cancel(self, arg: str) -> str:
         """A task to failed/; a running hotfix is stopped (the daemon's `hotfix_stopped`

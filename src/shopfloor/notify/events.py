@@ -31,6 +31,10 @@ CONFIG_INVALID = "config_invalid"
 FAULT = "fault"
 #: A tree changed while a PM or QA run (which must not change it) was running.
 TREE_CHANGED = "tree_changed"
+#: land = "pr": a done task's pull request was opened (or updated after a rework).
+PR_OPENED = "pr_opened"
+#: land = "pr": the push or the pull-request command failed; the task waits for a human.
+PR_FAILED = "pr_failed"
 
 #: Internal: a bot's answer to a command, to one chat (not subscribable, never published).
 REPLY = "reply"
@@ -47,8 +51,10 @@ PRIORITY: dict[str, int] = {
     TREE_CHANGED: 3,
     TASK_FAILED: 3,
     AWAITING_APPROVAL: 3,
+    PR_FAILED: 3,
     QA_FAILED: 4,
     TASK_DONE: 5,
+    PR_OPENED: 5,
     DAEMON_STARTED: 6,
     DAEMON_STOPPED: 6,
 }
@@ -171,6 +177,24 @@ def _task_failed(p: Mapping[str, Any]) -> list[str]:
     return [*lines, f"/retry {p.get('task_id', '?')} to try again"]
 
 
+def _pr_opened(p: Mapping[str, Any]) -> list[str]:
+    verb = "updated" if p.get("updated") else "opened"
+    lines = [f"🔀 Pull request {verb}: {_task(p)}"]
+    if p.get("url"):
+        lines.append(_clip(safe(p["url"]), 200))
+    elif p.get("branch"):
+        lines.append(f"branch {p['branch']} pushed to {p.get('remote', '?')}")
+    return lines
+
+
+def _pr_failed(p: Mapping[str, Any]) -> list[str]:
+    return [
+        f"⚠️ Pull request not opened: {_task(p)}",
+        _clip(p.get("error")),
+        f"The branch is kept; /retry {p.get('task_id', '?')} pushes it again",
+    ]
+
+
 def _qa_failed(p: Mapping[str, Any]) -> list[str]:
     return [f"QA failed: {_task(p)}", _clip(p.get("notes"))]
 
@@ -250,6 +274,8 @@ _FORMATS: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
     CONFIG_INVALID: _config_invalid,
     FAULT: _fault,
     TREE_CHANGED: _tree_changed,
+    PR_OPENED: _pr_opened,
+    PR_FAILED: _pr_failed,
 }
 
 
