@@ -163,3 +163,44 @@ def test_the_board_on_a_phone(chromium: Any, served: Served) -> None:
         assert box["x"] >= 0 and box["x"] + box["width"] <= 390
     finally:
         context.close()
+
+
+def _running_run(root: Path, task_id: str, run_id: str) -> Path:
+    """A run as the daemon leaves it while its agent works: a folder with meta.json and a
+    growing stdout.log, and a `running` row in the journal (with the cost it reported)."""
+    from shopfloor.journal import open_journal
+    from shopfloor.paths import StatePaths
+    from shopfloor.runlogs import write_meta
+
+    run_dir = StatePaths(root).runs_dir / run_id
+    run_dir.mkdir(parents=True)
+    write_meta(run_dir, task_id, "coder", "claude")
+    (run_dir / "stdout.log").write_text("reading the spec\n")
+    with open_journal(root) as journal:
+        journal.insert_run(
+            run_id,
+            task_id,
+            "coder",
+            agent="claude",
+            state="running",
+            run_dir=str(run_dir),
+            cost_usd=0.42,
+        )
+    return run_dir
+
+
+def test_running_runs_show_on_the_board_and_their_logs_stream(page: Any, served: Served) -> None:
+    entry = actions.create_task(Board(served.root), actions.NewTask("Busy", backlog=True))
+    run_dir = _running_run(served.root, entry.id, "R-7")
+    page.reload()
+    run = page.locator('.runs [data-run-id="R-7"]')
+    expect(run).to_contain_text(entry.id)
+    expect(run.locator(".cost")).to_have_text("$0.42")
+    expect(run.locator(".last")).to_have_text("reading the spec")
+
+    page.goto(f"{served.url}/task/{entry.id}")
+    log = page.locator('details.run-log[data-run-id="R-7"] pre.log')
+    expect(log).to_contain_text("reading the spec")
+    with (run_dir / "stdout.log").open("a") as out:
+        out.write("editing app.py\n")
+    expect(log).to_contain_text("editing app.py", timeout=3000)
