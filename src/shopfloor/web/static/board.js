@@ -252,6 +252,26 @@
     document.dispatchEvent(new CustomEvent("shopfloor:updated"));
   }
 
+  // The event already says where each touched task is now (read from disk by the server):
+  // a card that changed lane moves at once; the fragment fetched next is the full truth
+  // (order, counts, new cards) and replaces it region by region.
+  function moveCards(ev) {
+    if (!document.querySelector("main.board")) return;
+    let data;
+    try { data = JSON.parse(ev.data); } catch (e) { return; }
+    for (const t of data.tasks || []) {
+      const card = document.querySelector(`li.card[data-task-id="${CSS.escape(t.id)}"]`);
+      const list = document.querySelector(`[data-lane="${CSS.escape(t.lane)}"] ol.cards`);
+      if (!card || !list) continue;
+      if (!list.contains(card)) {
+        list.querySelector("li.empty")?.remove();
+        list.prepend(card);
+      }
+      const status = card.querySelector(".status");
+      if (status && t.status) status.textContent = t.status;
+    }
+  }
+
   async function refresh() {
     const url = fragmentUrl();
     if (!url) return;
@@ -278,7 +298,8 @@
     let opened = false;
     // `changed` names the files touched; `resync` says some were missed. Either way the
     // page reads its fragment again (the files are the truth, not the event).
-    for (const name of ["changed", "resync"]) events.addEventListener(name, refresh);
+    events.addEventListener("changed", (ev) => { moveCards(ev); refresh(); });
+    events.addEventListener("resync", refresh);
     events.onopen = () => {
       document.body.classList.remove("offline");
       document.body.dataset.live = "1";  // tests and scripts wait for this before changing files
