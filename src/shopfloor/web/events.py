@@ -97,6 +97,8 @@ class EventHub:
 
         handler = Handler()
         observer = Observer()
+        with contextlib.suppress(OSError):  # runs/ as the daemon makes it, so it can be watched
+            self.board.paths.ensure()
         folders = [self.board.tasks_dir, *(self.board.lane_dir(lane) for lane in Lane)]
         folders.append(runlogs.runs_dir(self.board.root))
         for folder in folders:
