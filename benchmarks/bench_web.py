@@ -2,7 +2,7 @@
 latency from a file moved on disk to the event on the stream, and 50 connected event-stream
 clients (server RSS growth, idle CPU).
 
-    .venv/bin/python benchmarks/bench_web.py [--tasks 10000] [--runs 15] [--clients 50]
+    PYTHONPATH=src .venv/bin/python benchmarks/bench_web.py [--tasks 10000] [--clients 50]
 
 The server is `shopfloor web` as a subprocess (what a user runs), measured with psutil; the
 board is bench_status's (files spread over the lanes, ~3 KB each, settled for the header

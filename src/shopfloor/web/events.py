@@ -72,6 +72,7 @@ class EventHub:
         self._pending: set[str] = set()
         self._pending_lock = threading.Lock()
         self._flush_handle: asyncio.TimerHandle | None = None
+        self._flush_lock = asyncio.Lock()
         self._closed = False
 
     @property
@@ -87,6 +88,7 @@ class EventHub:
         from watchdog.observers import Observer
 
         self._loop = asyncio.get_running_loop()
+        self._flush_lock = asyncio.Lock()
         self._closed = False
         hub = self
 
@@ -154,10 +156,13 @@ class EventHub:
             task_.add_done_callback(_ignore_result)
 
     async def _flush(self, paths: set[str]) -> None:
-        loop = asyncio.get_running_loop()
-        event = await loop.run_in_executor(None, self.describe, paths)
-        if event is not None:
-            self.publish(event)
+        # One at a time: each reads the disk when it runs, so events leave in the order of
+        # what they saw (a slow read must not deliver an older state after a newer one).
+        async with self._flush_lock:
+            loop = asyncio.get_running_loop()
+            event = await loop.run_in_executor(None, self.describe, paths)
+            if event is not None:
+                self.publish(event)
 
     def describe(self, paths: set[str]) -> dict[str, Any] | None:
         """The `changed` event for these paths, read from disk now; None if none matters."""
