@@ -114,3 +114,13 @@ def test_csrf_token_is_not_the_token() -> None:
     assert TOKEN not in auth.csrf_token(TOKEN)
     assert auth.csrf_token(TOKEN) == auth.csrf_token(TOKEN)
     assert auth.csrf_token("other") != auth.csrf_token(TOKEN)
+
+
+def test_a_browser_without_the_cookie_gets_a_login_page(web: str) -> None:
+    response = httpx.get(f"{web}/", headers={"Accept": "text/html,application/xhtml+xml"})
+    assert response.status_code == 401
+    assert response.headers["content-type"].startswith("text/html")
+    assert "?token=" in response.text
+    assert TOKEN not in response.text
+    api = httpx.get(f"{web}/api/v1/state", headers={"Accept": "application/json"})
+    assert api.json()["error"]["code"] == "unauthorized"

@@ -140,6 +140,14 @@ def test_a_run_log_streams_what_is_appended(web: str, project: Path) -> None:
             fh.write("second line\n")
         second = reader.wait_for(lambda e: e["event"] == "log", timeout=3)
         assert second["text"] == "second line\n"
+        with open(run_dir / "stdout.log", "ab") as raw:  # a character cut between two writes
+            raw.write("café".encode()[:-1])
+            raw.flush()
+            time.sleep(events.LOG_POLL * 2)  # let the server read the first half alone
+            raw.write("café".encode()[-1:] + b"\n")
+        texts = ""
+        while texts != "café\n":
+            texts += reader.wait_for(lambda e: e["event"] == "log", timeout=3)["text"]
         (run_dir / "result.json").write_text("{}")
         reader.wait_for(lambda e: e["event"] == "end", timeout=3)
     finally:

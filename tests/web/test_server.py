@@ -178,3 +178,14 @@ def test_run_with_web_enabled_serves_and_stops_on_sigterm(
     assert reader.wait_for(lambda e: e["event"] == "_eof", timeout=5)
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{base}api/v1/state", headers=headers)
+
+
+def test_the_web_token_variable_is_kept_from_agents(monkeypatch: pytest.MonkeyPatch) -> None:
+    from shopfloor.shop import agent_environment
+
+    config = Config.model_validate({"web": {"token_env": "MY_BOARD_TOKEN"}})
+    assert "MY_BOARD_TOKEN" in config.secret_env_names()
+    monkeypatch.setenv("MY_BOARD_TOKEN", "s3cret")
+    env = agent_environment(config)
+    assert "MY_BOARD_TOKEN" not in env
+    assert "s3cret" not in "".join(env.values())

@@ -276,17 +276,13 @@ def task_json(ctx: WebContext, task_id: str) -> dict[str, Any]:
             "role": run.role,
             "agent": run.agent,
             "started": run.started,
-            "finished": _finished(run),
+            "finished": events.run_finished(run),
             "log_url": f"{PREFIX}/{report['id']}/runs/{run.run_id}/log",
         }
         for run in runlogs.runs_for(ctx.root, report["id"])
     ]
     report["checks"] = checks_json(ctx.root, report["id"])
     return report
-
-
-def _finished(run: runlogs.RunInfo) -> bool:
-    return (run.run_dir / "result.json").exists() or (run.run_dir / "checks.json").exists()
 
 
 def checks_json(root: Path, task_id: str) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 #: The login cookie's name.
@@ -159,18 +159,18 @@ class AuthMiddleware:
             if same(given, self.token.value):
                 await login_redirect(request, self.token)(scope, receive, send)
                 return
-            await _unauthorized()(scope, receive, send)
+            await _unauthorized(headers)(scope, receive, send)
             return
         by_bearer = bearer(headers)
         if by_bearer is not None:
             if not same(by_bearer, self.token.value):
-                await _unauthorized()(scope, receive, send)
+                await _unauthorized(headers)(scope, receive, send)
                 return
             await self.app(scope, receive, send)
             return
         cookie = request.cookies.get(COOKIE)
         if cookie is None or not same(cookie, self.token.value):
-            await _unauthorized()(scope, receive, send)
+            await _unauthorized(headers)(scope, receive, send)
             return
         if request.method in SAFE_METHODS:
             await self.app(scope, receive, send)
@@ -202,10 +202,28 @@ class AuthMiddleware:
         await self.app(scope, _replay(body, receive) if body else receive, send)
 
 
-def _unauthorized() -> Response:
-    response = error_response(
-        401, "unauthorized", "a token is needed: Authorization: Bearer <token>, or log in by URL"
-    )
+#: What a browser that is not logged in sees (a page, not JSON): how to log in.
+LOGIN_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>Log in · Shopfloor</title></head><body style="font-family:system-ui;margin:2rem">
+<h1>Shopfloor: log in</h1>
+<p>Open the login URL <code>shopfloor web</code> printed when it started
+(<code>http://…/?token=…</code>), or add <code>?token=</code> and the value of the token's
+environment variable to this address.</p></body></html>
+"""
+
+
+def _unauthorized(headers: dict[str, str]) -> Response:
+    """401: the envelope for programs; for a browser asking for a page, how to log in."""
+    wants_page = "text/html" in headers.get("accept", "")
+    if wants_page and "authorization" not in headers:
+        response: Response = HTMLResponse(LOGIN_PAGE, status_code=401)
+    else:
+        response = error_response(
+            401,
+            "unauthorized",
+            "a token is needed: Authorization: Bearer <token>, or log in by URL",
+        )
     response.headers["WWW-Authenticate"] = 'Bearer realm="shopfloor"'
     return response
 

@@ -16,11 +16,12 @@ idle stream.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import logging
 import os
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,7 @@ class EventHub:
         self._pending: set[str] = set()
         self._pending_lock = threading.Lock()
         self._flush_handle: asyncio.TimerHandle | None = None
+        self._flush_lock = asyncio.Lock()
         self._closed = False
 
     @property
@@ -87,6 +89,7 @@ class EventHub:
         from watchdog.observers import Observer
 
         self._loop = asyncio.get_running_loop()
+        self._flush_lock = asyncio.Lock()
         self._closed = False
         hub = self
 
@@ -97,6 +100,8 @@ class EventHub:
 
         handler = Handler()
         observer = Observer()
+        with contextlib.suppress(OSError):  # runs/ as the daemon makes it, so it can be watched
+            self.board.paths.ensure()
         folders = [self.board.tasks_dir, *(self.board.lane_dir(lane) for lane in Lane)]
         folders.append(runlogs.runs_dir(self.board.root))
         for folder in folders:
@@ -152,10 +157,13 @@ class EventHub:
             task_.add_done_callback(_ignore_result)
 
     async def _flush(self, paths: set[str]) -> None:
-        loop = asyncio.get_running_loop()
-        event = await loop.run_in_executor(None, self.describe, paths)
-        if event is not None:
-            self.publish(event)
+        # One at a time: each reads the disk when it runs, so events leave in the order of
+        # what they saw (a slow read must not deliver an older state after a newer one).
+        async with self._flush_lock:
+            loop = asyncio.get_running_loop()
+            event = await loop.run_in_executor(None, self.describe, paths)
+            if event is not None:
+                self.publish(event)
 
     def describe(self, paths: set[str]) -> dict[str, Any] | None:
         """The `changed` event for these paths, read from disk now; None if none matters."""
@@ -270,53 +278,59 @@ def _ignore_result(future: asyncio.Future[Any]) -> None:
 # ---------------------------------------------------------------------------- run logs
 
 
-def _log_files(run: runlogs.RunInfo) -> list[Path]:
-    return runlogs.log_files(run)
-
-
-async def follow_run_log(run: runlogs.RunInfo, is_closed: Any) -> AsyncIterator[str]:
+async def follow_run_log(run: runlogs.RunInfo, is_closed: Callable[[], bool]) -> AsyncIterator[str]:
     """A run's output as SSE: the last LOG_BACKLOG bytes of each log, then what is appended
     (`tail -f`), then an `end` event once the run has its result."""
-    offsets: dict[Path, int] = {}
+    tails: dict[Path, _Tail] = {}
     yield "retry: 2000\n\n"
-    for path in _log_files(run):
-        size = path.stat().st_size
-        start = max(0, size - LOG_BACKLOG)
-        chunk, read = await asyncio.to_thread(_read_from, path, start, size - start)
-        offsets[path] = start + read
-        if chunk:
-            yield sse({"type": "log", "file": _rel(run, path), "text": chunk})
-    while not is_closed():
-        finished = _finished(run)  # before reading: nothing written before the result is lost
+    while True:
+        finished = run_finished(run)  # before reading: nothing written before the result is lost
         sent = False
-        for path in _log_files(run):
-            offset = offsets.get(path, 0)
-            try:
-                size = path.stat().st_size
-            except OSError:
-                continue
-            if size > offset:
-                chunk, read = await asyncio.to_thread(_read_from, path, offset, size - offset)
-                offsets[path] = offset + read
-                yield sse({"type": "log", "file": _rel(run, path), "text": chunk})
+        for path in runlogs.log_files(run):
+            if path not in tails:  # the backlog of a log seen for the first time
+                tails[path] = _Tail(path, start_back=LOG_BACKLOG)
+            text = await asyncio.to_thread(tails[path].read)
+            if text:
+                yield sse({"type": "log", "file": _rel(run, path), "text": text})
                 sent = True
         if finished and not sent:
             yield sse({"type": "end", "run_id": run.run_id})
             return
+        if is_closed():
+            return
         await asyncio.sleep(LOG_POLL)
 
 
-def _finished(run: runlogs.RunInfo) -> bool:
+class _Tail:
+    """What a growing log file gained since the last read, decoded without splitting a
+    UTF-8 character across two reads."""
+
+    def __init__(self, path: Path, start_back: int) -> None:
+        self.path = path
+        self.offset: int | None = None
+        self.start_back = start_back
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def read(self) -> str:
+        try:
+            size = self.path.stat().st_size
+            if self.offset is None:
+                self.offset = max(0, size - self.start_back)
+            if size <= self.offset:
+                return ""
+            with open(self.path, "rb") as fh:
+                fh.seek(self.offset)
+                data = fh.read(min(size - self.offset, 4 * LOG_BACKLOG))
+        except OSError:
+            return ""
+        self.offset += len(data)
+        return self.decoder.decode(data)
+
+
+def run_finished(run: runlogs.RunInfo) -> bool:
+    """The run has its result (an agent's result.json, or checks.json for checks)."""
     return (run.run_dir / "result.json").exists() or (run.run_dir / "checks.json").exists()
 
 
 def _rel(run: runlogs.RunInfo, path: Path) -> str:
     return str(path.relative_to(run.run_dir))
-
-
-def _read_from(path: Path, offset: int, length: int) -> tuple[str, int]:
-    """Up to `length` bytes from `offset` (at most a few backlogs a time), and how many."""
-    with open(path, "rb") as fh:
-        fh.seek(offset)
-        data = fh.read(min(length, 4 * LOG_BACKLOG))
-    return data.decode("utf-8", "replace"), len(data)
