@@ -10,7 +10,8 @@ serves it as a subprocess (so the browser driver never shares its interpreter). 
   request), median and p90 over `--requests`;
 - first render: the page loaded `--loads` times in a fresh tab; Navigation Timing's
   `responseStart`, `domContentLoadedEventEnd` and the first contentful paint, medians;
-- move latency: `--moves` renames of a task file between active/ and review/ (what `mv` does);
+- move latency: `--moves` renames of a task file between active/ and review/ (what `mv` does),
+  one at a time (the page's fragment fetch for one finished before the next);
   a MutationObserver in the page stamps `Date.now()` when the card is in its new column, and
   the latency is that minus `time.time()` just before the rename (the same wall clock).
 """
@@ -133,8 +134,9 @@ def move_latencies(browser: Any, url: str, root: Path, moves: int) -> list[float
         page.wait_for_function("window.__seen > 0", polling=5)
         latencies.append(float(page.evaluate("window.__seen")) - sent)
         movers[n % len(movers)] = target
-        # Let the page settle (its fetch for this move done) before the next move.
-        page.wait_for_timeout(150)
+        # One move at a time: the page's fetch for this one done before the next.
+        page.wait_for_function("document.body.dataset.busy !== '1'", polling=5)
+        page.wait_for_timeout(50)
     context.close()
     return latencies
 

@@ -277,6 +277,7 @@
     if (!url) return;
     if (fetching) { again = true; return; }
     fetching = true;
+    document.body.dataset.busy = "1";  // a fetch in flight (benchmarks wait for quiet)
     try {
       do {
         again = false;
@@ -289,6 +290,7 @@
       // The server went away: the event stream reconnects, and its next event refreshes.
     } finally {
       fetching = false;
+      document.body.dataset.busy = "";
     }
   }
 
