@@ -16,7 +16,6 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,25 +51,17 @@ def build(root: Path) -> str:
 
 @contextmanager
 def serving(root: Path) -> Iterator[str]:
-    import uvicorn
+    """`shopfloor web`'s server for `root`, from a thread, on a free port of 127.0.0.1."""
+    from shopfloor import config
+    from shopfloor.web import auth, server
 
-    from shopfloor.web.app import create_app
-
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(root, TOKEN), host="127.0.0.1", port=0, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise SystemExit("the server did not start")
-        threading.Event().wait(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
+    cfg = config.load(root / "shopfloor.toml")
+    token = auth.Token(TOKEN, cfg.web.token_env, generated=False)
+    running = server.serve_in_thread(root, cfg, host="127.0.0.1", port=0, token=token, out=None)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield running.url
     finally:
-        server.should_exit = True
-        thread.join(10)
+        running.stop()
 
 
 def shoot(url: str, task_id: str, out: Path) -> list[Path]:

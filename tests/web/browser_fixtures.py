@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.web.browser import TOKEN, Served, chromium_path, git, serve
+from tests.web import support
+from tests.web.browser import TOKEN, Served, chromium_path, git
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +40,8 @@ def repo(project: Path) -> Path:
 
 @pytest.fixture
 def served(repo: Path) -> Iterator[Served]:
-    yield from serve(repo)
+    with support.served(repo) as url:
+        yield Served(url, repo)
 
 
 @pytest.fixture
