@@ -161,6 +161,11 @@ def test_the_board_on_a_phone(chromium: Any, served: Served) -> None:
         assert size >= 14
         box = card.bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= 390
+        long = actions.create_task(board, actions.NewTask("Long lines", "x" * 600, backlog=True))
+        tab.goto(f"{served.url}/task/{long.id}")
+        expect(tab.locator("section.text pre").first).to_contain_text("xxxx")
+        width = tab.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"the task page is {width} px wide on a 390 px phone"
     finally:
         context.close()
 
@@ -204,3 +209,22 @@ def test_running_runs_show_on_the_board_and_their_logs_stream(page: Any, served:
     with (run_dir / "stdout.log").open("a") as out:
         out.write("editing app.py\n")
     expect(log).to_contain_text("editing app.py", timeout=3000)
+
+
+def test_close_a_hotfix_from_its_page_refused_then_forced(page: Any, served: Served) -> None:
+    from shopfloor.journal import open_journal
+
+    hot = actions.create_hotfix(Board(served.root), "Checkout returns 500")
+    _set_status(hot.path, "awaiting-human")  # its agent ran and left a fix in the live tree
+    (served.root / "app.py").write_text("def greet(name):\n    return 'hello ' + name\n")
+    with open_journal(served.root) as journal:
+        journal.save_task_state(hot.id, hotfix_paths=["app.py"])
+    page.goto(f"{served.url}/task/{hot.id}")
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.click('header.task-head button[data-action="close-hotfix"]')
+    expect(page.locator("#toast")).to_contain_text("not committed")  # the API's refusal
+    assert _lane_of(served.root, hot.id) == "hotfix"
+    page.click('header.task-head button[data-action="close-hotfix-force"]')
+    wait_until(lambda: _lane_of(served.root, hot.id) == "done", 5, "closed to done/")
+    text = Board(served.root).read_text(Board(served.root).find(hot.id))
+    assert "closed_uncommitted: true" in text
