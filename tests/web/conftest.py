@@ -32,5 +32,6 @@ def browser(web: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=web, follow_redirects=False) as client:
         response = client.get(f"/?token={TOKEN}")
         assert response.status_code == 303, response.text
-        assert client.cookies.get(auth.COOKIE) == TOKEN
+        port = web.rsplit(":", 1)[1]
+        assert client.cookies.get(f"{auth.COOKIE}_{port}") == TOKEN
         yield client

@@ -47,6 +47,24 @@ def test_state_lists_every_lane_with_its_tasks(api: httpx.Client, project: Path)
     assert state["generated_at"].endswith("Z")
 
 
+def test_state_lists_only_the_lanes_asked_for_and_counts_the_rest(
+    api: httpx.Client, project: Path
+) -> None:
+    inbox = _new(project, "Waiting")
+    done = _new(project, "Finished", backlog=True)
+    path = Board(project).find(done).path
+    os.rename(path, project / "tasks" / "done" / path.name)
+    full = api.get("/api/v1/state").json()
+    part = api.get("/api/v1/state", params={"lanes": "inbox,hotfix"}).json()
+    assert set(part["lanes"]) == {"inbox", "hotfix"}
+    assert [t["id"] for t in part["lanes"]["inbox"]] == [inbox]
+    assert part["counts"] == full["counts"]
+    assert part["counts"]["done"] == 1
+    assert part["totals"]["tasks"] == full["totals"]["tasks"] == 2
+    _envelope(api.get("/api/v1/state", params={"lanes": "inbox,nowhere"}), 400, "invalid_request")
+    _envelope(api.get("/api/v1/state", params={"lanes": "invalid"}), 400, "invalid_request")
+
+
 def test_state_reads_the_files_on_every_request(api: httpx.Client, project: Path) -> None:
     assert api.get("/api/v1/state").json()["totals"]["tasks"] == 0
     task_id = _new(project)  # behind the server's back, as the CLI would

@@ -17,7 +17,8 @@ def test_login_by_url_sets_a_strict_httponly_cookie_and_drops_the_token(web: str
     assert response.status_code == 303
     assert response.headers["location"] == "/api/v1/state?x=1"
     cookie = response.headers["set-cookie"]
-    assert cookie.startswith(f"{auth.COOKIE}={TOKEN};")
+    port = web.rsplit(":", 1)[1]
+    assert cookie.startswith(f"{auth.COOKIE}_{port}={TOKEN};")
     parts = [p.strip().lower() for p in cookie.split(";")]
     assert "httponly" in parts
     assert "samesite=strict" in parts
@@ -44,7 +45,7 @@ def test_bearer_header_works_and_nothing_else_does(web: str) -> None:
         {},
         {"Authorization": "Bearer wrong"},
         {"Authorization": f"Basic {TOKEN}"},
-        {"Cookie": f"{auth.COOKIE}=wrong"},
+        {"Cookie": f"{auth.COOKIE}_{web.rsplit(':', 1)[1]}=wrong"},
     ):
         response = httpx.get(f"{web}/api/v1/state", headers=headers)
         assert response.status_code == 401, headers
@@ -124,3 +125,21 @@ def test_a_browser_without_the_cookie_gets_a_login_page(web: str) -> None:
     assert TOKEN not in response.text
     api = httpx.get(f"{web}/api/v1/state", headers={"Accept": "application/json"})
     assert api.json()["error"]["code"] == "unauthorized"
+
+
+def test_two_boards_on_one_host_keep_their_own_logins(tmp_path: Path, project: Path) -> None:
+    from tests.support import make_project
+    from tests.web.support import served
+
+    (tmp_path / "other").mkdir()
+    other = make_project(tmp_path / "other")
+    # One browser (one cookie jar: cookies ignore ports), logged in to both.
+    with (
+        served(project) as first,
+        served(other, token="another-token") as second,
+        httpx.Client() as client,
+    ):
+        assert client.get(f"{first}/?token={TOKEN}").status_code == 303
+        assert client.get(f"{second}/?token=another-token").status_code == 303
+        assert client.get(f"{first}/api/v1/state").status_code == 200
+        assert client.get(f"{second}/api/v1/state").status_code == 200

@@ -189,3 +189,21 @@ def test_the_web_token_variable_is_kept_from_agents(monkeypatch: pytest.MonkeyPa
     env = agent_environment(config)
     assert "MY_BOARD_TOKEN" not in env
     assert "s3cret" not in "".join(env.values())
+
+
+def test_a_taken_port_is_a_clear_error(project: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "shopfloor", "-C", str(project), "web", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert proc.returncode == 1
+    assert f"Error: cannot serve the web board on 127.0.0.1:{port}" in proc.stderr
+    assert "address already in use" in proc.stderr

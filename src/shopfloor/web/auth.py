@@ -25,7 +25,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-#: The login cookie's name.
+#: The login cookie's name, before `_<port>`: browsers share cookies across ports, and two
+#: boards (two repositories) on one host must not log each other out.
 COOKIE = "shopfloor_token"
 #: Where a page embeds the CSRF token, and the header a script sends it in.
 CSRF_HEADER = "x-csrf-token"
@@ -108,6 +109,15 @@ def own_origin(scope: Scope, headers: dict[str, str]) -> str:
     return f"{scheme}://{host}"
 
 
+def cookie_name(scope: Scope, headers: dict[str, str]) -> str:
+    """`shopfloor_token_<port>`, the port as the client addressed this server."""
+    host = headers.get("host", "")
+    _, colon, port = host.rpartition(":")
+    if not colon or not port.isdigit():
+        port = "443" if scope.get("scheme") == "https" else "80"
+    return f"{COOKIE}_{port}"
+
+
 def origin_ok(scope: Scope, headers: dict[str, str]) -> bool:
     origin = headers.get("origin")
     if origin is None:
@@ -123,11 +133,11 @@ def _without_token(request: Request) -> str:
     return f"{path}?{urlencode(query)}" if query else path
 
 
-def login_redirect(request: Request, token: Token) -> Response:
+def login_redirect(request: Request, token: Token, name: str) -> Response:
     """The answer to `?token=` that matched: the cookie, and the same URL without it."""
     response = RedirectResponse(_without_token(request), status_code=303)
     response.set_cookie(
-        COOKIE,
+        name,
         token.value,
         httponly=True,
         samesite="strict",
@@ -157,7 +167,8 @@ class AuthMiddleware:
         given = request.query_params.get("token")
         if given is not None and request.method in SAFE_METHODS:
             if same(given, self.token.value):
-                await login_redirect(request, self.token)(scope, receive, send)
+                name = cookie_name(scope, headers)
+                await login_redirect(request, self.token, name)(scope, receive, send)
                 return
             await _unauthorized(headers)(scope, receive, send)
             return
@@ -168,7 +179,7 @@ class AuthMiddleware:
                 return
             await self.app(scope, receive, send)
             return
-        cookie = request.cookies.get(COOKIE)
+        cookie = request.cookies.get(cookie_name(scope, headers))
         if cookie is None or not same(cookie, self.token.value):
             await _unauthorized(headers)(scope, receive, send)
             return

@@ -184,8 +184,20 @@ def serve(root: Path, config: Config, host: str, port: int, out: TextIO = sys.st
         print(warning, file=out, flush=True)
     token = auth.load_token(config.web.token_env)
     server = build_server(root, config, token, host, port, out=out)
-    asyncio.run(server.serve())
+    try:
+        asyncio.run(server.serve())
+    except SystemExit:  # uvicorn's way of saying it could not bind (it logged why)
+        if server.started:
+            raise
+        raise ShopfloorError(_cannot_serve(host, port)) from None
     return 0 if server.started else 1
+
+
+def _cannot_serve(host: str, port: int) -> str:
+    return (
+        f"cannot serve the web board on {host}:{port} (the line above says why); "
+        "if the port is taken, choose another with --port or [web] port (0: any free port)"
+    )
 
 
 def serve_in_thread(
@@ -211,7 +223,7 @@ def serve_in_thread(
     thread.start()
     while not server.ready.wait(0.05):
         if not thread.is_alive():
-            raise ShopfloorError(f"the web board could not start on {host}:{port}")
+            raise ShopfloorError(_cannot_serve(host, port))
         ready_timeout -= 0.05
         if ready_timeout <= 0:
             server.should_exit = True
