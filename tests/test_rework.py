@@ -138,30 +138,40 @@ def test_rework_from_failed_shows_qa_notes_and_rework_notes_to_the_coder(tmp_pat
 def test_rework_from_review_replaces_the_waiting_worktree_and_keeps_every_round(
     tmp_path: Path,
 ) -> None:
-    """Rule: a task awaiting QA in review/ can be reworked; each round's notes are kept, dated
-    and signed, and the Coder works in a fresh worktree on the same branch."""
-    root, record = shop_with_recorder(tmp_path)
+    """Rule: a task waiting in review/ (its QA agent cannot run, so it is parked there with its
+    worktree) can be reworked; each round's notes are kept, dated and signed, and the Coder
+    works in a fresh worktree on the same branch."""
+    record = tmp_path / "record"
+    agents = {
+        "a": recorder(record),
+        "q": {"backend": "command", "command": [str(tmp_path / "no-such-qa-agent")]},
+    }
+    root = make_project(tmp_path, agents=agents, roles={"qa": "q"}, pipeline={"checks": [OK_CHECK]})
     task_id = new(root)
-    assert run_once(root) == 0
+    run_once(root)
+    entry = Board(root).find(task_id)
+    assert (entry.lane, entry.header.status) == (Lane.REVIEW, "awaiting-human")
+    worktree = root / ".shopfloor" / "worktrees" / task_id
+    assert (worktree / "work.txt").exists()  # the checked-out attempt QA was to read
     first = git(root, "rev-parse", f"shopfloor/{task_id}").strip()
-    board = Board(root)
-    # Put it back where it waits for QA, as a person would with `mv` (keeps its branch).
-    done = board.find(task_id)
-    done.path.rename(root / "tasks" / "review" / done.name)
-    edit_fields(board.find(task_id).path, status="queued")
-    actions.rework(board, task_id, "First round: rename it.", who="alice via web")
+
+    shopfloor(root, "rework", task_id, "-m", "First round: rename it.")
     assert lane_of(root, task_id) is Lane.BACKLOG
+    assert git(root, "rev-parse", f"shopfloor/{task_id}").strip() == first
+    board = Board(root)
     actions.rework(board, task_id, "Second round: and\n## not a heading", who="telegram")
     notes = task.get_section(text_of(root, task_id), "Rework notes") or ""
     assert notes.index("First round") < notes.index("Second round")
-    assert "— alice via web" in notes and "— telegram" in notes
+    assert f"— {_who()}" in notes and "— telegram" in notes
     assert "\\## not a heading" in notes  # a person's text cannot open a section
     assert task.get_section(text_of(root, task_id), "not a heading") is None
 
-    assert run_once(root) == 0 and lane_of(root, task_id) is Lane.DONE
+    run_once(root)  # the Coder runs again; QA still cannot, so it parks in review/ again
+    assert lane_of(root, task_id) is Lane.REVIEW
     prompt = (record / "coder-2.md").read_text()
     assert "First round: rename it." in prompt and "Second round: and" in prompt
     assert first in (record / "coder-2.head").read_text().split()
+    assert (worktree / "work.txt").read_text().count("coder run") == 2
 
 
 def test_a_retry_after_failing_runs_the_coder_again_on_its_branch(tmp_path: Path) -> None:

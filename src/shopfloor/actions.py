@@ -289,7 +289,7 @@ def retry(board: Board, task_id: str, who: str = "cli") -> Entry:
     hotfix = entry.header.is_hotfix and entry.lane in (Lane.HOTFIX, Lane.FAILED)
     if hotfix:
         line += "; runs again as a hotfix, in the live tree"
-    if not hotfix:
+    else:
         _restart_attempts(board, task_id)
     entry = decide(board, task_id, Event.RETRIED, line)
     if hotfix:

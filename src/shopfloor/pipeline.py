@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shopfloor import _fs, gitops, hotfix_report, lifecycle, task, treewatch
+from shopfloor import _fs, gitops, hotfix_report, lifecycle, rework, task, treewatch
 from shopfloor.agents import NOT_THE_TASKS_FAULT, Outcome
 from shopfloor.board import Entry
 from shopfloor.errors import InfrastructureError
@@ -303,12 +303,12 @@ def _previous_notes(text: str) -> str:
     notes = task.get_section(text, "QA notes")
     if notes:
         blocks.append(f"## Notes from the previous attempt (fix these first)\n\n{notes}\n")
-    rework = task.get_section(text, "Rework notes")
-    if rework:
+    rework_notes = task.get_section(text, rework.SECTION)
+    if rework_notes:
         blocks.append(
             "## Rework notes (the task was sent back to you; newest round last)\n\n"
             "Your worktree holds the earlier attempts' commits: change that work as the notes "
-            f"say, do not start over.\n\n{rework}\n"
+            f"say, do not start over.\n\n{rework_notes}\n"
         )
     return "\n".join(blocks)
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from shopfloor import lifecycle, task
 from shopfloor.board import Entry
+from shopfloor.errors import InfrastructureError
 from shopfloor.gitops import GitError, push_branch
 from shopfloor.lifecycle import Change
 from shopfloor.paths import make_private_dir
@@ -115,7 +116,10 @@ def _run_command(shop: Shop, entry: Entry, argv: list[str]) -> tuple[bool, str]:
         timeout=COMMAND_TIMEOUT,
         stall=COMMAND_TIMEOUT,
     )
-    make_private_dir(spec.run_dir)
+    try:
+        make_private_dir(spec.run_dir)
+    except OSError as exc:  # the machine's: the landing waits and is tried again
+        raise InfrastructureError(f"cannot create a run folder: {exc}") from exc
     result = Runner(spec).run()
     out, err = read_tail(result.stdout_path), read_tail(result.stderr_path)
     shown = " ".join(argv)

@@ -101,7 +101,10 @@ def send_back(keeper: lifecycle.Keeper, entry: Entry, notes: str, who: str) -> E
     tip = restart_attempts(journal, keeper.board.root, entry.id)
     journal.save_task_state(entry.id, land=None)
     branch = branch_name(entry.id)
-    text = keeper.board.read_text(entry)
+    try:
+        text = keeper.board.read_text(entry)
+    except OSError:
+        raise lifecycle.TaskMoved(f"{entry.id} left {entry.lane.value}/; try again") from None
     when = task.utc_now()
     section = appended(task.get_section(text, SECTION), notes, who, when)
     first = task.one_line(notes.splitlines()[0])
