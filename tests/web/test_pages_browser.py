@@ -202,6 +202,8 @@ def test_running_runs_show_on_the_board_and_their_logs_stream(page: Any, served:
     expect(run).to_contain_text(entry.id)
     expect(run.locator(".cost")).to_have_text("$0.42")
     expect(run.locator(".last")).to_have_text("reading the spec")
+    shown = run.locator(".age").inner_text()
+    expect(run.locator(".age")).not_to_have_text(shown, timeout=3000)  # it ticks
 
     page.goto(f"{served.url}/task/{entry.id}")
     log = page.locator('details.run-log[data-run-id="R-7"] pre.log')

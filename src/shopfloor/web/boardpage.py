@@ -56,6 +56,7 @@ class RunningRun:
     role: str
     agent: str
     age_seconds: float
+    started_at: str
     cost: float | None
     last_line: str
 
@@ -160,6 +161,7 @@ def _running(rows: Iterable[dict[str, object]]) -> list[RunningRun]:
                 role=str(row["role"]),
                 agent=str(row.get("agent") or ""),
                 age_seconds=_age_of(str(row["started_at"]), now),
+                started_at=str(row["started_at"]),
                 cost=float(cost) if isinstance(cost, int | float) else None,
                 last_line=last_line(str(row["run_dir"]) if row.get("run_dir") else None),
             )
@@ -262,10 +264,12 @@ def render_hotfixes(cards: list[Card], total: int) -> str:
 def render_run(run: RunningRun) -> str:
     cost = money(run.cost) or "$—"
     who = f"{run.role} {run.agent}".strip()
+    ticking = f'data-started="{esc(run.started_at)}"'  # board.js ticks the age from here
     return (
         f'<li class="run" data-run-id="{esc(run.run_id)}" data-task-id="{esc(run.task_id)}">'
         f'<a href="/task/{esc(run.task_id)}#runs"><span class="id">{esc(run.task_id)}</span></a> '
-        f'<span class="who">{esc(who)}</span> <span class="age">{esc(age(run.age_seconds))}</span> '
+        f'<span class="who">{esc(who)}</span> '
+        f'<span class="age" {ticking}>{esc(age(run.age_seconds))}</span> '
         f'<span class="cost">{esc(cost)}</span>'
         f'<code class="last">{esc(run.last_line) or "…"}</code></li>'
     )

@@ -334,7 +334,24 @@
     if (d.matches && d.matches("details.run-log") && d.open) followLog(d);
   }, true);
 
+  // Running runs' ages tick between events (the server sent when each started).
+  function fmtAge(ms) {
+    const s = Math.max(0, Math.floor(ms / 1000));
+    if (s < 60) return s + "s";
+    const pad = (n) => String(n).padStart(2, "0");
+    if (s < 3600) return Math.floor(s / 60) + "m" + pad(s % 60) + "s";
+    return Math.floor(s / 3600) + "h" + pad(Math.floor((s % 3600) / 60)) + "m";
+  }
+
+  function tick() {
+    for (const el of document.querySelectorAll(".run .age[data-started]")) {
+      const started = Date.parse(el.dataset.started);
+      if (!Number.isNaN(started)) el.textContent = fmtAge(Date.now() - started);
+    }
+  }
+
   function start() {
+    setInterval(tick, 1000);
     document.querySelectorAll("details.run-log[open]").forEach(followLog);
     listen();
   }
