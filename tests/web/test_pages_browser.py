@@ -36,7 +36,8 @@ def _set_status(path: Path, status: str) -> None:
 
 def test_login_by_url_sets_the_cookie_and_drops_the_token(page: Any) -> None:
     assert "token=" not in page.url
-    (cookie,) = [c for c in page.context.cookies() if c["name"] == "shopfloor_token"]
+    port = page.url.split(":")[2].split("/")[0]
+    (cookie,) = [c for c in page.context.cookies() if c["name"] == f"shopfloor_token_{port}"]
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     expect(page.locator('section[data-lane="inbox"]')).to_be_visible()
     page.reload()  # the cookie alone keeps it logged in
