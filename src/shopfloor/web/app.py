@@ -10,9 +10,9 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -43,7 +43,6 @@ class WebContext:
     hub: EventHub
     #: Wakes the daemon when it runs in this process (`shopfloor run` with [web] enabled).
     wake: Callable[[], None] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def csrf(self) -> str:
