@@ -99,7 +99,6 @@ def send_back(keeper: lifecycle.Keeper, entry: Entry, notes: str, who: str) -> E
         raise ShopfloorError(f"cannot rework {entry.id}: the journal (.shopfloor/) is not readable")
     # Before the move: a rework whose move fails leaves only a harmless lower bound.
     tip = restart_attempts(journal, keeper.board.root, entry.id)
-    journal.save_task_state(entry.id, land=None)
     branch = branch_name(entry.id)
     try:
         text = keeper.board.read_text(entry)
@@ -113,9 +112,11 @@ def send_back(keeper: lifecycle.Keeper, entry: Entry, notes: str, who: str) -> E
     line = f"rework via {who}: {short} — back to the Coder, which {on}"
     change = lifecycle.Change(sections={SECTION: section})
     try:
-        return lifecycle.apply(keeper, entry, Event.REWORK, line, change)
+        moved = lifecycle.apply(keeper, entry, Event.REWORK, line, change)
     except lifecycle.TransitionRefused as exc:  # a run claimed it meanwhile
         raise ShopfloorError(f"{exc}; a run may have started: try again when it ends") from None
+    journal.save_task_state(entry.id, land=None)  # a landing it waited for is not due now
+    return moved
 
 
 def branch_name(task_id: str) -> str:
