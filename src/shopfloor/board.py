@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import heapq
 import os
 import re
 import stat
@@ -506,3 +507,23 @@ class Board:
                 subdirs[:] = [d for d in subdirs if self.state_dir / d != worktrees]
             dirs.append(Path(top))
         return dirs
+
+    def newest(self, lane: Lane, count: int) -> tuple[list[Entry], int]:
+        """The `count` most recently written task files of `lane` (by mtime: every transition
+        rewrites the file) and how many files the lane holds, reading only those `count`
+        headers: what the web board shows of done/ and failed/ without reading thousands.
+        Files that cannot be read are skipped here (`scan` reports them)."""
+        try:
+            with os.scandir(self.lane_dir(lane)) as it:
+                files = [d for d in it if not is_temp_name(d.name) and not d.is_dir()]
+        except FileNotFoundError:
+            return [], 0
+        stamped = []
+        for dirent in files:
+            with contextlib.suppress(OSError):
+                stamped.append((dirent.stat().st_mtime_ns, dirent.name, dirent))
+        entries = []
+        for _, name, dirent in heapq.nlargest(count, stamped, key=lambda i: (i[0], i[1])):
+            with contextlib.suppress(TaskFormatError, UnsafePathError, OSError):
+                entries.append(self._read_entry(lane, f"{lane.value}/{name}", dirent))
+        return entries, len(files)

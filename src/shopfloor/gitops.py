@@ -866,6 +866,16 @@ def diff(workdir: Path, base: str, stat: bool = False, limit: int = 200_000) -> 
     return text
 
 
+def diff_refs(repo: Path, old: str, new: str | None, limit: int = 200_000) -> str:
+    """`old` against `new` (a commit or branch; None: the working tree), without the board,
+    cut at `limit` characters: what the web board shows of a task's branch or a hotfix."""
+    refs = (old, new) if new else (old,)
+    text = git(repo, "diff", *refs, "--", ".", *_EXCLUDE)
+    if len(text) > limit:
+        return text[:limit] + f"\n[diff cut at {limit} characters]\n"
+    return text
+
+
 def working_diff_stat(repo: Path) -> str:
     """Uncommitted changes in the live tree (what a hotfix left), without the board."""
     return git(repo, "diff", "--stat", "HEAD", "--", ".", *_EXCLUDE, check=False)

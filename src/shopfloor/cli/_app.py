@@ -14,6 +14,7 @@ from shopfloor.cli import (
     doctor_cmds,
     land_cmds,
     roles_cmds,
+    web_cmds,
 )
 
 
@@ -38,3 +39,4 @@ land_cmds.register(app)
 doctor_cmds.register(app)
 roles_cmds.register(app)
 completion_cmds.register(app)
+web_cmds.register(app)

@@ -11,6 +11,7 @@ import click
 
 from shopfloor import actions, runlogs
 from shopfloor.board import Lane
+from shopfloor.cli import web_cmds
 from shopfloor.cli._common import console, print_json, project, who_local
 from shopfloor.display import safe
 from shopfloor.errors import ShopfloorError
@@ -28,7 +29,8 @@ def run_cmd(ctx: click.Context, once: bool) -> None:
     """The daemon: watch the board and drive tasks through PM, Coder, checks and QA.
 
     Logs one line per event on stderr. SIGTERM or Ctrl-C stops it cleanly. With --once the
-    exit code is 1 if a task failed during the run.
+    exit code is 1 if a task failed during the run. With [web] enabled = true it serves the
+    web board too (see `shopfloor web`), and stops it when it stops.
     """
     from shopfloor.notify import NotifyService
     from shopfloor.scheduler import Daemon
@@ -38,7 +40,9 @@ def run_cmd(ctx: click.Context, once: bool) -> None:
     if service is not None:
         service.start()  # its own thread: a dead network can delay a message, never the daemon
     try:
-        code = Daemon(proj.root, proj.config, once=once).run()
+        daemon = Daemon(proj.root, proj.config, once=once)
+        with web_cmds.beside(proj, daemon, once):
+            code = daemon.run()
     finally:
         if service is not None:
             service.flush(2.0)
