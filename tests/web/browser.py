@@ -23,6 +23,9 @@ os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
 TOKEN = support.TOKEN  # the API tests' server and token: one way to serve a board
 #: How long a page may take to show what happened on disk (the issue's "within a second").
 LIVE = 1000
+#: After a click: the request, the write and the event, on a loaded CI machine (the one-second
+#: promise itself is tested on a hand-made move).
+SETTLE = 10_000
 
 
 def chromium_path() -> str | None:

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 from shopfloor import actions, task
 from shopfloor.board import Board
 from tests.conftest import wait_until
-from tests.web.browser import LIVE, TOKEN, Served
+from tests.web.browser import LIVE, SETTLE, TOKEN, Served
 
 pytest_plugins = ["tests.web.browser_fixtures"]  # chromium, repo, served, page
 
@@ -79,7 +79,7 @@ def test_filing_a_request_and_a_hotfix_from_the_page_creates_the_files(
     page.fill('form[data-kind="request"] textarea[name="body"]', "One row per task.")
     page.click('form[data-kind="request"] button[type="submit"]')
     inbox = served.root / "tasks" / "inbox"
-    (path,) = wait_until(lambda: list(inbox.glob("*.md")), 5, "the request file in inbox/")  # type: ignore[misc]
+    (path,) = wait_until(lambda: list(inbox.glob("*.md")), 20, "the request file in inbox/")  # type: ignore[misc]
     text = path.read_text()
     assert "Export the board as CSV" in text and "One row per task." in text
     expect(page.locator('[data-lane="inbox"] .card .title')).to_have_text("Export the board as CSV")
@@ -89,7 +89,7 @@ def test_filing_a_request_and_a_hotfix_from_the_page_creates_the_files(
     page.fill('form[data-kind="hotfix"] textarea[name="log"]', "Traceback: KeyError 'cart'")
     page.click('form[data-kind="hotfix"] button[type="submit"]')
     hotfix = served.root / "tasks" / "hotfix"
-    (hot,) = wait_until(lambda: list(hotfix.glob("HOTFIX-*.md")), 5, "the hotfix file")  # type: ignore[misc]
+    (hot,) = wait_until(lambda: list(hotfix.glob("HOTFIX-*.md")), 20, "the hotfix file")  # type: ignore[misc]
     assert "KeyError 'cart'" in hot.read_text()
     expect(page.locator('.hotfixes[data-lane="hotfix"] .card')).to_have_count(1)
 
@@ -103,12 +103,13 @@ def test_approve_and_retry_from_the_board(page: Any, served: Served) -> None:
     page.reload()
     _live(page)
     _card(page, "backlog", gated.id).locator('button[data-action="approve"]').click()
-    wait_until(lambda: Board(served.root).find(gated.id).header.status == "queued", 5, "approved")
-    expect(_card(page, "backlog", gated.id).locator(".status")).to_have_text("queued", timeout=LIVE)
+    wait_until(lambda: Board(served.root).find(gated.id).header.status == "queued", 20, "approved")
+    status = _card(page, "backlog", gated.id).locator(".status")
+    expect(status).to_have_text("queued", timeout=SETTLE)
 
     _card(page, "failed", parked.id).locator('button[data-action="retry"]').click()
-    wait_until(lambda: _lane_of(served.root, parked.id) != "failed", 5, "retried out of failed/")
-    expect(_card(page, "failed", parked.id)).to_have_count(0, timeout=LIVE)
+    wait_until(lambda: _lane_of(served.root, parked.id) != "failed", 20, "retried out of failed/")
+    expect(_card(page, "failed", parked.id)).to_have_count(0, timeout=SETTLE)
 
 
 def test_cancel_from_the_task_page(page: Any, served: Served) -> None:
@@ -116,8 +117,9 @@ def test_cancel_from_the_task_page(page: Any, served: Served) -> None:
     page.goto(f"{served.url}/task/{entry.id}")
     page.on("dialog", lambda dialog: dialog.accept())  # "Cancel T-0001?"
     page.click('header.task-head button[data-action="cancel"]')
-    wait_until(lambda: _lane_of(served.root, entry.id) == "failed", 5, "cancelled to failed/")
-    expect(page.locator("header.task-head")).to_have_attribute("data-lane", "failed", timeout=LIVE)
+    wait_until(lambda: _lane_of(served.root, entry.id) == "failed", 20, "cancelled to failed/")
+    head = page.locator("header.task-head")
+    expect(head).to_have_attribute("data-lane", "failed", timeout=SETTLE)
 
 
 XSS_TITLE = '<script>window.__xss = "title"</script><img src=x onerror="window.__xss=1">'
@@ -228,6 +230,6 @@ def test_close_a_hotfix_from_its_page_refused_then_forced(page: Any, served: Ser
     expect(page.locator("#toast")).to_contain_text("not committed")  # the API's refusal
     assert _lane_of(served.root, hot.id) == "hotfix"
     page.click('header.task-head button[data-action="close-hotfix-force"]')
-    wait_until(lambda: _lane_of(served.root, hot.id) == "done", 5, "closed to done/")
+    wait_until(lambda: _lane_of(served.root, hot.id) == "done", 20, "closed to done/")
     text = Board(served.root).read_text(Board(served.root).find(hot.id))
     assert "closed_uncommitted: true" in text

@@ -20,7 +20,7 @@ from shopfloor.board import Board
 from shopfloor.runlogs import runs_for
 from shopfloor.scheduler import Daemon
 from tests.conftest import wait_until
-from tests.web.browser import LIVE, Served
+from tests.web.browser import SETTLE, Served
 
 pytest_plugins = ["tests.web.browser_fixtures"]
 
@@ -72,9 +72,10 @@ def test_an_inline_diff_comment_reaches_the_next_coder_prompt(page: Any, served:
         notes = task.get_section(Board(root).read_text(moved), "Rework notes") or ""
         return notes if moved.lane.value == "backlog" and "x << 1" in notes else None
 
-    notes = str(wait_until(sent_back, 5, "the task back in backlog/ with the rework notes"))
+    notes = str(wait_until(sent_back, 20, "the task back in backlog/ with the rework notes"))
     assert "maths.py" in notes and "2" in notes and "module docstring" in notes
-    expect(page.locator("header.task-head")).to_have_attribute("data-lane", "backlog", timeout=LIVE)
+    head = page.locator("header.task-head")
+    expect(head).to_have_attribute("data-lane", "backlog", timeout=SETTLE)
 
     _run_daemon_once(root)  # the simulator writes the same file again: "changed nothing"
     prompts = _coder_prompts(root, entry.id)
