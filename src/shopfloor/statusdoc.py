@@ -1,0 +1,142 @@
+"""The `status --json` document, encoded from the status index instead of a fresh scan.
+
+`actions.status_report` (plus `journal_extras` and the config verdict, joined in
+`cli.board_cmds.status_document`) is the definition of the document; this module builds the
+very same bytes from a `StatusIndex`: the per-task JSON is pre-encoded, and everything else
+(counts, problems, runs, spend, pauses, the config verdict) is encoded here with the same
+`json.dumps` settings `print_json` uses for a program (one line, `ensure_ascii=False`,
+`safe_json`). `tests/test_status_fast.py` holds the two to byte equality.
+
+Light on purpose: no click, no pydantic, no YAML, no pathlib per task.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shopfloor.display import safe_json
+
+if TYPE_CHECKING:
+    from shopfloor.journal import Journal
+    from shopfloor.status_index import StatusIndex
+
+#: Version of the JSON documents `status --json` and `show --json` print (docs/cli.md).
+JSON_SCHEMA_VERSION = 1
+
+
+def run_json(run: dict[str, Any]) -> dict[str, Any]:
+    started = dt.datetime.strptime(run["started_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    age = int((dt.datetime.now(dt.UTC) - started).total_seconds())
+    return {
+        "run_id": run["id"],
+        "task_id": run["task_id"],
+        "role": run["role"],
+        "agent": run["agent"],
+        "started_at": run["started_at"],
+        "age_seconds": max(0, age),
+    }
+
+
+def spend_json(by_task: dict[str, float], today: float) -> dict[str, Any]:
+    return {
+        # Always floats, zero included (`0.0`, never `0`): one type per key for parsers.
+        "today_usd": round(float(today), 4),
+        "total_usd": round(float(sum(by_task.values(), 0.0)), 4),
+        "by_task": {k: round(float(v), 4) for k, v in sorted(by_task.items())},
+    }
+
+
+def paused_json(pauses: dict[str, tuple[float, str]]) -> list[dict[str, Any]]:
+    from shopfloor.task import utc_stamp
+
+    return [
+        {
+            "agent": agent,
+            "until": utc_stamp(until),
+            "reason": reason,
+        }
+        for agent, (until, reason) in sorted(pauses.items())
+    ]
+
+
+def journal_extras(root: Path) -> dict[str, Any]:
+    """Runs, spend, paused agents, unsent notifications; empty without a readable journal
+    (the board is the truth), and `journal_error` saying why it could not be read."""
+    from shopfloor.journal import open_for_reading
+
+    journal, problem = open_for_reading(root)
+    if journal is None:
+        return {**_NO_JOURNAL, "journal_error": problem}
+    with journal:
+        return extras_of(journal)
+
+
+_NO_JOURNAL: dict[str, Any] = {
+    "runs": [],
+    "outbox": {},
+    "spend": spend_json({}, 0.0),
+    "paused": [],
+}
+
+
+def extras_of(journal: Journal) -> dict[str, Any]:
+    """`journal_extras` from an open journal (the daemon's own: a second connection of the
+    same process must not be opened and closed beside it, see `journal.Journal._connect`)."""
+    from shopfloor import budget
+    from shopfloor.errors import ShopfloorError
+    from shopfloor.journal import unreadable
+
+    try:  # damage deep in the file shows only when a query reaches it
+        return {
+            "runs": journal.runs(state="running"),
+            "outbox": journal.unsent_by_channel(),
+            "spend": spend_json(journal.cost_by_task(), budget.spent_today(journal)),
+            "paused": paused_json(journal.pauses()),
+            "journal_error": None,
+        }
+    except (ShopfloorError, sqlite3.Error) as exc:
+        return {**_NO_JOURNAL, "journal_error": unreadable(journal.path, exc)}
+
+
+def encode(index: StatusIndex, extras: dict[str, Any], config_error: str | None) -> str:
+    """`status --json`'s one-line text (no newline) from a refreshed index: the same bytes
+    `print_json(status_document(...))` prints to a pipe. `extras` is `journal_extras`."""
+    extras = dict(extras)
+    invalid = index.quarantined()
+    counts = index.counts()
+    counts["invalid"] = len(invalid)
+    head = {"schema": JSON_SCHEMA_VERSION, "root": index.root, "counts": counts}
+    tail = {
+        "invalid": invalid,
+        "unreadable": index.unreadable(),
+        "conflicts": index.conflicts(),
+        "unknown_folders": index.unknown_folders(),
+        "runs": [run_json(r) for r in extras.pop("runs")],
+        **extras,
+        "config_error": config_error,
+    }
+    # json.dumps renders {"a": 1, "b": 2} as '{"a": 1, "b": 2}': the head without its "}",
+    # the tasks array spliced in with its key, then the tail without its "{".
+    return (
+        safe_json(json.dumps(head, ensure_ascii=False)[:-1])
+        + ', "tasks": '
+        + index.tasks_json()
+        + ", "
+        + safe_json(json.dumps(tail, ensure_ascii=False)[1:])
+    )
+
+
+def config_verdict(root: Path) -> str | None:
+    from shopfloor import config_check, defaults
+
+    return config_check.config_error(root, root / defaults.CONFIG_FILE)
+
+
+def document_text(root: Path, index: StatusIndex) -> str:
+    """Refresh the whole index and encode the document (the no-daemon path)."""
+    index.refresh()
+    return encode(index, journal_extras(root), config_verdict(root))
