@@ -394,4 +394,4 @@ def test_status_json_from_the_daemon_loads_no_journal_or_parser(project: Path) -
     finally:
         assert stop(daemon) == 0
     assert not {m.split(".")[0] for m in loaded} & {*HEAVY, "sqlite3"}
-    assert not {"shopfloor.task", "shopfloor.board", "shopfloor.journal"} & loaded
+    assert not {"shopfloor.task", "shopfloor.board", "shopfloor.journal", "pathlib"} & loaded

@@ -27,7 +27,6 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shopfloor import __version__
@@ -35,6 +34,8 @@ from shopfloor.defaults import CONFIG_FILE
 from shopfloor.status_index import TASK_LANES, StatusIndex
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from shopfloor.journal import Journal
 
 SOCKET_NAME = "status.sock"
@@ -61,6 +62,8 @@ def socket_path(root: str) -> str:
     path = os.path.join(root, ".shopfloor", SOCKET_NAME)
     if len(os.fsencode(path)) <= MAX_SOCKET_PATH:
         return path
+    from pathlib import Path
+
     from shopfloor.paths import repo_identity
 
     return os.path.join(_short_dir(), repo_identity(Path(root)) + ".sock")
@@ -141,6 +144,8 @@ def status_text(root: str, ask_daemon: bool = True) -> str | None:
         text = ask(root)
         if text is not None:
             return text
+    from pathlib import Path
+
     from shopfloor import statusdoc
 
     path = index_path(root)
@@ -279,6 +284,8 @@ class StatusServer:
 
     def document(self) -> str:
         """The `status --json` text of the board as the daemon knows it now."""
+        from pathlib import Path
+
         from shopfloor import statusdoc
 
         self._refresh()
