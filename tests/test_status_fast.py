@@ -271,6 +271,21 @@ def test_another_version_is_not_answered(project: Path) -> None:
         assert statusd.ask(str(project)) is not None  # and the server goes on
 
 
+def test_a_change_no_event_announced_shows_after_the_periodic_relisting(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(statusd, "RELIST_EVERY", 0.3)
+    with serving(project):
+        assert '"T-0001"' not in (statusd.ask(str(project)) or "")
+        put(project, "done", "T-0001-x.md", task_text("T-0001", "Unannounced", "closed"))
+        wait_until(
+            lambda: '"T-0001"' in (statusd.ask(str(project)) or ""),
+            30,
+            "the server to re-list a lane no event marked dirty",
+        )
+        assert statusd.ask(str(project)) == scanned_text(project)
+
+
 def test_the_server_stops_promptly(project: Path) -> None:
     journal = open_journal(project)
     server = StatusServer(project, lambda: journal)

@@ -42,8 +42,8 @@ SOCKET_NAME = "status.sock"
 #: sun_path holds 108 bytes on Linux, the terminating NUL included.
 MAX_SOCKET_PATH = 107
 CLIENT_TIMEOUT = 1.0
-#: A lane no event marked dirty is still re-listed (one stat a file) this often: a lost
-#: inotify event cannot leave the daemon's answer stale for longer.
+#: Every lane is re-listed (one stat a file) this often, between questions, by the server
+#: thread: a lost inotify event cannot leave the daemon's answer stale for longer.
 RELIST_EVERY = 60.0
 _REQUEST = f"status {__version__}\n".encode()
 _INDEX_FILE = ("cache", "status-index")
@@ -178,7 +178,6 @@ class StatusServer:
         self._log = log
         self._index = StatusIndex(self.root)  # loaded in the thread: start-up waits not
         self._dirty: set[str] = set(TASK_LANES)
-        self._listed: dict[str, float] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
@@ -190,6 +189,16 @@ class StatusServer:
         """A watcher saw `lane` change: re-list it before the next answer."""
         with self._lock:
             self._dirty.add(str(lane))
+
+    def mark_dirty_all(self) -> None:
+        with self._lock:
+            self._dirty.update(TASK_LANES)
+
+    def _guarded(self, work: Callable[[], None]) -> None:
+        try:
+            work()
+        except Exception as exc:  # a listing problem must not end the daemon
+            self._say("status.error", error=repr(exc))
 
     def start(self) -> bool:
         try:
@@ -244,17 +253,18 @@ class StatusServer:
 
     def _serve(self) -> None:
         assert self._listener is not None
-        try:
-            self._index = StatusIndex.load(self.root, index_path(self.root))
-            self._refresh()  # before the first question
-            self._index.save(index_path(self.root))
-        except Exception as exc:  # a listing problem must not end the daemon
-            self._say("status.error", error=repr(exc))
+        self._guarded(self._first_listing)
+        relist_at = time.monotonic() + RELIST_EVERY
         while not self._stop.is_set():
             listening = self._listener.fileno()
-            ready, _, _ = select.select([listening, self._wake_r], [], [])
+            wait = max(0.0, relist_at - time.monotonic())
+            ready, _, _ = select.select([listening, self._wake_r], [], [], wait)
             if self._stop.is_set():
                 return
+            if time.monotonic() >= relist_at:  # between questions, not while one waits
+                self.mark_dirty_all()
+                self._guarded(self._refresh)
+                relist_at = time.monotonic() + RELIST_EVERY
             if listening not in ready:
                 continue
             try:
@@ -266,6 +276,12 @@ class StatusServer:
                     self._answer(conn)
                 except Exception as exc:  # one bad exchange must not end the server
                     self._say("status.error", error=repr(exc))
+
+    def _first_listing(self) -> None:
+        """Before the first question: from the persisted index, only changed files read."""
+        self._index = StatusIndex.load(self.root, index_path(self.root))
+        self._refresh()
+        self._index.save(index_path(self.root))
 
     def _answer(self, conn: socket.socket) -> None:
         conn.settimeout(CLIENT_TIMEOUT)
@@ -294,22 +310,16 @@ class StatusServer:
         return statusdoc.encode(self._index, extras, statusdoc.config_verdict(root))
 
     def _refresh(self) -> None:
-        now = time.monotonic()
         with self._lock:
             lanes = set(self._dirty)
             self._dirty.clear()
         lanes.add("hotfix")  # a few files, and a hotfix watcher of its own may bypass us
-        lanes.update(
-            lane for lane in TASK_LANES if now - self._listed.get(lane, 0.0) > RELIST_EVERY
-        )
         try:
             self._index.refresh(sorted(lanes))
         except BaseException:
             with self._lock:
                 self._dirty.update(lanes)
             raise
-        for lane in lanes:
-            self._listed[lane] = now
 
     def _say(self, event: str, **fields: Any) -> None:
         if self._log is not None:
