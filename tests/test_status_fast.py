@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from shopfloor import statusd
+from shopfloor import statusd, statusdoc
 from shopfloor.cli.board_cmds import status_document
 from shopfloor.display import safe_json
 from shopfloor.journal import open_journal
@@ -48,6 +48,11 @@ def put(root: Path, lane: str, name: str, text: str, settled: bool = True) -> Pa
         old = time.time() - 3600
         os.utime(path, (old, old))
     return path
+
+
+def age(path: Path, seconds: float = 60.0) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
 
 
 def scanned_text(root: Path) -> str:
@@ -148,7 +153,8 @@ def test_a_flipped_byte_in_the_index_is_caught_by_its_checksum(project: Path) ->
 
 
 def test_status_without_daemon_or_index_works(project: Path, cli: CliRun) -> None:
-    put(project, "inbox", "T-0001-x.md", task_text("T-0001", "Fresh"), settled=False)
+    path = put(project, "inbox", "T-0001-x.md", task_text("T-0001", "Fresh"), settled=False)
+    age(path, -30)  # modified "now" however slow this machine is: inside the racy window
     cache = project / ".shopfloor" / "cache"
     for name in os.listdir(cache):
         os.unlink(cache / name)
@@ -158,6 +164,28 @@ def test_status_without_daemon_or_index_works(project: Path, cli: CliRun) -> Non
     # A fresh file (inside the racy window) is never kept in the index.
     kept = StatusIndex.load(str(project), statusd.index_path(str(project))).lanes
     assert kept == {"inbox": {}}
+
+
+def test_the_journals_part_is_remembered_only_while_the_journal_is_unchanged(
+    project: Path,
+) -> None:
+    put(project, "inbox", "T-0001-x.md", task_text("T-0001", "Fine"))
+    journal = open_journal(project)
+    state = project / ".shopfloor"
+    try:
+        for n in (1, 2):
+            journal.enqueue("telegram", "task_failed", {"task_id": "T-0001"})
+            text = statusd.status_text(str(project), ask_daemon=False) or ""
+            assert f'"outbox": {{"telegram": {n}}}' in text  # just written: read, not recalled
+            assert statusdoc._journal_key(str(project)) is None  # and not trusted yet
+            assert text == scanned_text(project)
+            for name in ("journal.db", "journal.db-wal"):
+                age(state / name)
+            assert statusd.status_text(str(project), ask_daemon=False) == text  # remembered
+        kept = json.loads((state / "cache" / "status-extras.json").read_text())
+        assert kept["extras"]["outbox"] == {"telegram": 2}
+    finally:
+        journal.close()
 
 
 def test_a_file_to_quarantine_is_still_swept_by_status(project: Path, cli: CliRun) -> None:
@@ -396,8 +424,8 @@ def test_status_json_loads_no_heavy_package_from_the_index(project: Path) -> Non
     statusd.status_text(str(project), ask_daemon=False)  # a warm index
     loaded = loaded_after_status(project)
     assert not {m.split(".")[0] for m in loaded} & set(HEAVY)
-    # No file read again: not the board (the journal still loads the task module).
-    assert "shopfloor.board" not in loaded
+    # No file read again, no journal opened: its answer is remembered while it is unchanged.
+    assert not {"shopfloor.board", "shopfloor.task", "shopfloor.journal", "sqlite3"} & loaded
 
 
 def test_status_json_from_the_daemon_loads_no_journal_or_parser(project: Path) -> None:

@@ -12,12 +12,14 @@ Light on purpose: no click, no pydantic, no YAML, no pathlib per task.
 
 from __future__ import annotations
 
-import datetime as dt
+import contextlib
 import json
-import sqlite3
+import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from shopfloor import __version__
 from shopfloor.display import safe_json
 
 if TYPE_CHECKING:
@@ -29,6 +31,8 @@ JSON_SCHEMA_VERSION = 1
 
 
 def run_json(run: dict[str, Any]) -> dict[str, Any]:
+    import datetime as dt
+
     started = dt.datetime.strptime(run["started_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
     age = int((dt.datetime.now(dt.UTC) - started).total_seconds())
     return {
@@ -86,6 +90,8 @@ _NO_JOURNAL: dict[str, Any] = {
 def extras_of(journal: Journal) -> dict[str, Any]:
     """`journal_extras` from an open journal (the daemon's own: a second connection of the
     same process must not be opened and closed beside it, see `journal.Journal._connect`)."""
+    import sqlite3
+
     from shopfloor import budget
     from shopfloor.errors import ShopfloorError
     from shopfloor.journal import unreadable
@@ -100,6 +106,53 @@ def extras_of(journal: Journal) -> dict[str, Any]:
         }
     except (ShopfloorError, sqlite3.Error) as exc:
         return {**_NO_JOURNAL, "journal_error": unreadable(journal.path, exc)}
+
+
+#: The journal's files: any write changes one of their stamps (WAL mode writes the -wal).
+_JOURNAL_FILES = ("journal.db", "journal.db-wal")
+#: Journal files modified more recently than this are not trusted to key a cache (racy-clean).
+_SETTLED_NS = 2_000_000_000
+
+
+def _journal_key(root: str) -> list[Any] | None:
+    """What changes when the journal's answer may change: both files' stamps and the UTC
+    day (`spend.today_usd`); None while a file was just written (within the same tick)."""
+    key: list[Any] = [__version__, time.strftime("%Y-%m-%d", time.gmtime())]
+    trusted_before = time.time_ns() - _SETTLED_NS
+    for name in _JOURNAL_FILES:
+        try:
+            st = os.stat(os.path.join(root, ".shopfloor", name))
+        except FileNotFoundError:
+            key.append(None)
+            continue
+        if st.st_mtime_ns >= trusted_before:
+            return None
+        key.append([st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns])
+    return key
+
+
+def journal_extras_cached(root: str) -> dict[str, Any]:
+    """`journal_extras`, remembered in `.shopfloor/cache/status-extras.json` while the
+    journal's files are unchanged (a `status` with no daemon then opens no SQLite and imports
+    no journal). Only an answer time cannot change is kept: no run in progress (its age
+    grows), no agent paused (a pause ends by itself); the day is part of the key."""
+    cache = os.path.join(root, ".shopfloor", "cache", "status-extras.json")
+    key = _journal_key(root)
+    if key is not None:
+        try:
+            with open(cache, encoding="utf-8") as fh:
+                kept = json.load(fh)
+            if kept["key"] == key:
+                return dict(kept["extras"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    extras = journal_extras(Path(root))
+    if key is not None and not extras["runs"] and not extras["paused"]:
+        from shopfloor import _fs
+
+        with contextlib.suppress(OSError):
+            _fs.atomic_write(Path(cache), json.dumps({"key": key, "extras": extras}), False)
+    return extras
 
 
 def encode(index: StatusIndex, extras: dict[str, Any], config_error: str | None) -> str:
@@ -139,4 +192,4 @@ def config_verdict(root: Path) -> str | None:
 def document_text(root: Path, index: StatusIndex) -> str:
     """Refresh the whole index and encode the document (the no-daemon path)."""
     index.refresh()
-    return encode(index, journal_extras(root), config_verdict(root))
+    return encode(index, journal_extras_cached(str(root)), config_verdict(root))
