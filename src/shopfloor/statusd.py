@@ -42,6 +42,8 @@ SOCKET_NAME = "status.sock"
 #: sun_path holds 108 bytes on Linux, the terminating NUL included.
 MAX_SOCKET_PATH = 107
 CLIENT_TIMEOUT = 1.0
+#: How long `stop` waits for an answer or a listing in progress (the daemon's stop is bounded).
+STOP_WAIT = 0.5
 #: Every lane is re-listed (one stat a file) this often, between questions, by the server
 #: thread: a lost inotify event cannot leave the daemon's answer stale for longer.
 RELIST_EVERY = 60.0
@@ -180,7 +182,7 @@ class StatusServer:
         self._dirty: set[str] = set(TASK_LANES)
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._wake_r, self._wake_w = os.pipe()
+        self._wake_r = self._wake_w = -1  # a pipe from `start` on: a Daemon never run has none
         self._listener: socket.socket | None = None
         self._inode: int | None = None
         self._thread: threading.Thread | None = None
@@ -206,6 +208,7 @@ class StatusServer:
         except OSError as exc:
             self._say("status.socket_unavailable", path=self.path, error=str(exc))
             return False
+        self._wake_r, self._wake_w = os.pipe()
         self._thread = threading.Thread(target=self._serve, name="status", daemon=True)
         self._thread.start()
         return True
@@ -236,16 +239,17 @@ class StatusServer:
         """Stop answering (promptly: the thread waits on a pipe too), remove our socket,
         and keep the index for the next `status` without a daemon."""
         self._stop.set()
+        if self._thread is None:
+            return  # never started
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"x")
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
+        self._thread.join(timeout=STOP_WAIT)
         if self._listener is not None:
             self._listener.close()
             with contextlib.suppress(OSError):
                 if os.stat(self.path).st_ino == self._inode:  # not a successor's socket
                     os.unlink(self.path)
-        if self._thread is None or not self._thread.is_alive():
+        if not self._thread.is_alive():  # else it is mid-listing: it ends with the process
             self._index.save(index_path(self.root))
             for fd in (self._wake_r, self._wake_w):
                 with contextlib.suppress(OSError):
@@ -258,7 +262,10 @@ class StatusServer:
         while not self._stop.is_set():
             listening = self._listener.fileno()
             wait = max(0.0, relist_at - time.monotonic())
-            ready, _, _ = select.select([listening, self._wake_r], [], [], wait)
+            try:
+                ready, _, _ = select.select([listening, self._wake_r], [], [], wait)
+            except (OSError, ValueError):  # closed by a `stop` that did not wait for us
+                return
             if self._stop.is_set():
                 return
             if time.monotonic() >= relist_at:  # between questions, not while one waits
