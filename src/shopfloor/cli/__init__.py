@@ -45,6 +45,8 @@ def _fast(args: list[str]) -> bool:
         directory, args = args[1], args[2:]
     if args != ["status", "--json"] or sys.stdout.isatty():
         return False
+    if directory is not None and not os.path.isdir(directory):
+        return False  # click says what is wrong with it
     from shopfloor import statusd
 
     try:
