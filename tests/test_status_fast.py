@@ -90,6 +90,16 @@ def test_the_index_prints_the_scans_bytes_cold_and_warm(project: Path, cli: CliR
     assert shown.stdout == want + "\n"
 
 
+def test_the_fast_path_takes_c_like_the_cli(project: Path, tmp_path: Path, cli: CliRun) -> None:
+    put(project, "inbox", "T-0001-x.md", task_text("T-0001", "Here"))
+    (project / "src" / "deep").mkdir(parents=True)
+    for args in (("-C", str(project / "src" / "deep")), ("--directory", str(project))):
+        shown = cli(tmp_path, *args, "status", "--json")
+        assert shown.returncode == 0 and shown.stdout == scanned_text(project) + "\n"
+    not_a_folder = cli(tmp_path, "-C", str(project / "shopfloor.toml"), "status", "--json")
+    assert not_a_folder.returncode == 2 and "is a file" in not_a_folder.stderr
+
+
 def test_the_human_status_reads_the_same_document(project: Path, cli: CliRun) -> None:
     from shopfloor import boardview
 
