@@ -274,6 +274,7 @@ def side_by_side(count: int, runs: int, backlog: Path, pyc: bool) -> None:
             cells = {
                 "shopfloor status --json, daemon running": (status, with_daemon),
                 "shopfloor status --json, no daemon": (status, without),
+                "python -c print(1) (start-up floor)": ([python, "-c", "print(1)"], without),
                 "backlog task list --plain (1.52.0)": (
                     [str(backlog), "task", "list", "--plain"],
                     Path(tmp) / "backlog",
