@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import os
 import shlex
 import time
@@ -15,10 +14,11 @@ from typing import Any
 from shopfloor import defaults, lifecycle, task
 from shopfloor.board import Board, Entry, Lane
 from shopfloor.errors import ShopfloorError
+from shopfloor.statusdoc import JSON_SCHEMA_VERSION as JSON_SCHEMA_VERSION  # status document
+from shopfloor.statusdoc import paused_json as paused_json
+from shopfloor.statusdoc import run_json as run_json
+from shopfloor.statusdoc import spend_json as spend_json
 from shopfloor.words import Event, Status
-
-#: Version of the JSON documents `status --json` and `show --json` print (docs/cli.md).
-JSON_SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -158,42 +158,9 @@ def entry_json(board: Board, entry: Entry) -> dict[str, Any]:
     return {**entry.header.to_json(), "lane": entry.lane.value, "path": path}
 
 
-def run_json(run: dict[str, Any]) -> dict[str, Any]:
-    started = dt.datetime.strptime(run["started_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
-    age = int((dt.datetime.now(dt.UTC) - started).total_seconds())
-    return {
-        "run_id": run["id"],
-        "task_id": run["task_id"],
-        "role": run["role"],
-        "agent": run["agent"],
-        "started_at": run["started_at"],
-        "age_seconds": max(0, age),
-    }
-
-
 def task_document(board: Board, entry: Entry) -> dict[str, Any]:
     """What `new --json` and `hotfix --json` print: a task object in the shared envelope."""
     return {"schema": JSON_SCHEMA_VERSION, **entry_json(board, entry)}
-
-
-def spend_json(by_task: dict[str, float], today: float) -> dict[str, Any]:
-    return {
-        # Always floats, zero included (`0.0`, never `0`): one type per key for parsers.
-        "today_usd": round(float(today), 4),
-        "total_usd": round(float(sum(by_task.values(), 0.0)), 4),
-        "by_task": {k: round(float(v), 4) for k, v in sorted(by_task.items())},
-    }
-
-
-def paused_json(pauses: dict[str, tuple[float, str]]) -> list[dict[str, Any]]:
-    return [
-        {
-            "agent": agent,
-            "until": task.utc_stamp(until),
-            "reason": reason,
-        }
-        for agent, (until, reason) in sorted(pauses.items())
-    ]
 
 
 def status_report(

@@ -15,9 +15,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shopfloor import __version__, _fs
+from shopfloor import __version__
 from shopfloor.errors import ShopfloorError
-from shopfloor.paths import StatePaths, make_private_dir
+from shopfloor.paths import StatePaths
 
 if TYPE_CHECKING:
     from shopfloor.config import Config
@@ -47,6 +47,9 @@ def validate(path: Path) -> Config:
 
 def remember(root: Path, key: Stamp, error: str | None) -> None:
     """Cache the verdict on the config file with stat `key` (best effort: a cache)."""
+    from shopfloor import _fs  # only to write: `status` mostly recalls
+    from shopfloor.paths import make_private_dir
+
     cache = StatePaths(root).config_check
     document = {"version": __version__, "stamp": None if key is None else list(key)}
     document["error"] = error

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shopfloor import _fs, defaults, gitops, lifecycle, rework, task
+from shopfloor import _fs, defaults, gitops, landing_record, lifecycle, rework, task
 from shopfloor.board import Board, Entry
 from shopfloor.lifecycle import Change
 from shopfloor.paths import StatePaths
@@ -62,7 +62,7 @@ _SPEC_CHARS = 1500
 
 
 def queue_file(root: Path) -> Path:
-    return _paths(root).landing_dir / "queue.json"
+    return Path(landing_record.queue_file(root))
 
 
 def _paths(root: Path) -> StatePaths:
@@ -98,13 +98,7 @@ def ready(board: Board, only: str | None = None) -> list[Entry]:
 # ---------------------------------------------------------------------------- the record
 
 
-def read_record(root: Path) -> dict[str, Any]:
-    """What the queue last said about itself ({} when nothing): for `status`, no sqlite."""
-    try:
-        data = json.loads(queue_file(root).read_text("utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+read_record = landing_record.read_record
 
 
 def _record(root: Path, **fields: Any) -> None:
@@ -123,17 +117,9 @@ def _record(root: Path, **fields: Any) -> None:
 
 
 def report(root: Path, tasks: list[dict[str, Any]]) -> dict[str, Any]:
-    """The queue for `status` (and `status --json`, `/status`): ready tasks, what is being
-    checked, why it waits."""
-    record = read_record(root)
+    """The queue for `status`, from the listed tasks (see `landing_record.report`)."""
     queued = [t["id"] for t in tasks if t.get("lane") == "review" and t.get("status") == "landing"]
-    return {
-        "ready": queued,
-        "target": record.get("target"),
-        "checking": record.get("checking") or [],
-        "waiting": record.get("waiting"),
-        "problem": record.get("problem"),
-    }
+    return landing_record.report(root, queued)
 
 
 # ---------------------------------------------------------------------------- test seam

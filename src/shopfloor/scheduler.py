@@ -38,6 +38,7 @@ from shopfloor.errors import ConfigError, InfrastructureError, ShopfloorError
 from shopfloor.journal import open_journal
 from shopfloor.lock import DaemonLockedError, daemon_lock
 from shopfloor.shop import Shop, log_line
+from shopfloor.statusd import StatusServer
 from shopfloor.words import Event, Role, Status
 
 #: Seconds between full reconcile scans when events are flowing normally.
@@ -137,6 +138,7 @@ class Daemon:
         self._fault_backoff = 0.0
         self._fault_until: float | None = None
         self._lander = landing.Lander(self.shop, self._landed)
+        self.status = StatusServer(root, lambda: self.shop.journal, self.shop.log)  # statusd
 
     # ------------------------------------------------------------------ events
 
@@ -188,6 +190,7 @@ class Daemon:
         self.shop.log("config.reloaded", restart_needed=",".join(restart) or None)
 
     def mark_dirty(self, lane: Lane) -> None:
+        self.status.mark_dirty(lane)
         if lane is Lane.HOTFIX and not self.once:
             self._hotfix_wake.set()  # its own thread; the main loop is not even woken
             return
@@ -219,6 +222,8 @@ class Daemon:
             self._warn_missing_binaries()
             # Watch first, then reconcile: a file filed during start-up is never missed.
             observers = self._start_watchers() if self.watch else []
+            if self.watch:
+                self.status.start()
             hotfix_thread = threading.Thread(target=self._hotfix_loop, name="hotfix", daemon=True)
             hotfix_thread.start()
             self.recover()
@@ -226,6 +231,7 @@ class Daemon:
                 self._loop()
             finally:
                 self.stop()
+                self.status.stop()
                 self._wait_for_jobs(SHUTDOWN_WAIT)
                 self._lander.join(SHUTDOWN_WAIT)
                 for observer in observers:

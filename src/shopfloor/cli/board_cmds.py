@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from shopfloor.cli._common import console, plain, print_json, project, start_dir
 from shopfloor.display import safe, safe_lines
 from shopfloor.errors import ShopfloorError
 from shopfloor.project import Project
+from shopfloor.statusdoc import journal_extras as journal_extras  # board_live uses it
 
 
 def register(app: click.Group) -> None:
@@ -222,7 +224,14 @@ def status_cmd(
         board_live.run(project(ctx), show_all)
         return
     proj = project(ctx)
-    report = status_document(proj)
+    from shopfloor import statusd
+
+    # From the daemon or the status index; None: files to quarantine, the sweep below does.
+    text = statusd.status_text(str(proj.root))
+    if as_json and text is not None and not sys.stdout.isatty():
+        sys.stdout.write(text + "\n")
+        return
+    report = status_document(proj) if text is None else json.loads(text)
     if as_json:
         print_json(report)
         return
@@ -243,29 +252,6 @@ def status_document(proj: Project, sweep: bool = True) -> dict[str, Any]:
     report.update(extras)
     report["config_error"] = config_check.config_error(proj.root, proj.config_path)
     return report
-
-
-def journal_extras(root: Path) -> dict[str, Any]:
-    """Runs, spend, paused agents, unsent notifications; empty without a readable journal
-    (the board is the truth), and `journal_error` saying why it could not be read."""
-    from shopfloor import budget
-    from shopfloor.journal import open_for_reading, unreadable
-
-    journal, problem = open_for_reading(root)
-    empty = {"runs": [], "outbox": {}, "spend": actions.spend_json({}, 0.0), "paused": []}
-    if journal is None:
-        return {**empty, "journal_error": problem}
-    with journal:
-        try:  # damage deep in the file shows only when a query reaches it
-            return {
-                "runs": journal.runs(state="running"),
-                "outbox": journal.unsent_by_channel(),
-                "spend": actions.spend_json(journal.cost_by_task(), budget.spent_today(journal)),
-                "paused": actions.paused_json(journal.pauses()),
-                "journal_error": None,
-            }
-        except (ShopfloorError, sqlite3.Error) as exc:
-            return {**empty, "journal_error": unreadable(journal.path, exc)}
 
 
 def _task_runs(root: Path, task_id: str) -> dict[str, Any]:
