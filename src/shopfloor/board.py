@@ -193,15 +193,22 @@ class Board:
 
     # ------------------------------------------------------------------ reading
 
-    def scan(self, lanes: Iterable[Lane] = TASK_LANES, stop: threading.Event | None = None) -> Scan:
+    def scan(
+        self,
+        lanes: Iterable[Lane] = TASK_LANES,
+        stop: threading.Event | None = None,
+        save_cache: bool = True,
+    ) -> Scan:
         """Read every lane's front matter; problems are reported, nothing is moved.
 
-        Raises ScanStopped as soon as `stop` is set: a half-read board is never returned."""
+        Raises ScanStopped as soon as `stop` is set: a half-read board is never returned.
+        `save_cache=False` keeps what the header cache learnt in memory only (for now)."""
         result = Scan()
         wanted = set(lanes)
         for lane in wanted:
             self._scan_lane(lane, result, stop)
-        self._headers.save()
+        if save_cache:
+            self._headers.save()
         if Lane.INVALID in wanted or wanted == set(TASK_LANES):
             result.invalid = self.quarantined()
         known = {lane.value for lane in Lane}
