@@ -123,6 +123,13 @@ def check(results: list[tuple[str, float, int | None]], what: str) -> None:
     assert not unclean, f"{summary}; not a clean exit ({backstop}): {unclean[:5]}"
 
 
+def no_agent_left(root: Path) -> None:
+    """The daemon SIGKILLs what its grace did not end as it exits: those die a moment later
+    (the kernel's work, not the daemon's), so a few seconds are allowed; a hung agent nobody
+    killed would live for an hour."""
+    wait_until(lambda: not leftover_agents(root), 5, "every agent process of the run gone")
+
+
 def rounds(kind: str) -> int:
     return max(1, round(ROUNDS * SHARES[kind]))
 
@@ -179,7 +186,7 @@ def test_sigterm_always_ends_the_daemon_within_its_grace(tmp_path: Path) -> None
         finally:
             done.set()
             writer.join()
-            assert leftover_agents(root) == []
+            no_agent_left(root)
 
     def stubborn(root: Path) -> tuple[float, int | None]:
         daemon = Daemon(root, root.parent / "daemon.log")
@@ -188,7 +195,7 @@ def test_sigterm_always_ends_the_daemon_within_its_grace(tmp_path: Path) -> None
         try:
             return daemon.sigterm()
         finally:
-            assert leftover_agents(root) == []
+            no_agent_left(root)
 
     hang = agent_command("*:hang")
     stubborn_root = project(tmp_path, "stubborn", agent_command("*:stubborn"))

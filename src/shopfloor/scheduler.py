@@ -223,7 +223,9 @@ class Daemon:
 
         Never from a signal handler (it takes locks): see stopping.py."""
         if self._stop_started is None:
-            self._stop_started = time.monotonic()
+            # From the signal, if one started it: a starved machine may take a while to get
+            # round to this, and the grace is the signal sender's.
+            self._stop_started = self._signals.signalled_at or time.monotonic()
             self.shop.log("daemon.stopping")
         self.shop.stopping.set()
         self.shop.stop_all("daemon stopping")
@@ -464,6 +466,8 @@ class Daemon:
 
     def _start(self, role: Role, entry: Entry) -> bool:
         """Claim on the board (the lifecycle's CLAIMED), then start the job's thread."""
+        if self.shop.stopping.is_set():
+            return False  # a stop came in the middle of a claiming pass: nothing more starts
         try:
             entry = lifecycle.apply(self.shop, entry, Event.CLAIMED, f"{role.value} claimed")
         except (lifecycle.TaskMoved, lifecycle.TransitionRefused) as exc:

@@ -49,6 +49,9 @@ class SignalStop:
         self._done = threading.Event()
         self._write_fd: int | None = None
         self._previous: dict[int, Any] = {}
+        #: When the first signal came (time.monotonic): the backstop counts from there, not
+        #: from when a starved thread got round to stopping.
+        self.signalled_at: float | None = None
 
     def install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -73,7 +76,9 @@ class SignalStop:
             self._write_fd = None
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        # No lock, no logging, no Event.set: only a write(2) to a non-blocking pipe.
+        # No lock, no logging, no Event.set: a float stored, a write(2) to a non-blocking pipe.
+        if self.signalled_at is None:
+            self.signalled_at = time.monotonic()
         fd = self._write_fd
         if fd is not None:
             with contextlib.suppress(OSError):
@@ -86,6 +91,7 @@ class SignalStop:
         finally:
             os.close(read_fd)
         self._stop()
+        # The daemon's deadline counts from `signalled_at` (see Daemon.stop).
         if not self._done.wait(max(0.0, self._deadline() - time.monotonic()) + BACKSTOP):
             self._overdue()
 
