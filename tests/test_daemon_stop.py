@@ -33,6 +33,18 @@ GRACE = 1.0
 #: ends it at most stopping.BACKSTOP later. A stop past that, or ended by the backstop (its
 #: exit status), fails; half a second more is for a machine loaded by other work.
 BOUND = GRACE + scheduler.STOP_SLACK + stopping.BACKSTOP + 0.5
+#: On a machine loaded beyond its cores (other test suites), a process gets a fraction of a
+#: core and even an idle stop takes seconds of wall time (4.7 s was seen at load 39 on 2 cores).
+#: The bound then grows by this much per unit of load per core above 1, read at each stop:
+#: still far below the minute-long hang this test exists for.
+LOADED_ALLOWANCE = 0.5
+
+
+def bound_now() -> float:
+    per_core = os.getloadavg()[0] / (os.cpu_count() or 1)
+    return BOUND + LOADED_ALLOWANCE * max(0.0, per_core - 1.0)
+
+
 #: 120 by default (about 45 s on an idle 2-core machine, three at a time); bench_stop.py
 #: does 200 in a burst. Raise it to hunt a rare hang.
 ROUNDS = int(os.environ.get("SHOPFLOOR_STOP_ROUNDS", "120"))
@@ -64,16 +76,18 @@ class Daemon:
         return self.said("notify.daemon_started") or self.said("notify.daemon_recovered")
 
     def sigterm(self) -> tuple[float, int | None]:
-        """SIGTERM; how long the process took to exit and its status (None: still alive)."""
+        """SIGTERM; by how much the exit came before the bound (negative: late) and the exit
+        status (None: still alive)."""
+        bound = bound_now()
         began = time.monotonic()
         self.proc.send_signal(signal.SIGTERM)
         try:
-            code: int | None = self.proc.wait(BOUND + 5)
+            code: int | None = self.proc.wait(bound + 5)
         except subprocess.TimeoutExpired:
             code = None
             self.proc.kill()
             self.proc.wait(10)
-        return time.monotonic() - began, code
+        return time.monotonic() - began - bound, code
 
 
 def project(tmp: Path, name: str, command: list[str]) -> Path:
@@ -114,11 +128,14 @@ def clear_burst(root: Path) -> None:
 
 
 def check(results: list[tuple[str, float, int | None]], what: str) -> None:
-    slow = [r for r in results if r[2] is None or r[1] > BOUND]
+    """Each result: (kind, seconds past the bound (negative: in time), exit status)."""
+    slow = [r for r in results if r[2] is None or r[1] > 0]
     unclean = [r for r in results if r[2] not in (*_CLEAN, None)]
     times = sorted(r[1] for r in results)
-    summary = f"{what}: {len(results)} stops, slowest {times[-1]:.2f}s" if times else what
-    assert not slow, f"{summary}; over {BOUND:.2f}s: {slow[:5]}"
+    summary = (
+        f"{what}: {len(results)} stops, closest {times[-1]:+.2f}s to the bound" if times else what
+    )
+    assert not slow, f"{summary}; late (s past the bound {BOUND:.2f}s + load): {slow[:5]}"
     backstop = f"the backstop exits {stopping.OVERDUE_EXIT}"
     assert not unclean, f"{summary}; not a clean exit ({backstop}): {unclean[:5]}"
 
@@ -146,9 +163,9 @@ def run_rounds(kind: str, root: Path, n: int, one: Round, out: list[str]) -> Non
             took, code = one(root)
             results.append((kind, took, code))
         check(results, kind)
-        slowest = max(r[1] for r in results)
+        closest = max(r[1] for r in results)
         took = time.monotonic() - began
-        out.append(f"{kind}: {n} stops in {took:.0f}s, slowest stop {slowest:.2f}s")
+        out.append(f"{kind}: {n} stops in {took:.0f}s, closest {closest:+.2f}s to the bound")
     except Exception as exc:  # reported by the test's main thread
         out.append(f"FAILED {kind}: {exc}")
     finally:
