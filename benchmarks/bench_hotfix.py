@@ -5,19 +5,26 @@ the time, so reaction = that time - the time just before the file was created. M
 then under load: 16 hung agents running, 10,000 tasks on the board, and a burst of 1,000 new
 inbox files written while the hotfixes arrive.
 
-    .venv/bin/python benchmarks/bench_hotfix.py [--samples 40]
+The floor (benchmarks/hotfix_floor.py: watchdog -> the same child, nothing of Shopfloor) is
+measured side by side, idle and under the same burst. Last, a hotfix is filed the moment the
+daemon holds its lock on a large board: how long until its agent runs.
+
+    .venv/bin/python benchmarks/bench_hotfix.py [--samples 40] [--boards 10000,50000]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import hotfix_floor
 from _project import (
     drain,
     fill_board,
@@ -85,60 +92,110 @@ def measure(root: Path, samples: int, label: str) -> list[float]:
     return reactions
 
 
-def burst(root: Path, count: int) -> None:
+def burst(root: Path, count: int, start: int = 0) -> None:
     folder = root / "tasks" / "inbox"
-    for n in range(count):
+    for n in range(start, start + count):
         (folder / f"B-{n:05d}-burst.md").write_text(
             f"---\nid: B-{n:05d}\ntitle: burst {n}\nstatus: blocked\n---\nbody\n"
         )
 
 
-def report(label: str, values: list[float]) -> None:
-    print(
-        f"{label:<34} n={len(values):<4} p50={statistics.median(values):7.2f} ms  "
+def report(label: str, values: list[float], floor: list[float] | None = None) -> None:
+    line = (
+        f"{label:<44} n={len(values):<4} p50={statistics.median(values):7.2f} ms  "
         f"p99={percentile(values, 99):7.2f} ms  max={max(values):7.2f} ms"
     )
+    if floor:
+        ratio = percentile(values, 99) / percentile(floor, 99)
+        line += f"  (p99 {ratio:.1f}x the floor)"
+    print(line)
+
+
+def floor_under(load: Callable[[], None] | None, samples: int) -> list[float]:
+    """The floor script's reaction, alone or while `load` runs in a thread."""
+    flood = threading.Thread(target=load) if load else None
+    with tempfile.TemporaryDirectory() as tmp:
+        if flood:
+            flood.start()
+        try:
+            return hotfix_floor.measure(Path(tmp), samples)
+        finally:
+            if flood:
+                flood.join()
+
+
+def loaded(tmp: Path, board_size: int, samples: int) -> tuple[int, list[float], list[float]]:
+    """The load profile: 16 hung agents, `board_size` tasks, a 1,000-file inbox burst during
+    the samples; the daemon's reaction and the floor's under the same burst."""
+    root = make_repo(tmp / f"load-{board_size}", CONFIG)
+    fill_board(root, board_size, Lane.DONE, status="closed")
+    board = Board(root)
+    for n in range(16):
+        actions.create_task(board, actions.NewTask(f"hang {n}", "x", backlog=n < 8))
+    log = tmp / f"load-{board_size}.log"
+    daemon = start_daemon(root)
+    wait_started(daemon, timeout=300)
+    drain(daemon, log)
+    from shopfloor.journal import Journal
+
+    journal = Journal.for_project(root)
+    deadline = time.monotonic() + 60
+    while len(journal.runs(state="running")) < 16 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    running = len(journal.runs(state="running"))
+    flood = threading.Thread(target=burst, args=(root, 1000))
+    flood.start()
+    values = measure(root, samples, "load")
+    flood.join()
+    floor = floor_under(lambda: burst(root, 1000, start=1000), samples)
+    stop_daemon(daemon, log)
+    return running, values, floor
+
+
+def during_start_up(tmp: Path, board_size: int) -> float:
+    """Seconds from the daemon holding its lock (its start) to the hotfix agent's first
+    instruction, the hotfix filed at that moment while the daemon reads `board_size` tasks."""
+    root = make_repo(tmp / f"startup-{board_size}", CONFIG)
+    fill_board(root, board_size, Lane.DONE, status="closed")
+    pid_file = root / ".shopfloor" / "daemon.pid"
+    daemon = start_daemon(root)
+    drain(daemon, tmp / f"startup-{board_size}.log")
+    while not pid_file.exists():
+        time.sleep(0.001)
+    began = time.time()
+    with open(root / "tasks" / "hotfix" / "HOTFIX-startup.md", "x") as fh:
+        fh.write(hotfix_text("HOTFIX-startup", "fire at start-up"))
+    took = agent_start_time(root, "HOTFIX-startup", timeout=120) - began
+    stop_daemon(daemon)
+    return took
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--samples", type=int, default=40)
-    parser.add_argument("--board", type=int, default=10_000)
+    parser.add_argument("--boards", default="10000,50000", help="board sizes under load")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        root = make_repo(Path(tmp) / "idle", CONFIG)
+    sizes = [int(n) for n in args.boards.split(",")]
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        root = make_repo(tmp / "idle", CONFIG)
         daemon = start_daemon(root)
         wait_started(daemon)
-        drain(daemon, Path(tmp) / "idle.log")
+        drain(daemon, tmp / "idle.log")
         idle = measure(root, args.samples, "idle")
-        stop_daemon(daemon, Path(tmp) / "idle.log")
-
-        root = make_repo(Path(tmp) / "load", CONFIG)
-        fill_board(root, args.board, Lane.DONE)
-        board = Board(root)
-        for n in range(16):
-            actions.create_task(board, actions.NewTask(f"hang {n}", "x", backlog=n < 8))
-        daemon = start_daemon(root)
-        wait_started(daemon)
-        drain(daemon, Path(tmp) / "load.log")
-        from shopfloor.journal import Journal
-
-        journal = Journal.for_project(root)
-        deadline = time.monotonic() + 60
-        while len(journal.runs(state="running")) < 16 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        running = len(journal.runs(state="running"))
-        flood = threading.Thread(target=burst, args=(root, 1000))
-        flood.start()
-        loaded = measure(root, args.samples, "load")
-        flood.join()
-        stop_daemon(daemon, Path(tmp) / "load.log")
-    print(
-        f"python {sys.version.split()[0]}; under load: {running} agents running, "
-        f"{args.board} tasks on the board, 1,000-file inbox burst during the samples"
-    )
-    report("hotfix reaction, idle", idle)
-    report("hotfix reaction, under load", loaded)
+        stop_daemon(daemon, tmp / "idle.log")
+        idle_floor = floor_under(None, args.samples)
+        under = {size: loaded(tmp, size, args.samples) for size in sizes}
+        start_up = {size: during_start_up(tmp, size) for size in sizes}
+    print(f"python {sys.version.split()[0]}; load: {os.getloadavg()[0]:.2f} (1-minute average)")
+    report("floor (watchdog -> child), idle", idle_floor)
+    report("hotfix reaction, idle", idle, idle_floor)
+    for size, (running, values, floor) in under.items():
+        what = f"{running} agents, {size:,} tasks, 1,000-file burst"
+        report(f"floor under load ({what})", floor)
+        report(f"hotfix under load ({what})", values, floor)
+    for size, took in start_up.items():
+        print(f"hotfix filed at daemon start, {size:,} tasks: agent started {took:.3f} s after")
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import marshal
 import os
 from pathlib import Path
 
@@ -351,14 +352,15 @@ def test_listing_cache_serves_settled_files_and_forgets_removed_ones(project: Pa
     _settle(settled)
     fresh = put(project, "done", "T-0002-new.md", task_text("T-0002", "New"))
     Board(project).scan()
-    cache_file = project / defaults.STATE_DIR / "cache" / "headers.json"
-    document = json.loads(cache_file.read_text())
+    cache_file = project / defaults.STATE_DIR / "cache" / "headers.bin"
+    document = marshal.loads(cache_file.read_bytes())
     assert set(document["entries"]) == {"done/T-0001-old.md"}  # the fresh file is not cached
-    document["entries"]["done/T-0001-old.md"][1]["title"] = "From the cache"
-    cache_file.write_text(json.dumps(document))
+    stamp, row = document["entries"]["done/T-0001-old.md"]
+    document["entries"]["done/T-0001-old.md"] = (stamp, (row[0], "From the cache", *row[2:]))
+    cache_file.write_bytes(marshal.dumps(document))
     titles = {e.id: e.header.title for e in Board(project).scan().entries}
     assert titles == {"T-0001": "From the cache", "T-0002": "New"}
     settled.unlink()
     fresh.unlink()
     Board(project).scan()
-    assert json.loads(cache_file.read_text())["entries"] == {}
+    assert marshal.loads(cache_file.read_bytes())["entries"] == {}

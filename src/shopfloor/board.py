@@ -7,6 +7,7 @@ import heapq
 import os
 import re
 import stat
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -140,6 +141,10 @@ class Scan:
         return [e for e in self.entries if e.lane is lane]
 
 
+class ScanStopped(Exception):
+    """A scan given a `stop` event ended early because it was set (the daemon is stopping)."""
+
+
 def _read_head(path: Path, size: int) -> str:
     """Enough of the file to hold its front matter, decoded and checked for binary content."""
     fd = _fs.open_regular(path)  # os.open, not open(): a third of the cost
@@ -189,13 +194,22 @@ class Board:
 
     # ------------------------------------------------------------------ reading
 
-    def scan(self, lanes: Iterable[Lane] = TASK_LANES) -> Scan:
-        """Read every lane's front matter; problems are reported, nothing is moved."""
+    def scan(
+        self,
+        lanes: Iterable[Lane] = TASK_LANES,
+        stop: threading.Event | None = None,
+        save_cache: bool = True,
+    ) -> Scan:
+        """Read every lane's front matter; problems are reported, nothing is moved.
+
+        Raises ScanStopped as soon as `stop` is set: a half-read board is never returned.
+        `save_cache=False` keeps what the header cache learnt in memory only (for now)."""
         result = Scan()
         wanted = set(lanes)
         for lane in wanted:
-            self._scan_lane(lane, result)
-        self._headers.save()
+            self._scan_lane(lane, result, stop)
+        if save_cache:
+            self._headers.save()
         if Lane.INVALID in wanted or wanted == set(TASK_LANES):
             result.invalid = self.quarantined()
         known = {lane.value for lane in Lane}
@@ -208,7 +222,7 @@ class Board:
         result.entries.sort(key=lambda e: (e.lane.value, e.name))
         return result
 
-    def _scan_lane(self, lane: Lane, result: Scan) -> None:
+    def _scan_lane(self, lane: Lane, result: Scan, stop: threading.Event | None = None) -> None:
         directory = self.lane_dir(lane)
         try:
             it = os.scandir(directory)
@@ -218,6 +232,8 @@ class Board:
         prefix = f"{lane.value}/"
         with it:
             for dirent in it:
+                if stop is not None and stop.is_set():
+                    raise ScanStopped(f"stopped while scanning {lane.value}/")
                 if is_temp_name(dirent.name) or dirent.is_dir():
                     continue
                 key = prefix + dirent.name
@@ -232,16 +248,42 @@ class Board:
                     result.problems.append(Problem(Path(dirent.path), f"unreadable: {exc}"))
         self._headers.forget_missing(prefix, present)
 
+    def read_entry(self, lane: Lane, name: str) -> Entry | None:
+        """One file of a lane, read as a scan reads it, for a watcher that knows which file
+        changed; None when it is gone, a folder, a temp file or not a readable task (the next
+        scan says why)."""
+        if is_temp_name(name):
+            return None
+        path = self.lane_dir(lane) / name
+        try:
+            check_name(name)
+            link = os.lstat(path)
+            if stat.S_ISDIR(link.st_mode):
+                return None
+            symlink = stat.S_ISLNK(link.st_mode)
+            if symlink:
+                self._check_link(path)
+            st = os.stat(path) if symlink else link
+            return self._read_file(lane, f"{lane.value}/{name}", path, symlink, st)
+        except (OSError, TaskFormatError, UnsafePathError):
+            return None
+
     def _read_entry(self, lane: Lane, key: str, dirent: os.DirEntry[str]) -> Entry:
         check_name(dirent.name)
         path = Path(dirent.path)
-        if dirent.is_symlink():
+        symlink = dirent.is_symlink()
+        if symlink:
             self._check_link(path)
         st = dirent.stat()  # the target's, for a symlink: a link to a FIFO is a FIFO
+        return self._read_file(lane, key, path, symlink, st)
+
+    def _read_file(
+        self, lane: Lane, key: str, path: Path, symlink: bool, st: os.stat_result
+    ) -> Entry:
         require_regular(st)
-        if not dirent.name.endswith(".md"):
+        if not path.name.endswith(".md"):
             raise TaskFormatError("not a task file: task file names end in .md")
-        cacheable = not dirent.is_symlink()
+        cacheable = not symlink
         if cacheable and (cached := self._headers.get(key, stamp_of(st))) is not None:
             return Entry(cached, lane, path)
         size = st.st_size

@@ -110,6 +110,12 @@ class PipelineConfig(_Section):
         description="land = pr: opens the pull request (argv, no shell; {id}, {branch})",
     )
     check_timeout: Duration = 30 * 60.0
+    stop_grace: Duration = Field(
+        default=5.0,
+        gt=0,
+        description="a stopped agent or check gets SIGTERM, then SIGKILL after this long; "
+        "a daemon told to stop exits within it (plus a second)",
+    )
 
 
 def _check_events(events: list[str]) -> list[str]:

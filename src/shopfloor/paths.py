@@ -68,7 +68,7 @@ class StatePaths:
 
     @property
     def header_cache(self) -> Path:
-        return self.state_dir / "cache" / "headers.json"
+        return self.state_dir / "cache" / "headers.bin"  # marshal (see _header_cache.py)
 
     @property
     def config_check(self) -> Path:

@@ -373,6 +373,7 @@ def run_checks(shop: Shop, entry: Entry, workdir: Path) -> ChecksReport:
             run_dir=run_dir / f"check-{number}",
             timeout=shop.config.pipeline.check_timeout,
             stall=shop.config.pipeline.check_timeout,
+            grace=shop.config.pipeline.stop_grace,
         )
         make_private_dir(spec.run_dir)
         runner = Runner(spec)

@@ -566,6 +566,12 @@ class Runner:
                 with contextlib.suppress(OSError):
                     os.write(self._wake_w, b"!")
 
+    def kill_now(self) -> None:
+        """SIGKILL the run's whole group now, taking no lock (see Shop.kill_all_now)."""
+        proc = self._proc
+        if proc is not None and proc.returncode is None:
+            _signal_group(proc.pid, signal.SIGKILL)
+
     def _requested_stop(self) -> str | None:
         with self._lock:
             return self._stop_reason

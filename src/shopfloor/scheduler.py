@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import sqlite3
 import threading
 import time
@@ -18,7 +17,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from shopfloor import (
@@ -32,23 +30,24 @@ from shopfloor import (
     task,
     watch,
 )
-from shopfloor.board import Board, Entry, Lane
+from shopfloor.board import Board, Entry, Lane, ScanStopped, is_temp_name
 from shopfloor.config import Config
 from shopfloor.errors import ConfigError, InfrastructureError, ShopfloorError
 from shopfloor.journal import open_journal
 from shopfloor.lock import DaemonLockedError, daemon_lock
 from shopfloor.shop import Shop, log_line
 from shopfloor.statusd import StatusServer
+from shopfloor.stopping import OVERDUE_EXIT, SignalStop
 from shopfloor.words import Event, Role, Status
 
 #: Seconds between full reconcile scans when events are flowing normally.
 RECONCILE_EVERY = 300.0
 #: A file younger than this is not quarantined yet: a person may still be writing it.
 SETTLE_SECONDS = 2.0
-#: How long shutdown waits for stopped runs to wind down before leaving them to recovery.
-SHUTDOWN_WAIT = 30.0
-#: The longest the main thread sleeps at once, so a signal delivered to another thread is
-#: handled within this many seconds (a wake-up costs microseconds).
+#: A stopping daemon exits within `[pipeline] stop_grace` (its agents' SIGTERM-to-SIGKILL
+#: grace) plus this: the stopped jobs' last writes. Jobs still busy then are left to recovery.
+STOP_SLACK = 1.0
+#: The longest the main thread sleeps at once (a safety net: stop() also wakes it).
 SIGNAL_SLICE = 1.0
 _PRIORITY_ORDER = {p: i for i, p in enumerate(defaults.PRIORITIES)}
 #: After an infrastructure fault (full disk, read-only lane, lost journal), claims pause and
@@ -117,6 +116,11 @@ class Daemon:
         self.reconcile_every = reconcile_every
         self.settle = 0.0 if once else settle
         board = Board(root, header_cache=False)
+        # The main thread's lane scans read through the header cache (a stat per unchanged
+        # file, not a parse): a restart on an unchanged 50,000-task board is ready in about
+        # a second. Saved on full scans only (start-up, reconcile): rewriting a 50,000-entry
+        # file after each lane event would cost more than it saves.
+        self._listing = Board(root, header_cache=True)
         # A damaged journal is moved aside and a fresh one started: history never stops work.
         journal = open_journal(root, log=log_line)
         self.shop = Shop(root, config, board, journal, notify=self._notify)
@@ -132,6 +136,11 @@ class Daemon:
         self._dirty: set[Lane] = set()
         self._wake = threading.Event()
         self._hotfix_wake = threading.Event()
+        # What the hotfix thread reads next: these files of hotfix/, or all of it (full).
+        # Full at first: hotfixes filed while no daemon ran.
+        self._hotfix_guard = threading.Lock()
+        self._hotfix_names: set[str] = set()
+        self._hotfix_full = True
         self.failures = 0
         self._recovered: list[str] = []
         self._starting = True
@@ -139,6 +148,8 @@ class Daemon:
         self._fault_until: float | None = None
         self._lander = landing.Lander(self.shop, self._landed)
         self.status = StatusServer(root, lambda: self.shop.journal, self.shop.log)  # statusd
+        self._stop_started: float | None = None
+        self._signals = SignalStop(self.stop, self.stop_deadline, self._stop_overdue)
 
     # ------------------------------------------------------------------ events
 
@@ -192,55 +203,128 @@ class Daemon:
     def mark_dirty(self, lane: Lane) -> None:
         self.status.mark_dirty(lane)
         if lane is Lane.HOTFIX and not self.once:
-            self._hotfix_wake.set()  # its own thread; the main loop is not even woken
+            self._hotfix_dirty(None)
             return
         with self._lock:
             self._dirty.add(lane)
         self._wake.set()
+
+    def file_changed(self, lane: Lane, name: str | None) -> None:
+        """The watcher's word: `name` in `lane` changed (None: the lane folder itself). The
+        hotfix lane reads just that file; any other lane is rescanned."""
+        if lane is Lane.HOTFIX and not self.once:
+            if name is None or not is_temp_name(name):  # a temp file's rename names the file
+                self._hotfix_dirty(name)
+            return
+        self.mark_dirty(lane)
+
+    def _hotfix_dirty(self, name: str | None) -> None:
+        """Wake the hotfix thread (the main loop is not even woken) to read `name`, or the
+        whole lane when None."""
+        with self._hotfix_guard:
+            if name is None:
+                self._hotfix_full = True
+            else:
+                self._hotfix_names.add(name)
+        self._hotfix_wake.set()
 
     def request_full_reconcile(self) -> None:
         for lane in Lane:
             self.mark_dirty(lane)
 
     def stop(self, *_: object) -> None:
-        """Stop claiming, stop runs cleanly; the loop then leaves a consistent board."""
-        if not self.shop.stopping.is_set():
+        """Stop claiming, stop runs cleanly; the loop then leaves a consistent board.
+
+        Never from a signal handler (it takes locks): see stopping.py."""
+        if self._stop_started is None:
+            # From the signal, if one started it: a starved machine may take a while to get
+            # round to this, and the grace is the signal sender's.
+            self._stop_started = self._signals.signalled_at or time.monotonic()
             self.shop.log("daemon.stopping")
         self.shop.stopping.set()
         self.shop.stop_all("daemon stopping")
         self._wake.set()
         self._hotfix_wake.set()
 
+    def stop_deadline(self) -> float:
+        """When a stopping daemon will have exited (time.monotonic): its agents' grace to end,
+        then STOP_SLACK for their jobs' last writes (from now, if no stop has begun)."""
+        began = self._stop_started if self._stop_started is not None else time.monotonic()
+        return began + self.shop.config.pipeline.stop_grace + STOP_SLACK
+
     # ------------------------------------------------------------------ main
 
     def run(self) -> int:
         check_agents(self.shop.config)  # refuse to start rather than fail every task later
-        self._install_signals()  # before the lock: a SIGTERM at any moment is a clean stop
-        with daemon_lock(self.root):
-            self.shop.board.clean_temps()  # our own temp files a killed writer left behind
-            self.shop.log("daemon.start", root=self.root, pid=os.getpid(), once=self.once)
-            self._warn_missing_binaries()
-            # Watch first, then reconcile: a file filed during start-up is never missed.
-            observers = self._start_watchers() if self.watch else []
-            if self.watch:
-                self.status.start()
-            hotfix_thread = threading.Thread(target=self._hotfix_loop, name="hotfix", daemon=True)
-            hotfix_thread.start()
-            self.recover()
-            try:
-                self._loop()
-            finally:
-                self.stop()
-                self.status.stop()
-                self._wait_for_jobs(SHUTDOWN_WAIT)
-                self._lander.join(SHUTDOWN_WAIT)
-                for observer in observers:
-                    observer.stop()
-                hotfix_thread.join(timeout=5)
-                self._notify("daemon_stopped", pid=os.getpid())
-                self.shop.log("daemon.stop", failures=self.failures)
-                self.shop.journal.close()
+        self._signals.install()  # before the lock: a SIGTERM at any moment is a clean stop
+        try:
+            with daemon_lock(self.root):
+                self._run_locked()
+        finally:
+            self._signals.uninstall()
         return 1 if (self.once and self.failures) else 0
+
+    def _run_locked(self) -> None:
+        self.shop.board.clean_temps()  # our own temp files a killed writer left behind
+        self.shop.log("daemon.start", root=self.root, pid=os.getpid(), once=self.once)
+        self._warn_missing_binaries()
+        self._warm_hotfix_path()
+        # Watch first, then reconcile: a file filed during start-up is never missed.
+        observers = self._start_watchers() if self.watch else []
+        if self.watch:
+            self.status.start()
+        hotfix_thread = threading.Thread(target=self._hotfix_loop, name="hotfix", daemon=True)
+        hotfix_thread.start()
+        try:
+            self.recover()
+            self._loop()
+        except ScanStopped:
+            pass  # a stop came in the middle of a scan: nothing was decided on half a board
+        finally:
+            self._wind_down(observers, hotfix_thread)
+
+    def _wind_down(self, observers: list[Any], hotfix_thread: threading.Thread) -> None:
+        """Stop runs, give them until the stop deadline, then leave: whatever is still busy
+        is SIGKILLed and its task recovered at the next start (the crash protocol)."""
+        self.stop()
+        self.status.stop()
+        deadline = self.stop_deadline()
+        self._wait_for_jobs(deadline)
+        self._lander.join(max(0.0, deadline - time.monotonic()))
+        busy = self._running_jobs()
+        if busy:
+            self.shop.kill_all_now()
+            self.shop.log("daemon.stop_abandoned", jobs=busy, hint="recovered at the next start")
+        for observer in observers:
+            observer.stop()  # no join: its thread is a daemon thread, blocked in a read
+        hotfix_thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        self._notify("daemon_stopped", pid=os.getpid())
+        self.shop.log("daemon.stop", failures=self.failures)
+        if not busy:  # a busy job may hold the journal's lock; exiting closes the file anyway
+            self.shop.journal.close()
+
+    def _stop_overdue(self) -> None:
+        """The backstop (stopping.py): the stop deadline passed and the process is still
+        here. No lock and no logging lock: a raw write, SIGKILL the agents, exit."""
+        with contextlib.suppress(OSError):
+            os.write(2, f"ts={task.utc_now()} event=daemon.stop_overdue\n".encode())
+        self.shop.kill_all_now()
+        os._exit(OVERDUE_EXIT)
+
+    def _warm_hotfix_path(self) -> None:
+        """Load now, in the main thread before any other starts, what the first hotfix would
+        otherwise load on its way to its agent: the agent backends, the hotfix bootloader, the
+        report and notification modules (tens of ms of imports, more without .pyc files).
+        Whatever fails here fails again, and is reported, in the run itself."""
+        from shopfloor import agents, roles
+
+        try:
+            agents.available()
+            roles.default_text(Role.HOTFIX.value)
+            import shopfloor.hotfix_report
+            import shopfloor.notify  # noqa: F401 - imported for its cost, not its names
+        except Exception as exc:  # never a reason for the fire extinguisher not to start
+            self.shop.log("hotfix.warm_up", error=repr(exc))
 
     def _warn_missing_binaries(self) -> None:
         """Say at start which agents cannot run (their tasks will wait, not fail)."""
@@ -251,16 +335,9 @@ class Daemon:
                 binary = doctor.binary_name(agent)
                 self.shop.log("agent.missing", agent=name, binary=binary, hint="shopfloor doctor")
 
-    def _install_signals(self) -> None:
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, self._on_signal)
-            signal.signal(signal.SIGINT, self._on_signal)
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        self.stop()
-
     def _loop(self) -> None:
-        next_full = 0.0
+        # recover() has just reconciled everything: the board is read once at start, not twice.
+        next_full = 0.0 if self.once else time.monotonic() + self.reconcile_every
         while not self.shop.stopping.is_set():
             now = time.monotonic()
             full = now >= next_full
@@ -296,7 +373,9 @@ class Daemon:
                 return
 
     def _start_watchers(self) -> list[Any]:
-        return watch.start(self.shop.board, self.mark_dirty, self.request_full_reconcile)
+        return watch.start(
+            self.shop.board, self.mark_dirty, self.request_full_reconcile, self.file_changed
+        )
 
     # ------------------------------------------------------------------ one pass
 
@@ -308,7 +387,7 @@ class Daemon:
             self._dirty.clear()
         lanes.discard(Lane.INVALID)
         if lanes:
-            self._rescan(lanes)
+            self._rescan(lanes, full)
         entries = [e for lane_entries in self._cache.values() for e in lane_entries]
         conflicted = self._conflicts(entries)
         usable = [e for e in entries if e.id not in conflicted]
@@ -322,9 +401,10 @@ class Daemon:
         started = self._dispatch_hotfixes() if (full or self.once) else 0
         return started + self._claim(usable)
 
-    def _rescan(self, lanes: set[Lane]) -> None:
-        board = self.shop.board
-        scan = board.scan(sorted(lanes))
+    def _rescan(self, lanes: set[Lane], full: bool = False) -> None:
+        board = self._listing
+        # A stop ends a 50,000-file scan at the next file, not at its end.
+        scan = board.scan(sorted(lanes), stop=self.shop.stopping, save_cache=full)
         if scan.problems:
             for problem in scan.problems:
                 self.shop.log(
@@ -407,6 +487,8 @@ class Daemon:
 
     def _start(self, role: Role, entry: Entry) -> bool:
         """Claim on the board (the lifecycle's CLAIMED), then start the job's thread."""
+        if self.shop.stopping.is_set():
+            return False  # a stop came in the middle of a claiming pass: nothing more starts
         try:
             entry = lifecycle.apply(self.shop, entry, Event.CLAIMED, f"{role.value} claimed")
         except (lifecycle.TaskMoved, lifecycle.TransitionRefused) as exc:
@@ -415,7 +497,10 @@ class Daemon:
         except (ShopfloorError, OSError, sqlite3.Error) as exc:
             self._fault(entry.id, exc)
             return False
-        thread = threading.Thread(target=self._job_main, args=(role, entry), name=entry.id)
+        # A daemon thread: a job the stop deadline cuts must not keep the process alive.
+        thread = threading.Thread(
+            target=self._job_main, args=(role, entry), name=entry.id, daemon=True
+        )
         with self._lock:
             self._jobs[entry.id] = Job(role, entry.id, thread, entry.path)
             if role is Role.CODER:  # keep the cached view in step with the move just made
@@ -522,8 +607,7 @@ class Daemon:
             self._notify("fault", task_id=task_id, error=error[:300])
         self._wake.set()
 
-    def _wait_for_jobs(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
+    def _wait_for_jobs(self, deadline: float) -> None:
         with self._lock:
             threads = [job.thread for job in self._jobs.values()]
         for thread in threads:
@@ -534,23 +618,40 @@ class Daemon:
     def _hotfix_loop(self) -> None:
         while not self.shop.stopping.is_set():
             self._hotfix_wake.wait()
-            self._hotfix_wake.clear()
+            self._hotfix_wake.clear()  # before taking the names: a later event wakes us again
+            with self._hotfix_guard:
+                names, full = self._hotfix_names, self._hotfix_full
+                self._hotfix_names, self._hotfix_full = set(), False
             if not self.shop.stopping.is_set():
-                self._dispatch_hotfixes()
+                self._dispatch_hotfixes(None if full else names)
                 self._stop_cancelled()  # a `cancel` only rewrites the file in hotfix/
 
-    def _dispatch_hotfixes(self) -> int:
-        """Start every queued hotfix now, whatever else is running."""
+    def _dispatch_hotfixes(self, names: set[str] | None = None) -> int:
+        """Start every queued hotfix now, whatever else is running: of the files `names` of
+        hotfix/ (what the watcher saw change: no lane scan per event), or of the whole lane."""
         if self.shop.stopping.is_set():
             return 0
         started = 0
         with self._lock:
-            scan = self.shop.board.scan([Lane.HOTFIX])
-            self._cache[Lane.HOTFIX] = scan.lane(Lane.HOTFIX)
-            for entry in self._cache[Lane.HOTFIX]:
+            entries = self._read_hotfix_lane(names)
+            for entry in entries:
                 if entry.header.status == "queued" and entry.id not in self._jobs:
                     started += self._start(Role.HOTFIX, entry)
         return started
+
+    def _read_hotfix_lane(self, names: set[str] | None) -> list[Entry]:
+        """The files `names` of hotfix/ (all of it when None), read now; the cached view of
+        the lane is brought up to date with them. Under self._lock."""
+        board = self.shop.board
+        if names is None:
+            entries = board.scan([Lane.HOTFIX]).lane(Lane.HOTFIX)
+            self._cache[Lane.HOTFIX] = entries
+            return entries
+        read = {name: board.read_entry(Lane.HOTFIX, name) for name in names}
+        view = {e.name: e for e in self._cache.get(Lane.HOTFIX, []) if e.name not in read}
+        view.update({name: entry for name, entry in read.items() if entry is not None})
+        self._cache[Lane.HOTFIX] = sorted(view.values(), key=lambda e: e.name)
+        return [entry for entry in read.values() if entry is not None]
 
     # ------------------------------------------------------------------ reconcile
 
@@ -583,6 +684,8 @@ class Daemon:
         with self._lock:
             live = set(self._jobs)
         for entry in entries:
+            if self.shop.stopping.is_set():
+                return  # the rest is recovered at the next start
             if lifecycle.reconcile_event(entry, entry.id in live) is None:
                 continue
             try:
@@ -635,6 +738,8 @@ class Daemon:
             for e in entries
         )
         for entry in entries:
+            if self.shop.stopping.is_set():
+                return 0
             # Only done tasks still waiting for their branch: a handful, not the whole lane.
             if entry.lane is not Lane.DONE or entry.header.status != "awaiting-human":
                 continue
@@ -677,6 +782,10 @@ class Daemon:
             )
         self._recovered += lifecycle.finish_pending(self.shop)  # half-done moves, completed
         pipeline.import_legacy_state(self.shop)
+        # The hotfix lane is live from here, whatever the board's size: its thread reads
+        # hotfix/ alone while the scan below reads the other lanes (a claim in flight is
+        # never taken for a stale one: see _recover_one).
+        self._hotfix_dirty(None)
         self.tick(full=True)  # fixes the board: stale claims, statuses out of place
         self._starting = False
         self._tidy_worktrees()

@@ -246,6 +246,13 @@ class Shop:
         for runner in targets:
             runner.stop(reason)
 
+    def kill_all_now(self) -> None:
+        """SIGKILL every live run's process group at once: a stop's last resort.
+
+        Takes no lock (a wedged thread may hold it): the dict is copied in one step."""
+        for _, runner in list(self._runners.values()):
+            runner.kill_now()
+
 
 @dataclass
 class AgentRun:
@@ -391,6 +398,7 @@ def run_agent(
         run_dir=run_dir,
         timeout=agent_cfg.timeout,
         stall=agent_cfg.stall,
+        grace=shop.config.pipeline.stop_grace,
         stdin_data=invocation.stdin,
     )
     shop.bookkeep(

@@ -20,14 +20,39 @@ from shopfloor.board import Board, Lane, is_temp_name
 #: watchdog event types that change nothing on the board.
 _READ_ONLY_EVENTS = frozenset({"opened", "closed_no_write"})
 
+#: Called with the lane and the name of the file in it an event was about (None: an event
+#: about the lane folder itself, so the whole lane).
+OnFile = Callable[[Lane, str | None], None]
+
+
+def event_filter() -> list[Any]:
+    """What the kernel is asked to report (watchdog 7 turns this into the inotify mask):
+    creations, deletions, moves and a write's close. Not opens and reads (the daemon's own
+    scans: half the CPU of a reconcile went on those), not each write(2) (its close follows),
+    not attribute changes."""
+    from watchdog import events as ev
+
+    return [
+        ev.FileCreatedEvent,
+        ev.FileDeletedEvent,
+        ev.FileMovedEvent,
+        ev.FileClosedEvent,
+        ev.DirCreatedEvent,
+        ev.DirDeletedEvent,
+        ev.DirMovedEvent,
+    ]
+
 
 class _LaneEvents:
-    """watchdog handler: an event marks its lane dirty and wakes the loop (level-triggered)."""
+    """watchdog handler: an event marks its lane dirty and wakes the loop (level-triggered).
 
-    def __init__(self, tasks_dir: Path, on_dirty: Callable[[Lane], None]) -> None:
+    Plain string work: a burst brings thousands of events, each once through here."""
+
+    def __init__(self, tasks_dir: Path, on_file: OnFile) -> None:
         super().__init__()
         self.tasks_dir = tasks_dir
-        self.on_dirty = on_dirty
+        self._tasks = os.fspath(tasks_dir)
+        self.on_file = on_file
 
     def dispatch(self, event: Any) -> None:
         if event.event_type in _READ_ONLY_EVENTS:
@@ -35,12 +60,13 @@ class _LaneEvents:
         for raw in (event.src_path, getattr(event, "dest_path", "")):
             if not raw:
                 continue
-            path = Path(os.fsdecode(raw))
-            if is_temp_name(path.name) and path.parent.parent != self.tasks_dir:
+            folder, name = os.path.split(os.fsdecode(raw))
+            above, folder_name = os.path.split(folder)
+            in_lane = above == self._tasks
+            if is_temp_name(name) and not in_lane:
                 continue
-            lane_name = path.parent.name if path.parent.parent == self.tasks_dir else path.name
             with contextlib.suppress(ValueError):
-                self.on_dirty(Lane(lane_name))
+                self.on_file(Lane(folder_name if in_lane else name), name if in_lane else None)
 
 
 #: What watchdog logs when an inotify read races the observer's stop: harmless at shutdown.
@@ -62,9 +88,15 @@ class _OverflowHook(logging.Handler):
 
 
 def start(
-    board: Board, on_dirty: Callable[[Lane], None], on_overflow: Callable[[], None]
+    board: Board,
+    on_dirty: Callable[[Lane], None],
+    on_overflow: Callable[[], None],
+    on_file: OnFile | None = None,
 ) -> list[Any]:
-    """Start the observers (the hotfix lane's first); the caller stops them."""
+    """Start the observers (the hotfix lane's first); the caller stops them.
+
+    `on_file`, when given, is told which file each event was about (the daemon's hotfix lane
+    reads just that file) and is called instead of `on_dirty`."""
     from watchdog.events import FileSystemEventHandler
     from watchdog.observers import Observer
 
@@ -73,12 +105,13 @@ def start(
     class Handler(_LaneEvents, FileSystemEventHandler):
         pass
 
-    handler = Handler(board.tasks_dir, on_dirty)
+    handler = Handler(board.tasks_dir, on_file or (lambda lane, _name: on_dirty(lane)))
     lanes, hotfix = Observer(), Observer()  # the hotfix lane never queues behind a burst
+    wanted = event_filter()
     for lane in Lane:
         target = hotfix if lane is Lane.HOTFIX else lanes
-        target.schedule(handler, str(board.lane_dir(lane)), recursive=False)
-    lanes.schedule(handler, str(board.tasks_dir), recursive=False)
+        target.schedule(handler, str(board.lane_dir(lane)), recursive=False, event_filter=wanted)
+    lanes.schedule(handler, str(board.tasks_dir), recursive=False, event_filter=wanted)
     for observer in (hotfix, lanes):
         observer.daemon = True
         observer.start()

@@ -6,6 +6,7 @@ argv: behaviour words, each `role:action` (the action applies when SHOPFLOOR_ROL
   qa:pass / qa:fail  verdict                           *:noresult    exit 0 without a result
   qa:failfirst       FAIL on attempt 1, PASS after (a task that needs two attempts)
   *:exit3            exit 3 after writing outcome fail *:hang        sleep until killed
+  *:stubborn         ignore SIGTERM (only SIGKILL ends it), with a child that does too
   hotfix:patch       change app.py in the live tree and record ## Verification
   hotfix:noverify    change app.py, no verification steps
   *:mark=PATH        append "role task attempt run pid" to PATH when starting (for invariants)
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -82,7 +84,10 @@ def main() -> None:  # noqa: C901 - a flat script of scripted behaviours
     workdir = Path(os.environ["SHOPFLOOR_WORKDIR"])
     side_effects(role, actions)
     acts = {a.partition("=")[0] for a in actions}
-    if "hang" in acts:
+    if "stubborn" in acts:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # inherited across the exec below
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
+    if "hang" in acts or "stubborn" in acts:
         while True:
             time.sleep(1)
     if "noresult" in acts:

@@ -39,14 +39,16 @@ def run_cmd(ctx: click.Context, once: bool) -> None:
     service = NotifyService(proj.root, proj.config) if proj.config.notify.channel_names() else None
     if service is not None:
         service.start()  # its own thread: a dead network can delay a message, never the daemon
+    daemon = Daemon(proj.root, proj.config, once=once)
     try:
-        daemon = Daemon(proj.root, proj.config, once=once)
         with web_cmds.beside(proj, daemon, once):
             code = daemon.run()
     finally:
         if service is not None:
-            service.flush(2.0)
-            service.stop(3.0)
+            # Within the stop deadline too: a dead network must not stretch a SIGTERM.
+            left = max(0.0, daemon.stop_deadline() - time.monotonic())
+            service.flush(min(2.0, left / 2))
+            service.stop(min(3.0, left / 2))
     sys.exit(code)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -56,5 +57,5 @@ def beside(proj: Project, daemon: Daemon, once: bool) -> Iterator[None]:
     serving = server.serve_in_thread(proj.root, proj.config, wake=daemon.request_full_reconcile)
     try:
         yield
-    finally:
-        serving.stop()
+    finally:  # within the daemon's stop deadline: a SIGTERM is not stretched by the board
+        serving.stop(max(0.5, daemon.stop_deadline() - time.monotonic()))

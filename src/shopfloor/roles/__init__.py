@@ -7,6 +7,7 @@ placeholders (string.Template); unknown placeholders are left as they are.
 
 from __future__ import annotations
 
+import functools
 from importlib import resources
 from pathlib import Path
 from string import Template
@@ -51,6 +52,12 @@ def override_path(root: Path, role: str) -> Path:
 
 def default_text(role: str) -> str:
     _check_role(role)
+    return _shipped(role)
+
+
+@functools.cache
+def _shipped(role: str) -> str:
+    """A template shipped with the package: read once (it cannot change under a process)."""
     return resources.files(__package__).joinpath(f"{role}.md").read_text("utf-8")
 
 
