@@ -70,6 +70,15 @@ def check_task_id(task_id: str) -> None:
         raise UnsafePathError(f"{task_id!r} is not a task id (like T-0042 or HOTFIX-db-down)")
 
 
+#: How often `find` lists the board again when a task seems to be nowhere or in two places.
+FIND_RETRIES = 2
+
+
+def _hits(scan: Scan, task_id: str) -> list[Entry]:
+    """The entries `task_id` names: its exact id, else what it is a prefix or slug of."""
+    return [e for e in scan.entries if e.id == task_id] or _id_matches(scan.entries, task_id)
+
+
 def _id_matches(entries: list[Entry], ref: str) -> list[Entry]:
     """Tasks a person's `ref` names when it is not an exact id: a hotfix's full slug (its id is
     cut at defaults.SLUG_MAX), else the tasks whose id starts with `ref`. A complete numbered
@@ -366,10 +375,14 @@ class Board:
         """The task a person means by `task_id`: its exact id, a hotfix's full slug, or a
         prefix of one id (a prefix of several is an error listing them)."""
         check_task_id(task_id)
-        scan = scan or self.scan()
-        hits = [e for e in scan.entries if e.id == task_id]
-        if not hits:
-            hits = _id_matches(scan.entries, task_id)
+        hits = _hits(scan or self.scan(), task_id)
+        for _ in range(FIND_RETRIES if scan is None else 0):
+            # Lanes are listed one after another: a task moved between two listings is seen
+            # twice or not at all. Seen twice, a copy gone since is no conflict; else look again.
+            hits = [e for e in hits if os.path.lexists(e.path)]
+            if len(hits) == 1 or (len(hits) > 1 and len({e.id for e in hits}) > 1):
+                break
+            hits = _hits(self.scan(), task_id)
         if not hits:
             raise TaskNotFoundError(f"no task {task_id} on the board (see `shopfloor status`)")
         ids = sorted({e.id for e in hits})
