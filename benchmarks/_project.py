@@ -10,6 +10,19 @@ from pathlib import Path
 from shopfloor import scaffold
 from shopfloor.board import Lane
 
+#: Every role played by the built-in simulator, no checks: the daemon's own cost alone.
+SIMULATOR_CONFIG = """
+[agents.sim]
+backend = "simulator"
+[roles]
+pm = "sim"
+coder = "sim"
+qa = "sim"
+hotfix = "sim"
+[pipeline]
+checks = []
+"""
+
 
 def git(root: Path, *args: str) -> None:
     subprocess.run(

@@ -12,21 +12,10 @@ import time
 from pathlib import Path
 
 import psutil
+from _project import SIMULATOR_CONFIG as CONFIG
 from _project import drain, fill_board, make_repo, start_daemon, wait_started
 
 from shopfloor.board import Lane
-
-CONFIG = """
-[agents.sim]
-backend = "simulator"
-[roles]
-pm = "sim"
-coder = "sim"
-qa = "sim"
-hotfix = "sim"
-[pipeline]
-checks = []
-"""
 
 
 def main() -> int:

@@ -19,22 +19,11 @@ import time
 from pathlib import Path
 
 import psutil
+from _project import SIMULATOR_CONFIG as CONFIG
 from _project import fill_board, make_repo, start_daemon, stop_daemon, wait_started
 
 from shopfloor import task
 from shopfloor.board import Lane
-
-CONFIG = """
-[agents.sim]
-backend = "simulator"
-[roles]
-pm = "sim"
-coder = "sim"
-qa = "sim"
-hotfix = "sim"
-[pipeline]
-checks = []
-"""
 
 
 def ready_after(root: Path) -> tuple[float, float]:

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from shopfloor import scaffold
-from shopfloor.board import Board, Lane
+from shopfloor.board import Board, Entry, Lane
+from shopfloor.words import Event
 
 ROOT = Path(__file__).resolve().parents[1]
 FAKES = Path(__file__).resolve().parent / "fakes"
@@ -158,13 +159,11 @@ def marks(path: Path) -> list[list[str]]:
     return [line.split() for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def run_hotfix_once(root: Path, title: str) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
-    """File a hotfix and run one daemon pass (`run --once`, in this process): the hotfix's id
-    and every notification the daemon sent. The hotfix must end waiting for the human."""
-    from shopfloor import actions, config
+def run_once_recording(root: Path) -> list[tuple[str, dict[str, Any]]]:
+    """One daemon pass (`run --once`, in this process); every notification it sent."""
+    from shopfloor import config
     from shopfloor.scheduler import Daemon
 
-    task_id = actions.create_hotfix(Board(root), title).id
     daemon = Daemon(root, config.load(root / "shopfloor.toml"), once=True)
     sent: list[tuple[str, dict[str, Any]]] = []
     original = daemon.shop.notify
@@ -173,11 +172,41 @@ def run_hotfix_once(root: Path, title: str) -> tuple[str, list[tuple[str, dict[s
         sent.append((event, payload))
         return original(event, **payload)
 
-    daemon.shop.notify = notify
+    daemon.shop.notify = notify  # type: ignore[method-assign]
     daemon.run()
+    return sent
+
+
+def run_hotfix_once(root: Path, title: str) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
+    """File a hotfix and run one daemon pass (`run --once`, in this process): the hotfix's id
+    and every notification the daemon sent. The hotfix must end waiting for the human."""
+    from shopfloor import actions
+
+    task_id = actions.create_hotfix(Board(root), title).id
+    sent = run_once_recording(root)
     entry = Board(root).find(task_id)
     assert (entry.lane, entry.header.status) == (Lane.HOTFIX, "awaiting-human")
     return task_id, sent
+
+
+#: What the daemon does to a spec until QA passes it for the merge queue: claimed, coded,
+#: claimed by QA, queued to land (review/, status landing).
+TO_LANDING = (Event.CLAIMED, Event.CODED, Event.CLAIMED, Event.LAND_QUEUED)
+
+
+def apply_events(root: Path, entry: Entry, *events: Event) -> Entry:
+    """Walk a task through `events` with the real lifecycle, as the daemon would."""
+    from shopfloor import lifecycle
+    from shopfloor.journal import open_journal
+
+    journal = open_journal(root)
+    try:
+        hands = lifecycle.Hands(Board(root), journal)
+        for event in events:
+            entry = lifecycle.apply(hands, entry, event, f"test: {event.value}")
+    finally:
+        journal.close()
+    return entry
 
 
 def task_state(root: Path, task_id: str) -> dict[str, Any]:

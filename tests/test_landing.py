@@ -18,14 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from shopfloor import actions, config, lifecycle, task
+from shopfloor import actions, config, task
 from shopfloor.board import Board, Lane
-from shopfloor.journal import open_journal
 from shopfloor.scheduler import Daemon
-from shopfloor.words import Event
 from tests.conftest import wait_until
 from tests.support import (
     FAKES,
+    TO_LANDING,
+    apply_events,
     git,
     lane_of,
     make_project,
@@ -113,13 +113,7 @@ def queue_task(root: Path, title: str, files: dict[str, str], priority: str = "P
     message = f"{entry.id}: {title} (attempt 1)\n\nShopfloor-Task: {entry.id}\nShopfloor-Attempt: 1"
     git(work, *WHO, "commit", "-qm", message)
     git(root, "worktree", "remove", str(work))
-    journal = open_journal(root)
-    try:
-        hands = lifecycle.Hands(board, journal)
-        for event in (Event.CLAIMED, Event.CODED, Event.CLAIMED, Event.LAND_QUEUED):
-            entry = lifecycle.apply(hands, entry, event, f"test: {event.value}")
-    finally:
-        journal.close()
+    entry = apply_events(root, entry, *TO_LANDING)
     assert entry.lane is Lane.REVIEW and entry.header.status == "landing"
     return entry.id
 

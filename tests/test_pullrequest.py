@@ -11,10 +11,18 @@ from typing import Any
 
 import pytest
 
-from shopfloor import actions, config, pullrequest
+from shopfloor import actions, pullrequest
 from shopfloor.board import Board, Lane
-from shopfloor.scheduler import Daemon
-from tests.support import agent_command, git, lane_of, make_project, shopfloor, task_state, tracker
+from tests.support import (
+    agent_command,
+    git,
+    lane_of,
+    make_project,
+    run_once_recording,
+    shopfloor,
+    task_state,
+    tracker,
+)
 
 URL = "https://forge.example/acme/app/pull/7"
 SECRET = "123456:telegram-secret"
@@ -68,21 +76,6 @@ def forge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     return {"root": root, "remote": remote, "bin": bin_dir, "calls": calls}
 
 
-def run_once(root: Path) -> list[tuple[str, dict[str, Any]]]:
-    """One daemon pass in this process; the notifications it sent."""
-    daemon = Daemon(root, config.load(root / "shopfloor.toml"), once=True)
-    sent: list[tuple[str, dict[str, Any]]] = []
-    original = daemon.shop.notify
-
-    def notify(event: str, **payload: Any) -> object:
-        sent.append((event, payload))
-        return original(event, **payload)
-
-    daemon.shop.notify = notify  # type: ignore[method-assign]
-    daemon.run()
-    return sent
-
-
 def new(root: Path) -> str:
     return actions.create_task(Board(root), actions.NewTask("Add a flag", "spec", True)).id
 
@@ -94,7 +87,7 @@ def remote_sha(remote: Path, branch: str) -> str:
 def test_a_done_task_is_pushed_and_its_pull_request_opened(forge: dict[str, Path]) -> None:
     root, remote = forge["root"], forge["remote"]
     task_id = new(root)
-    sent = run_once(root)
+    sent = run_once_recording(root)
     branch = f"shopfloor/{task_id}"
     entry = Board(root).find(task_id)
     assert (entry.lane, entry.header.status) == (Lane.DONE, "closed")
@@ -121,7 +114,7 @@ def test_a_failing_command_leaves_the_task_waiting_and_retry_opens_it(
     root, remote = forge["root"], forge["remote"]
     stand_in_gh(forge["bin"], forge["calls"], exit_code=1)
     task_id = new(root)
-    sent = run_once(root)
+    sent = run_once_recording(root)
     branch = f"shopfloor/{task_id}"
     entry = Board(root).find(task_id)
     assert (entry.lane, entry.header.status) == (Lane.DONE, "blocked")
@@ -133,12 +126,12 @@ def test_a_failing_command_leaves_the_task_waiting_and_retry_opens_it(
     assert failed and "GraphQL" in failed[0]["error"]
     assert "pr_url" not in task_state(root, task_id)
 
-    run_once(root)  # blocked: nothing is tried again by itself
+    run_once_recording(root)  # blocked: nothing is tried again by itself
     assert len(recorded(forge["calls"])) == 1
 
     stand_in_gh(forge["bin"], forge["calls"])  # the human fixed it
     shopfloor(root, "retry", task_id)
-    run_once(root)
+    run_once_recording(root)
     assert len(recorded(forge["calls"])) == 2
     entry = Board(root).find(task_id)
     assert (entry.lane, entry.header.status) == (Lane.DONE, "closed")
@@ -153,7 +146,7 @@ def test_a_rejected_push_never_touches_the_branch(forge: dict[str, Path]) -> Non
     branch = f"shopfloor/{task_id}"
     other = git(root, "commit-tree", "-m", "someone else's", "HEAD^{tree}").strip()
     git(root, "push", "--quiet", "forge", f"{other}:refs/heads/{branch}")
-    run_once(root)
+    run_once_recording(root)
     entry = Board(root).find(task_id)
     assert (entry.lane, entry.header.status) == (Lane.DONE, "blocked")
     assert f"pr failed: push of {branch} to forge failed" in tracker(root, task_id)
@@ -167,7 +160,7 @@ def test_a_missing_command_says_so(forge: dict[str, Path]) -> None:
     toml = (root / "shopfloor.toml").read_text().replace('["gh", ', '["no-such-forge-cli", ')
     (root / "shopfloor.toml").write_text(toml)
     task_id = new(root)
-    run_once(root)
+    run_once_recording(root)
     assert lane_of(root, task_id) is Lane.DONE
     assert "could not start" in tracker(root, task_id)
     assert Board(root).find(task_id).header.status == "blocked"
@@ -178,12 +171,12 @@ def test_a_reworked_task_updates_its_open_pull_request(forge: dict[str, Path]) -
     again, its new commits are pushed (a fast-forward) and the command is not run again."""
     root, remote = forge["root"], forge["remote"]
     task_id = new(root)
-    run_once(root)
+    run_once_recording(root)
     branch = f"shopfloor/{task_id}"
     first = remote_sha(remote, branch)
     actions.rework(Board(root), task_id, "Also document the flag.")
     assert lane_of(root, task_id) is Lane.BACKLOG
-    sent = run_once(root)
+    sent = run_once_recording(root)
     assert Board(root).find(task_id).header.status == "closed"
     now = remote_sha(remote, branch)
     assert now != first and git(root, "merge-base", "--is-ancestor", first, now) == ""

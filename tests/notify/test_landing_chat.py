@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shopfloor import actions, lifecycle, task
+from shopfloor import actions, task
 from shopfloor.board import Board
-from shopfloor.journal import open_journal
 from shopfloor.landing import _record
-from shopfloor.words import Event
 from tests.conftest import wait_until
 from tests.fakes.telegram_server import FakeTelegram
+from tests.support import TO_LANDING, apply_events
 
 from .conftest import CHAT, ServiceFactory, make_config
 
@@ -21,13 +20,7 @@ def test_status_shows_the_queue_and_why_it_waits(
 ) -> None:
     board = Board(project)
     entry = actions.create_task(board, actions.NewTask("Land me", "spec", backlog=True))
-    journal = open_journal(project)
-    try:
-        hands = lifecycle.Hands(board, journal)
-        for event in (Event.CLAIMED, Event.CODED, Event.CLAIMED, Event.LAND_QUEUED):
-            entry = lifecycle.apply(hands, entry, event, f"test: {event.value}")
-    finally:
-        journal.close()
+    entry = apply_events(project, entry, *TO_LANDING)
     # What the queue itself writes when it waits (landing._wait_all): its record.
     _record(project, target="main", waiting="main is checked out and that tree is dirty")
     service(make_config(fake_tg))
