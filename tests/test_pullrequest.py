@@ -13,6 +13,7 @@ import pytest
 
 from shopfloor import actions, pullrequest
 from shopfloor.board import Board, Lane
+from tests.conftest import wait_until
 from tests.support import (
     agent_command,
     git,
@@ -20,6 +21,8 @@ from tests.support import (
     make_project,
     run_once_recording,
     shopfloor,
+    start_daemon,
+    stop,
     task_state,
     tracker,
 )
@@ -28,17 +31,21 @@ URL = "https://forge.example/acme/app/pull/7"
 SECRET = "123456:telegram-secret"
 
 
-def stand_in_gh(bin_dir: Path, calls: Path, exit_code: int = 0) -> None:
+def stand_in_gh(bin_dir: Path, calls: Path, exit_code: int = 0, hold: Path | None = None) -> None:
     """A `gh` that appends {argv, cwd, secret_seen} to `calls`, then prints a URL (exit 0) or
-    a forge's error on stderr (exit_code != 0)."""
+    a forge's error on stderr (exit_code != 0). With `hold`: a slow forge, answering only once
+    that file exists (60 s at most)."""
     bin_dir.mkdir(exist_ok=True)
     gh = bin_dir / "gh"
     gh.write_text(
         f"#!{sys.executable}\n"
-        "import json, os, sys\n"
+        "import json, os, sys, time\n"
         f"with open({str(calls)!r}, 'a') as fh:\n"
         "    fh.write(json.dumps({'argv': sys.argv[1:], 'cwd': os.getcwd(),\n"
         "        'secret_seen': 'SHOPFLOOR_TELEGRAM_TOKEN' in os.environ}) + '\\n')\n"
+        f"hold, until = {str(hold) if hold else ''!r}, time.monotonic() + 60\n"
+        "while hold and not os.path.exists(hold) and time.monotonic() < until:\n"
+        "    time.sleep(0.05)\n"
         f"if {exit_code}:\n"
         "    print('GraphQL: Head sha can not be blank (createPullRequest)', file=sys.stderr)\n"
         f"    sys.exit({exit_code})\n"
@@ -191,3 +198,23 @@ def test_the_url_is_the_last_one_printed_and_braces_are_plain_text() -> None:
     assert pullrequest.last_url("no url here") is None
     argv = pullrequest.command_argv(["x", "{id}", "--head={branch}", "{other}"], "T-1", "sf/T-1")
     assert argv == ["x", "T-1", "--head=sf/T-1", "{other}"]
+
+
+def test_a_slow_forge_never_holds_up_the_pipeline(forge: dict[str, Path]) -> None:
+    """The push and the forge's command are network calls: a running daemon makes them off
+    its loop, so other tasks go on while a pull request is being opened."""
+    root, release = forge["root"], forge["root"].parent / "release"
+    stand_in_gh(forge["bin"], forge["calls"], hold=release)
+    first = new(root)
+    daemon = start_daemon(root)
+    try:
+        wait_until(lambda: recorded(forge["calls"]), 60, "the forge asked for the first task")
+        second = new(root)
+        wait_until(lambda: lane_of(root, second) == "done", 60, "the second task coded, checked")
+        assert len(recorded(forge["calls"])) == 1 and "pr opened" not in tracker(root, first)
+        release.touch()
+        wait_until(lambda: f"pr opened: {URL}" in tracker(root, second), 60, "both opened")
+        wait_until(lambda: f"pr opened: {URL}" in tracker(root, first), 60, "the first opened")
+    finally:
+        release.touch()
+        assert stop(daemon) == 0

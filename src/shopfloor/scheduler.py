@@ -147,6 +147,7 @@ class Daemon:
         self._fault_backoff = 0.0
         self._fault_until: float | None = None
         self._lander = landing.Lander(self.shop, self._landed)
+        self._background: dict[str, threading.Thread] = {}  # by name: one thread each
         self.status = StatusServer(root, lambda: self.shop.journal, self.shop.log)  # statusd
         self._stop_started: float | None = None
         self._signals = SignalStop(self.stop, self.stop_deadline, self._stop_overdue)
@@ -737,16 +738,44 @@ class Daemon:
             e.lane is Lane.HOTFIX and e.header.status in ("running", "awaiting-human")
             for e in entries
         )
+        # Only done tasks still waiting for their branch: a handful, not the whole lane.
+        waiting = [
+            e for e in entries if e.lane is Lane.DONE and e.header.status == "awaiting-human"
+        ]
+        if self.shop.config.pipeline.land == "pr" and not self.once:
+            # A push and a forge's command are network calls: never on the loop's path.
+            self._in_background("pull-requests", lambda: self._land_each(waiting, False))
+            return 0
+        self._land_each(waiting, hotfix_waiting)
+        return 0
+
+    def _land_each(self, entries: list[Entry], hotfix_waiting: bool) -> None:
         for entry in entries:
             if self.shop.stopping.is_set():
-                return 0
-            # Only done tasks still waiting for their branch: a handful, not the whole lane.
-            if entry.lane is not Lane.DONE or entry.header.status != "awaiting-human":
-                continue
+                return
             if pipeline.load_state(self.shop, entry.id).get("land") == "pending":
                 with contextlib.suppress(ShopfloorError):
                     pipeline.land_pending(self.shop, entry, hotfix_waiting)
-        return 0
+
+    def _in_background(self, name: str, work: Callable[[], None]) -> None:
+        """Run `work` on a thread of its own unless the last one still runs (the next pass
+        asks again); the board is looked at again when it ends."""
+        with self._lock:
+            busy = self._background.get(name)
+            if busy is not None and busy.is_alive():
+                return
+
+            def main() -> None:
+                try:
+                    work()
+                except Exception as exc:  # a thread's death must not go unsaid
+                    self.shop.log("background.error", name=name, error=repr(exc))
+                finally:
+                    self._landed()
+
+            thread = threading.Thread(target=main, name=name, daemon=True)
+            self._background[name] = thread
+            thread.start()
 
     def _landed(self) -> None:
         """The queue thread moved tasks: look at where they went (and what is claimable)."""
