@@ -255,6 +255,31 @@ class BudgetConfig(_Section):
     day_usd: float | None = Field(default=None, gt=0, description="all runs of a UTC day")
 
 
+class ScaleConfig(_Section):
+    """Where PM, Coder and QA runs happen: here (`local`) or on Temporal workers.
+
+    Hotfixes always run here, in the live tree, whatever the engine (see docs/scale-out.md)."""
+
+    engine: Literal["local", "temporal"] = Field(
+        default="local", description="local: runs on this machine; temporal: on `shopfloor worker`s"
+    )
+    address: str = Field(default="127.0.0.1:7233", description="the Temporal frontend host:port")
+    namespace: str = "default"
+    task_queue: str = Field(
+        default="shopfloor", description="workflows' queue; runs go to <task_queue>.agent.<name>"
+    )
+    remote: str = Field(
+        default="origin", description="the git remote workers fetch from and push shopfloor/<id> to"
+    )
+    tls: bool = Field(default=False, description="TLS to the frontend (Temporal Cloud: true)")
+    api_key_env: str = Field(
+        default="", description="the environment variable holding a Temporal Cloud API key"
+    )
+    heartbeat_timeout: Duration = Field(
+        default=30.0, gt=0, description="a worker silent this long is dead: its run goes elsewhere"
+    )
+
+
 class Config(_Section):
     agents: dict[str, AgentConfig] = Field(default_factory=dict)
     roles: RolesConfig = Field(default_factory=RolesConfig)
@@ -262,6 +287,7 @@ class Config(_Section):
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     web: WebConfig = Field(default_factory=WebConfig)
+    scale: ScaleConfig = Field(default_factory=ScaleConfig)
 
     @model_validator(mode="after")
     def _roles_name_agents(self) -> Config:
@@ -289,7 +315,8 @@ class Config(_Section):
 
     def secret_env_names(self) -> set[str]:
         """Environment variables holding the daemon's secrets: never passed to an agent."""
-        return {self.web.token_env} | self.notify.secret_env_names()
+        engine = {self.scale.api_key_env} if self.scale.api_key_env else set()
+        return {self.web.token_env} | engine | self.notify.secret_env_names()
 
 
 # ---------------------------------------------------------------------------- errors
