@@ -55,6 +55,12 @@ class RunRequest:
     base: str = ""  # the commit the task's branch starts from (the target's tip at first code)
     run_checks: bool = False  # coder: after committing, run [pipeline] checks in the worktree
     budget_usd: float | None = None
+    #: coder: attempt numbers start again after a rework or retry; commits before this one
+    #: never count as this attempt's (gitops.attempt_commit's `since`)
+    since: str = ""
+    #: seconds: the activity's start-to-close limit (the agent's timeout plus checks and git)
+    timeout: float = 7200.0
+    heartbeat_timeout: float = 30.0  # a worker silent this long is dead: the run goes elsewhere
 
 
 @dataclass
@@ -92,4 +98,11 @@ class Progress:
     worker: str
     run_id: str
     offset: int  # bytes of output before `chunk`
-    chunk: str  # output since the previous heartbeat (bounded; a gap is marked)
+    chunk: str  # the newest output, at most a bounded tail, starting at byte `offset`
+    #: runs of this request lost before this one (carried from attempt to attempt)
+    lost: list[dict[str, Any]] = field(default_factory=list)
+
+
+#: The workflow type and the activity name: the wire names both sides agree on.
+WORKFLOW = "shopfloor.run"
+ACTIVITY = "shopfloor.perform_run"
