@@ -130,6 +130,12 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at TEXT NOT NULL
     );
     """,
+    # 4: `[scale] engine = "temporal"`: which `shopfloor worker` runs (ran) a remote run, and
+    # the Temporal workflow it belongs to (NULL for runs on this machine)
+    """
+    ALTER TABLE runs ADD COLUMN worker TEXT;
+    ALTER TABLE runs ADD COLUMN workflow_id TEXT;
+    """,
 )
 
 
