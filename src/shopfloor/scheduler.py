@@ -353,7 +353,11 @@ class Daemon:
         """Say at start which agents cannot run (their tasks will wait, not fail)."""
         from shopfloor import doctor
 
-        for name, agent in sorted(self.shop.config.agents.items()):
+        agents = self.shop.config.agents
+        if self.shop.engine is not None:  # workers run the others: only the hotfix runs here
+            hotfix = self.shop.config.roles.hotfix
+            agents = {hotfix: agents[hotfix]} if hotfix in agents else {}
+        for name, agent in sorted(agents.items()):
             if agent.backend != "simulator" and doctor.find_binary(agent, os.environ) is None:
                 binary = doctor.binary_name(agent)
                 self.shop.log("agent.missing", agent=name, binary=binary, hint="shopfloor doctor")

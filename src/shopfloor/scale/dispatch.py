@@ -273,16 +273,22 @@ class Engine:
                 on_progress(values[0])
 
     def cancel(self, workflow_id: str) -> None:
-        """Ask Temporal to cancel the workflow (the worker stops the agent). Best effort:
-        an unreachable engine is retried by the waiting job's next stop."""
+        """Ask Temporal to cancel the workflow (its worker then kills the agent's process
+        group). Never blocks the caller; while the engine is down it is asked again."""
         self._submit(self._cancel(workflow_id))
 
     async def _cancel(self, workflow_id: str) -> None:
-        try:
-            client = await self._connected()
-            await client.get_workflow_handle(workflow_id).cancel()
-        except Exception:  # closed already, or the engine is down: nothing left to stop here
-            return
+        while True:
+            try:
+                client = await self._connected()
+                await client.get_workflow_handle(workflow_id).cancel()
+                return
+            except EngineDown:
+                await asyncio.sleep(RETRY_EVERY)
+            except Exception as exc:
+                if not _is_connection_error(exc):
+                    return  # closed already: nothing left to stop
+                await asyncio.sleep(RETRY_EVERY)
 
 
 class Detached(Exception):
