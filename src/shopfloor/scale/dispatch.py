@@ -190,14 +190,18 @@ class Engine:
         EngineDown when the start cannot reach Temporal (nothing started). Once started, a
         lost connection is waited out (the worker goes on). RunCancelled when the workflow
         was cancelled or failed; None-free: a detached stop raises `Detached`."""
-        self._call(self._start(request), CONNECT_TIMEOUT * 3)
+        try:
+            self._call(self._start(request), CONNECT_TIMEOUT * 3)
+        except FutureTimeout:
+            raise EngineDown(f"Temporal at {self.scale.address} did not answer a start") from None
         while True:
             if stop.detached.is_set():
                 raise Detached(request.workflow_id)
             try:
-                reply = self._call(
-                    self._wait(request.workflow_id, on_progress, stop.detached), 3600.0
-                )
+                # No time limit: the wait itself returns within FOLLOW_EVERY of a detach.
+                reply = self._submit(
+                    self._wait(request.workflow_id, on_progress, stop.detached)
+                ).result()
             except EngineDown:
                 stop.detached.wait(RETRY_EVERY)
                 continue
