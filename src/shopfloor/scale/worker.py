@@ -57,6 +57,7 @@ REFUSED = "RunRefused"
 _OWN_VALUES = frozenset({"task_id", "task_file", "role", "workdir", "result_file", "run_id"})
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _NO_PROMPT = {"GIT_TERMINAL_PROMPT": "0"}  # a push or fetch never waits for a password
+FIRST = asyncio.FIRST_COMPLETED
 
 
 def refuse(why: str) -> ApplicationError:
@@ -177,10 +178,14 @@ class OutputTail:
 class LiveRun:
     """What the heartbeat loop and the run's thread share: the run folder, the cancel."""
 
-    def __init__(self, worker: str, lost: list[dict[str, Any]]) -> None:
+    def __init__(
+        self, worker: str, lost: list[dict[str, Any]], loop: asyncio.AbstractEventLoop
+    ) -> None:
         self.worker = worker
         self.lost = lost
         self.run_id = ""
+        self.started: asyncio.Future[None] = loop.create_future()  # the run folder is known
+        self._loop = loop
         self.cancelled = threading.Event()
         self._output = OutputTail()
         self._lock = threading.Lock()
@@ -189,6 +194,8 @@ class LiveRun:
         with self._lock:
             self.run_id = run_id
             self._output = OutputTail(run_dir)
+        with contextlib.suppress(RuntimeError):  # the loop is gone: the worker is exiting
+            self._loop.call_soon_threadsafe(_settle, self.started, (None, None))
 
     def progress(self, ended: str = "") -> Progress:
         with self._lock:
@@ -235,9 +242,8 @@ class WorkerRuns:
     @activity.defn(name=ACTIVITY)
     async def perform_run(self, request: RunRequest) -> RunReply:
         info = activity.info()
-        live = LiveRun(self.name, lost_before(info.attempt, info.heartbeat_details))
-        activity.heartbeat(live.progress())  # at once: a worker dying now is still named
         loop = asyncio.get_running_loop()
+        live = LiveRun(self.name, lost_before(info.attempt, info.heartbeat_details), loop)
         done: asyncio.Future[RunReply] = loop.create_future()
         # A thread of its own for each run, alive exactly as long as the run: the agent's
         # SIGKILL-on-parent-death is tied to the thread that started it.
@@ -250,12 +256,16 @@ class WorkerRuns:
         thread.start()
         every = max(0.2, min(2.0, request.heartbeat_timeout / 3))
         try:
+            # The first heartbeat once the run folder is known (or after `every`): a worker
+            # that dies in the first seconds is then named with its run.
+            first: set[asyncio.Future[Any]] = {live.started, done}
+            await asyncio.wait(first, timeout=every, return_when=FIRST)
+            activity.heartbeat(live.progress())
             while not done.done():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(done), every)
+                await asyncio.wait({done}, timeout=every)
                 activity.heartbeat(live.progress())
         except asyncio.CancelledError:
-            await self._cancel(request, live, done)
+            await self._cancel(request, live, done, every)
             raise
         try:
             reply = done.result()
@@ -267,17 +277,22 @@ class WorkerRuns:
         reply.lost = live.lost
         return reply
 
-    async def _cancel(self, request: RunRequest, live: LiveRun, done: asyncio.Future[Any]) -> None:
+    async def _cancel(
+        self, request: RunRequest, live: LiveRun, done: asyncio.Future[Any], every: float
+    ) -> None:
         """The workflow was cancelled, or this worker is stopping: kill the agent's process
-        group and wait for the run's thread, so the cancel completes only when it is gone."""
+        group and wait for the run's thread, so the cancel completes only when it is gone
+        (heartbeating meanwhile: a stubborn agent's grace may outlast the heartbeat timeout)."""
         why = "worker stopping" if activity.is_worker_shutdown() else "cancelled by the daemon"
         live.cancelled.set()
         self.shop.stop_task(request.task_id, why)
         log_line("run.cancel", worker=self.name, workflow=request.workflow_id, reason=why)
         try:
             while not done.done():
-                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(done), 1.0)
+                with contextlib.suppress(asyncio.CancelledError):  # a second cancel: still wait
+                    await asyncio.wait({done}, timeout=every)
+                with contextlib.suppress(Exception):
+                    activity.heartbeat(live.progress())
         finally:
             self.shop.clear_stop(request.task_id)
         if why == "worker stopping":  # said to the next attempt, when the heartbeat gets out
@@ -303,7 +318,7 @@ class WorkerRuns:
             loop.call_soon_threadsafe(_settle, done, outcome)
 
 
-def _settle(done: asyncio.Future[RunReply], outcome: tuple[Any, BaseException | None]) -> None:
+def _settle(done: asyncio.Future[Any], outcome: tuple[Any, BaseException | None]) -> None:
     if done.done():
         return
     reply, error = outcome
