@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from shopfloor import runner
-from shopfloor.scale.contract import WORKFLOW, RunReply, RunRequest, workflow_id
+from shopfloor.scale.contract import WORKFLOW, Progress, RunReply, RunRequest, workflow_id
 from tests.scale.cluster import Cluster, command_agent, run_async, wait_for
 
 OK_CHECK = [sys.executable, "-c", "print('1 passed')"]
@@ -282,3 +282,48 @@ def test_sigterm_stops_the_worker_and_its_run(cluster: Cluster, tmp_path: Path) 
     assert cluster.stop_worker("w1", timeout=30) == 0
     assert gone(pid)
     assert "event=worker.stop" in cluster.workers["w1"].text()
+
+
+async def pending_progress(client: Any, workflow: str) -> Progress | None:
+    """The newest heartbeat of a workflow's running activity, as a daemon reads it."""
+    description = await client.get_workflow_handle(workflow).describe()
+    for pending in description.raw_description.pending_activities:
+        if pending.heartbeat_details.payloads:
+            decoded = await client.data_converter.decode(
+                pending.heartbeat_details.payloads, [Progress]
+            )
+            return decoded[0] if isinstance(decoded[0], Progress) else None
+    return None
+
+
+def test_heartbeats_carry_the_worker_the_run_and_its_newest_output(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    import asyncio
+
+    root = cluster.worker_clone("w1", {"a": command_agent("coder:cost=0.25", "coder:sleep=5")})
+    cluster.start_worker("w1", root)
+    entry = cluster.new_task("Talk while working")
+    base = cluster.push_branch(entry.id)
+    req = request(cluster, entry, "coder", base=base)
+
+    async def watch() -> tuple[Progress, RunReply]:
+        client = await cluster.client()
+        handle = await client.start_workflow(
+            WORKFLOW, req, id=req.workflow_id, task_queue=cluster.task_queue, result_type=RunReply
+        )
+        end = time.monotonic() + 30
+        while True:
+            progress = await pending_progress(client, req.workflow_id)
+            if progress is not None and "cost_usd" in progress.chunk:
+                break
+            assert time.monotonic() < end, f"no output in the heartbeats: {progress}"
+            await asyncio.sleep(0.2)
+        return progress, await handle.result()
+
+    progress, reply = run_async(watch(), 60)
+    assert progress.worker == "w1" and progress.run_id == reply.run_id
+    assert progress.offset == 0 and progress.lost == []
+    assert '"cost_usd": 0.25' in progress.chunk
+    assert reply.cost_usd == 0.25 and reply.tokens_in == 1000
+    assert '"cost_usd": 0.25' in reply.log_tail

@@ -51,8 +51,9 @@ def worker_cmd(
         from shopfloor.scale import worker
         from shopfloor.scale.temporal import default_identity
     except ImportError as exc:
+        missing = exc.name or "temporalio"
         raise click.ClickException(
-            f"shopfloor worker needs temporalio ({exc.name or exc}): {INSTALL_HINT}"
+            f"shopfloor worker needs the {missing} package: {INSTALL_HINT}"
         ) from None
     proj = project(ctx)
     scale = proj.config.scale
