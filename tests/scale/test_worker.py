@@ -15,6 +15,7 @@ import pytest
 from shopfloor import runner
 from shopfloor.scale.contract import WORKFLOW, Progress, RunReply, RunRequest, workflow_id
 from tests.scale.cluster import Cluster, command_agent, run_async, wait_for
+from tests.support import git
 
 OK_CHECK = [sys.executable, "-c", "print('1 passed')"]
 HEARTBEAT = 3.0  # seconds: a dead worker's run moves on quickly
@@ -263,11 +264,13 @@ def test_a_killed_worker_s_run_finishes_elsewhere_and_its_agent_dies(
     assert cluster.remote_git("rev-parse", f"shopfloor/{entry.id}").strip() == reply.commit
 
 
-def test_sigterm_stops_the_worker_and_its_run(cluster: Cluster, tmp_path: Path) -> None:
+def test_sigterm_stops_the_worker_its_run_goes_to_the_next(
+    cluster: Cluster, tmp_path: Path
+) -> None:
     mark = tmp_path / "marks"
-    root = cluster.worker_clone("w1", {"a": command_agent(f"coder:mark={mark}", "coder:hang")})
-    cluster.start_worker("w1", root)
-    entry = cluster.new_task("Hang until stopped")
+    agent = command_agent(f"coder:mark={mark}", "coder:sleep=4", "coder:write")
+    cluster.start_worker("w1", cluster.worker_clone("w1", {"a": agent}))
+    entry = cluster.new_task("Stopped midway")
     base = cluster.push_branch(entry.id)
     req = request(cluster, entry, "coder", base=base)
 
@@ -282,6 +285,18 @@ def test_sigterm_stops_the_worker_and_its_run(cluster: Cluster, tmp_path: Path) 
     assert cluster.stop_worker("w1", timeout=30) == 0
     assert gone(pid)
     assert "event=worker.stop" in cluster.workers["w1"].text()
+    cluster.start_worker("w2", cluster.worker_clone("w2", {"a": agent}))
+
+    async def result() -> RunReply:
+        client = await cluster.client()
+        handle = client.get_workflow_handle(req.workflow_id, result_type=RunReply)
+        reply: RunReply = await handle.result()
+        return reply
+
+    reply = run_async(result(), 60)
+    assert reply.worker == "w2" and reply.outcome == "ok", reply
+    assert [(x["worker"], x["why"]) for x in reply.lost] == [("w1", "worker stopping")]
+    assert len(marks(mark)) == 2
 
 
 async def pending_progress(client: Any, workflow: str) -> Progress | None:
@@ -327,3 +342,39 @@ def test_heartbeats_carry_the_worker_the_run_and_its_newest_output(
     assert '"cost_usd": 0.25' in progress.chunk
     assert reply.cost_usd == 0.25 and reply.tokens_in == 1000
     assert '"cost_usd": 0.25' in reply.log_tail
+
+
+def test_a_run_the_worker_can_never_do_is_refused_not_retried(cluster: Cluster) -> None:
+    from temporalio.client import WorkflowFailureError
+    from temporalio.exceptions import ApplicationError
+
+    # "x y" and "x_y" share a queue; this worker defines only the second.
+    root = cluster.worker_clone("w1", {"x_y": command_agent("pm:spec")})
+    cluster.start_worker("w1", root)
+    entry = cluster.new_task("Ask the wrong agent")
+    req = request(cluster, entry, "pm", agent="x y")
+
+    async def refused() -> BaseException:
+        with pytest.raises(WorkflowFailureError) as caught:
+            await _execute(cluster, req)
+        return caught.value
+
+    failure = run_async(refused(), 60)
+    cause = failure.__cause__
+    while cause is not None and not isinstance(cause, ApplicationError):
+        cause = cause.__cause__
+    assert isinstance(cause, ApplicationError) and cause.type == "RunRefused", failure
+    assert "agent 'x y' is not in this worker's [agents]" in str(cause)
+
+
+def test_a_failed_coder_pushes_nothing_and_keeps_its_work_on_the_worker(cluster: Cluster) -> None:
+    root = cluster.worker_clone("w1", {"a": command_agent("coder:touch=wip.txt", "coder:exit3")})
+    cluster.start_worker("w1", root)
+    entry = cluster.new_task("Fail halfway")
+    base = cluster.push_branch(entry.id)
+    reply = execute(cluster, request(cluster, entry, "coder", base=base, run_checks=True))
+    assert reply.result.get("outcome") == "fail" and reply.exit_code == 3, reply
+    assert reply.commit is None and reply.checks is None
+    assert cluster.remote_git("rev-parse", f"shopfloor/{entry.id}").strip() == base
+    kept = f"refs/shopfloor/snapshots/{entry.id}/{reply.run_id}"
+    assert "wip.txt" in git(root, "show", "--stat", kept)
