@@ -262,6 +262,11 @@ def test_a_killed_worker_s_run_finishes_elsewhere_and_its_agent_dies(
     lines = marks(mark)
     assert len(lines) == 2 and int(lines[1][4]) != first_pid
     assert cluster.remote_git("rev-parse", f"shopfloor/{entry.id}").strip() == reply.commit
+    # Started again, the dead worker removes the worktree it left.
+    left = cluster.workers[victim].root / ".shopfloor" / "worker" / req.workflow_id
+    assert left.is_dir()
+    cluster.start_worker(victim, cluster.workers[victim].root)
+    assert not left.exists()
 
 
 def test_sigterm_stops_the_worker_its_run_goes_to_the_next(

@@ -101,7 +101,8 @@ def agents_served(config: Config, wanted: Sequence[str] | None = None) -> list[s
 
 def recover(shop: Shop) -> int:
     """At start: kill the agents a dead worker of this clone left (normally none: they die
-    with it), and close their run records. Returns how many processes were killed."""
+    with it), close their run records, and remove its worktrees (uncommitted work is kept
+    under refs/shopfloor/snapshots/). Returns how many processes were killed."""
     stale = shop.journal.runs(state="running")
     orphans = runner.find_orphans(
         shop.repo_id, [runner.StaleRun(r["id"], r["pid"], r["proc_started"]) for r in stale]
@@ -113,6 +114,12 @@ def recover(shop: Shop) -> int:
         shop.journal.update_run(
             run["id"], state="interrupted", ended_at=task.utc_now(), outcome="stopped"
         )
+    folder = worker_dir(shop.root)
+    for path in sorted(folder.glob("shopfloor-*")):
+        try:
+            gitops.remove_worktree(shop.root, path)
+        except gitops.GitError as exc:
+            log_line("worker.tidy", path=path.name, error=str(exc))
     return len(orphans)
 
 
