@@ -345,3 +345,39 @@ def test_a_runner_runs_once(make_spec: Callable[..., RunSpec]) -> None:
     agent.run()
     with pytest.raises(RuntimeError):
         agent.run()
+
+
+_SUPERVISOR = """
+import sys, threading, time
+from pathlib import Path
+from shopfloor.runner import Runner, RunSpec
+die = sys.argv[2] == "1"
+spec = RunSpec("R-1", [sys.executable, "-c", "import time; time.sleep(60)"], Path(sys.argv[1]),
+               {}, Path(sys.argv[1]) / "run", timeout=0, stall=0, die_with_parent=die)
+runner = Runner(spec, on_started=lambda pid, _: print(pid, flush=True))
+threading.Thread(target=runner.run, daemon=True).start()
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("die_with_parent", [True, False])
+def test_die_with_parent_kills_the_agent_when_its_supervisor_is_killed(
+    tmp_path: Path, die_with_parent: bool
+) -> None:
+    """A worker killed with -9 cannot stop its agent: the kernel does (PR_SET_PDEATHSIG)."""
+    flag = "1" if die_with_parent else "0"
+    with subprocess.Popen(
+        [sys.executable, "-c", _SUPERVISOR, str(tmp_path), flag],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(runner.__file__).parents[1])},
+    ) as supervisor:
+        assert supervisor.stdout is not None
+        pid = int(supervisor.stdout.readline())
+        try:
+            supervisor.kill()
+            supervisor.wait(10)
+            assert wait_until(lambda: gone(pid), 3.0) is die_with_parent
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)

@@ -483,6 +483,7 @@ def run_checks(shop: Shop, entry: Entry, workdir: Path) -> ChecksReport:
             timeout=shop.config.pipeline.check_timeout,
             stall=shop.config.pipeline.check_timeout,
             grace=shop.config.pipeline.stop_grace,
+            die_with_parent=shop.die_with_us,
         )
         make_private_dir(spec.run_dir)
         runner = Runner(spec)

@@ -17,6 +17,7 @@ Why it is built this way:
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import math
 import os
@@ -86,6 +87,10 @@ class RunSpec:
     #: Beyond log_cap, the last bytes of a stream are still kept and written after the
     #: truncation marker: CLI agents print their final message last, and backends parse it.
     keep_tail: int = 64 * 1024
+    #: Linux: the leader gets SIGKILL when the thread that started it exits, so a worker that
+    #: dies (kill -9) never leaves its agent running while Temporal hands the run to another.
+    #: The spawning thread must live as long as the run (Runner.run blocks in it: it does).
+    die_with_parent: bool = False
 
 
 class Ending(StrEnum):
@@ -354,10 +359,35 @@ def _start_error(spec: RunSpec, exc: Exception) -> str:
     return f"cannot start {name}: {exc}"
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent_hook() -> Callable[[], None] | None:
+    """A preexec_fn setting PR_SET_PDEATHSIG=SIGKILL in the child; None where there is no prctl.
+
+    Everything it needs is looked up before the fork: the child runs only the prctl call and
+    a check that its parent did not die before the call took effect."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+    kill = int(signal.SIGKILL)
+
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, kill, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died between fork and prctl
+            os._exit(137)
+
+    return hook
+
+
 def _spawn(spec: RunSpec) -> subprocess.Popen[bytes]:
     """Start argv (never a shell) as the leader of a new session, so its pgid is its pid."""
     if not spec.argv:
         raise _StartError("empty command")
+    hook = _die_with_parent_hook() if spec.die_with_parent else None
     with _stdin_for(spec) as stdin:
         try:
             return subprocess.Popen(
@@ -370,6 +400,7 @@ def _spawn(spec: RunSpec) -> subprocess.Popen[bytes]:
                 start_new_session=True,
                 close_fds=True,
                 bufsize=0,
+                preexec_fn=hook,  # only prctl and getppid in the child, set up before the fork
             )
         except (OSError, ValueError, TypeError, subprocess.SubprocessError) as exc:
             raise _StartError(_start_error(spec, exc)) from exc

@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -139,6 +140,9 @@ class Shop:
     engine: Any = None
     #: This repository's tag on every child process (computed once: see child_env).
     repo_id: str = field(init=False)
+    #: A `shopfloor worker`'s shop: its agents and checks get SIGKILL when it dies (see
+    #: RunSpec.die_with_parent); a daemon's agents are recovered by its next start instead.
+    die_with_us: bool = False
 
     def __post_init__(self) -> None:
         self.repo_id = repo_identity(self.root)
@@ -278,6 +282,7 @@ class AgentRun:
     run_dir: Path
     error: str | None = None
     paused_until: float | None = None  # rate-limited: when its agent may run again
+    exit_code: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -340,6 +345,14 @@ def validate_result(data: Any, role: str) -> str | None:
     return None
 
 
+class _FromConfig(Enum):
+    BUDGET = "from [budget] and the journal"
+
+
+#: run_agent's default budget: what [budget] leaves for the task, by this shop's journal.
+FROM_CONFIG = _FromConfig.BUDGET
+
+
 def run_agent(
     shop: Shop,
     role: str,
@@ -347,12 +360,27 @@ def run_agent(
     workdir: Path,
     values: dict[str, str],
     attempt: int = 0,
+    *,
+    agent: str | None = None,
+    budget_usd: float | _FromConfig | None = FROM_CONFIG,
+    on_open: Callable[[str, Path], None] | None = None,
 ) -> AgentRun:
-    """Carry out one agent run under the run contract and judge it."""
-    agent_name, agent_cfg = shop.agent_for(role, entry)
+    """Carry out one agent run under the run contract and judge it.
+
+    A worker running for a daemon names the `agent` and the `budget_usd` the daemon gave
+    (None: no limit) and learns the run folder from `on_open(run_id, run_dir)`."""
+    if agent is None:
+        agent_name, agent_cfg = shop.agent_for(role, entry)
+    else:
+        agent_name, agent_cfg = agent, shop.config.agents[agent]
     backend = agents.get(agent_cfg.backend)
-    limit = budget.remaining(shop.config, shop.journal, entry.id, role)
+    if budget_usd is FROM_CONFIG:
+        limit = budget.remaining(shop.config, shop.journal, entry.id, role)
+    else:
+        limit = budget_usd
     run_id, run_dir = shop.open_run(entry.id, role, agent_name)
+    if on_open is not None:
+        on_open(run_id, run_dir)
     if limit is not None and limit <= 0:
         shop.log("run.refused", run=run_id, task=entry.id, role=role, reason="over budget")
         spent = shop.journal.cost_of_task(entry.id)
@@ -410,6 +438,7 @@ def run_agent(
         stall=agent_cfg.stall,
         grace=shop.config.pipeline.stop_grace,
         stdin_data=invocation.stdin,
+        die_with_parent=shop.die_with_us,
     )
     shop.bookkeep(
         role,
@@ -436,6 +465,7 @@ def run_agent(
     elif outcome is Outcome.OK and problem is not None:
         outcome, error = Outcome.AGENT_ERROR, problem
     run = AgentRun(run_id, role, agent_name, outcome, data, parsed, result.duration, run_dir, error)
+    run.exit_code = result.exit_code
     _journal_end(shop, run, result)
     shop.bookkeep(role, lambda: track_agent_health(shop, run))
     return run

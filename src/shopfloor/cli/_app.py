@@ -14,6 +14,7 @@ from shopfloor.cli import (
     doctor_cmds,
     land_cmds,
     roles_cmds,
+    scale_cmds,
     web_cmds,
 )
 
@@ -40,3 +41,4 @@ doctor_cmds.register(app)
 roles_cmds.register(app)
 completion_cmds.register(app)
 web_cmds.register(app)
+scale_cmds.register(app)

@@ -101,6 +101,10 @@ class Progress:
     chunk: str  # the newest output, at most a bounded tail, starting at byte `offset`
     #: runs of this request lost before this one (carried from attempt to attempt)
     lost: list[dict[str, Any]] = field(default_factory=list)
+    #: Why this attempt ends without a reply, when the worker can still say: "error: ..." (a
+    #: failed fetch or push: retried, not a lost run) or "worker stopping". Empty while it
+    #: runs: the next attempt then counts it lost ("heartbeat lapsed").
+    ended: str = ""
 
 
 #: The workflow type and the activity name: the wire names both sides agree on.
