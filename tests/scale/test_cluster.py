@@ -1,0 +1,212 @@
+"""The whole pipeline on a cluster: a coordinator daemon with `[scale] engine = "temporal"`, a
+real Temporal dev server, a bare remote, and `shopfloor worker`s in their own clones (each a
+"machine"), running the scripted pipeline agent."""
+
+from __future__ import annotations
+
+import signal
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from shopfloor import actions
+from shopfloor.board import Board, Lane
+from shopfloor.journal import Journal
+from tests.scale.cluster import Cluster, command_agent, config_text, scale_table, wait_for
+from tests.support import git, marks, shopfloor, start_daemon, stop
+
+#: Seconds: a killed worker's runs go elsewhere this long after its last heartbeat.
+HEARTBEAT = 3.0
+BEHAVIOUR = ("pm:spec", "coder:write", "qa:pass")
+
+
+def _coordinator(cluster: Cluster, *, coder: int = 4, qa: int = 4, extra: str = "") -> Path:
+    """The coordinator's config: the scripted agent (a hotfix runs here), the engine, and
+    concurrency enough to keep several workers busy."""
+    root = cluster.coordinator
+    text = config_text(
+        {"a": command_agent(*BEHAVIOUR, "hotfix:patch")},
+        pipeline={"concurrency": {"pm": 4, "coder": coder, "qa": qa}},
+        scale=scale_table(cluster.server, cluster.task_queue, heartbeat_timeout=HEARTBEAT) + extra,
+    )
+    (root / "shopfloor.toml").write_text(text)
+    git(root, "commit", "--quiet", "-am", "config: the temporal engine")
+    git(root, "push", "--quiet", "origin", "main")
+    return root
+
+
+def _worker(cluster: Cluster, name: str, *behaviour: str) -> Path:
+    """A worker clone whose agent marks each run it starts in marks-<name>.txt."""
+    mark = cluster.tmp / f"marks-{name}.txt"
+    agent = command_agent(*BEHAVIOUR, *behaviour, f"*:mark={mark}")
+    root = cluster.worker_clone(name, {"a": agent})
+    cluster.start_worker(name, root)
+    return root
+
+
+def _file_tasks(root: Path, count: int) -> list[str]:
+    board = Board(root)
+    return [
+        actions.create_task(board, actions.NewTask(f"task {n}", "change a file", False)).id
+        for n in range(count)
+    ]
+
+
+def _lanes(root: Path, ids: list[str]) -> Counter[Lane]:
+    lanes = {e.id: e.lane for e in Board(root).scan().entries}
+    return Counter(lanes.get(i, Lane.INVALID) for i in ids)
+
+
+def _all_done(root: Path, ids: list[str]) -> bool:
+    return _lanes(root, ids)[Lane.DONE] == len(ids)
+
+
+def _runs(root: Path) -> list[dict[str, Any]]:
+    journal = Journal(root / ".shopfloor" / "journal.db")
+    try:
+        return journal.runs()
+    finally:
+        journal.close()
+
+
+def _commits_per_attempt(cluster: Cluster, task_id: str) -> Counter[str]:
+    log = cluster.remote_git(
+        "log", "--format=%(trailers:key=Shopfloor-Attempt,valueonly)", f"shopfloor/{task_id}"
+    )
+    return Counter(line.strip() for line in log.splitlines() if line.strip())
+
+
+def _all_marks(cluster: Cluster) -> list[tuple[str, list[str]]]:
+    return [
+        (path.stem.removeprefix("marks-"), line)
+        for path in sorted(cluster.tmp.glob("marks-*.txt"))
+        for line in marks(path)
+    ]
+
+
+def test_tasks_go_through_the_pipeline_on_a_worker(cluster: Cluster) -> None:
+    root = _coordinator(cluster)
+    _worker(cluster, "w1")
+    daemon = start_daemon(root)
+    try:
+        ids = _file_tasks(root, 3)
+        wait_for("3 tasks done", lambda: _all_done(root, ids), 120)
+    finally:
+        assert stop(daemon) == 0
+    runs = [r for r in _runs(root) if r["role"] in ("pm", "coder", "qa")]
+    assert len(runs) == 9 and {r["worker"] for r in runs} == {"w1"}
+    assert all(r["workflow_id"] for r in runs)
+    for task_id in ids:
+        assert _commits_per_attempt(cluster, task_id) == Counter({"1": 1})
+        # The daemon fetched the worker's branch: QA's diff and the landing use it here.
+        assert git(root, "rev-parse", f"shopfloor/{task_id}") == cluster.remote_git(
+            "rev-parse", f"shopfloor/{task_id}"
+        )
+    board = Board(root)
+    text = board.read_text(board.find(ids[0]))
+    assert "## Spec" in text  # written by the PM on the worker, into the file by the daemon
+    # No agent ran on the coordinator: every mark is a worker's.
+    assert len(_all_marks(cluster)) == 9
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_thirty_tasks_on_three_workers_survive_a_worker_killed_mid_run(cluster: Cluster) -> None:
+    root = _coordinator(cluster, coder=6, qa=6)
+    for name in ("w1", "w2", "w3"):
+        _worker(cluster, name, "coder:sleep=1")
+    daemon = start_daemon(root)
+    try:
+        ids = _file_tasks(root, 30)
+        # w1 dies in the middle of a coder run: its agent with it, its run elsewhere.
+        wait_for(
+            "a coder run on w1",
+            lambda: any(w == "w1" and m[0] == "coder" for w, m in _all_marks(cluster)),
+            180,
+        )
+        victims = [int(m[4]) for w, m in _all_marks(cluster) if w == "w1"]
+        cluster.kill_worker("w1")
+        wait_for("w1's agents gone", lambda: not any(psutil.pid_exists(p) for p in victims), 10)
+        wait_for("30 tasks done", lambda: _all_done(root, ids), 480)
+    finally:
+        assert stop(daemon) == 0
+    # Every coder attempt committed once; a lost run used no attempt.
+    for task_id in ids:
+        assert _commits_per_attempt(cluster, task_id) == Counter({"1": 1}), task_id
+    runs = _runs(root)
+    lost = [r for r in runs if r["outcome"] == "lost"]
+    assert lost and {r["worker"] for r in lost} == {"w1"}
+    assert all(Board(root).find(i).header.attempts <= 1 for i in ids)
+    # No (task, role, attempt) started twice but where its first worker was lost.
+    started = Counter((m[0], m[1], m[2]) for _, m in _all_marks(cluster))
+    twice = {key for key, n in started.items() if n > 1}
+    lost_keys = {(r["role"], r["task_id"], str(r["attempt"])) for r in lost}
+    assert twice <= lost_keys
+
+
+def test_a_killed_coordinator_rejoins_its_runs_and_starts_none_twice(cluster: Cluster) -> None:
+    root = _coordinator(cluster)
+    _worker(cluster, "w1", "coder:sleep=4")
+    daemon = start_daemon(root)
+    ids = _file_tasks(root, 2)
+    try:
+        wait_for(
+            "both coders running",
+            lambda: sum(m[0] == "coder" for _, m in _all_marks(cluster)) == 2,
+            120,
+        )
+        stop(daemon, signal.SIGKILL)  # kill -9: its runs go on on the worker
+        daemon = start_daemon(root)
+        wait_for("both tasks done", lambda: _all_done(root, ids), 120)
+    finally:
+        stop(daemon)
+    started = Counter((m[0], m[1], m[2]) for _, m in _all_marks(cluster))
+    assert set(started.values()) == {1}, started
+    assert len(started) == 6
+
+
+def test_work_resumes_after_the_temporal_server_restarts(cluster: Cluster) -> None:
+    root = _coordinator(cluster)
+    _worker(cluster, "w1", "coder:sleep=3")
+    daemon = start_daemon(root)
+    ids = _file_tasks(root, 2)
+    try:
+        wait_for(
+            "a coder running",
+            lambda: any(m[0] == "coder" for _, m in _all_marks(cluster)),
+            120,
+        )
+        cluster.server.restart()
+        wait_for("both tasks done", lambda: _all_done(root, ids), 180)
+    finally:
+        assert stop(daemon) == 0
+    for task_id in ids:
+        assert _commits_per_attempt(cluster, task_id) == Counter({"1": 1})
+
+
+def test_with_temporal_down_tasks_wait_and_a_hotfix_runs_here(cluster: Cluster) -> None:
+    root = _coordinator(cluster)
+    cluster.server.stop()
+    daemon = start_daemon(root)
+    try:
+        ids = _file_tasks(root, 1)
+        hotfix = actions.create_hotfix(Board(root), "checkout returns 500").id
+        wait_for(
+            "the hotfix to end",
+            lambda: "## Verification" in Board(root).read_text(Board(root).find(hotfix)),
+            60,
+        )
+        status = shopfloor(root, "status", "--json").stdout
+        assert '"down"' in status
+        # The task never ran here by surprise: still waiting in the inbox, no run recorded.
+        assert _lanes(root, ids)[Lane.INBOX] == 1
+        assert not [r for r in _runs(root) if r["role"] != "hotfix"]
+        # Back up, with a worker: it goes through.
+        cluster.server.start()
+        _worker(cluster, "w1")
+        wait_for("the task done", lambda: _all_done(root, ids), 120)
+    finally:
+        assert stop(daemon) == 0
