@@ -285,10 +285,13 @@ def engine_lines(engine: dict[str, Any] | None, width: int, color: bool) -> list
     the embedded mode)."""
     if not engine:
         return []
-    from shopfloor.scale.state import engine_text
+    from shopfloor.scale.state import DOWN, DOWN_ADVICE, engine_text
 
     style = _ENGINE_STYLE.get(str(engine.get("state")), "yellow")
-    return [note("engine", style, engine_text(engine), width, color)]
+    lines = [note("engine", style, engine_text(engine), width, color)]
+    if engine.get("state") == DOWN:
+        lines.append(note("engine", style, DOWN_ADVICE, width, color))
+    return lines
 
 
 def note_lines(report: dict[str, Any], width: int, color: bool) -> list[str]:

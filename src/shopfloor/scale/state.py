@@ -171,8 +171,6 @@ def engine_text(engine: dict[str, Any]) -> str:
     state = engine.get("state")
     if state == UP:
         return f"{where} up since {engine.get('since') or '?'}"
-    if state == DOWN:
-        return (
-            f"{where} DOWN since {engine.get('since') or '?'}: {engine.get('error')}; {DOWN_ADVICE}"
-        )
+    if state == DOWN:  # the caller adds DOWN_ADVICE (a line of its own in a terminal)
+        return f"{where} DOWN since {engine.get('since') or '?'}: {engine.get('error')}"
     return f"{where} state unknown ({engine.get('error')})"

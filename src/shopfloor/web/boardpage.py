@@ -19,7 +19,7 @@ from pathlib import Path
 from shopfloor import shop as shop_mod
 from shopfloor.board import Board, Entry
 from shopfloor.journal import open_if_present
-from shopfloor.scale.state import engine_json, engine_text
+from shopfloor.scale.state import DOWN, DOWN_ADVICE, engine_json, engine_text
 from shopfloor.web.html import age, button, esc, money
 from shopfloor.words import Lane, Status
 
@@ -294,10 +294,10 @@ def render_engine(engine: dict[str, object] | None) -> str:
     state = str(engine.get("state")) if engine else ""
     if engine is None or state == "up":
         return '<section class="engine none" data-region="engine"></section>'
-    # engine_text says, when down, that tasks wait and hotfixes still run here
+    advice = f"<p>{esc(DOWN_ADVICE)}.</p>" if state == DOWN else ""
     return (
         f'<section class="engine {esc(state)}" data-region="engine" role="status">'
-        f"<strong>engine {esc(state)}</strong> {esc(engine_text(engine))}</section>"
+        f"<strong>engine {esc(state)}</strong> {esc(engine_text(engine))}{advice}</section>"
     )
 
 
