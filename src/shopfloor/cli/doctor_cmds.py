@@ -23,7 +23,9 @@ def doctor_cmd(ctx: click.Context, as_json: bool) -> None:
     default), its binary, version (tested or not) and credentials, with advice for problems.
 
     An empty or partial shopfloor.toml is explained: the roles with no agent, what their
-    defaults would need, and `shopfloor init`. Exits 1 when a role cannot run.
+    defaults would need, and `shopfloor init`. With `[scale] engine = "temporal"`: the
+    engine's connection, the git remote workers use, and which workers poll for which agent
+    (docs/scale-out.md). Exits 1 when a role cannot run, or the engine or remote cannot be used.
     """
     from shopfloor import doctor  # pydantic and friends: only for this command, not `status`
 
