@@ -174,8 +174,10 @@ def test_web_state_and_page_show_the_worker_and_the_engine(project: Path) -> Non
         assert 'class="engine down"' in page and "hotfixes still run here" in page
         assert "on machine-d" in page
         write_engine(project, up=True)
-        page = api.get("/").text
-        assert 'class="engine none"' in page  # the region stays, empty, for board.js
+        # What board.js fetches on an event and swaps region by region: the engine region
+        # is always there (empty while up), so the banner can come and go live.
+        fragment = api.get("/fragment/board").text
+        assert '<section class="engine none" data-region="engine"></section>' in fragment
         assert api.get("/api/v1/state").json()["engine"]["state"] == "up"
 
 
@@ -205,6 +207,23 @@ def test_engine_notifications_render_for_every_channel() -> None:
     # As urgent as a fault of the machine; subscribable by name in [notify.*] events.
     assert events.priority(events.ENGINE_DOWN) == events.priority(events.FAULT)
     assert {events.ENGINE_DOWN, events.ENGINE_UP} <= set(events.ALL_EVENTS)
+
+
+def test_the_bots_status_names_the_worker_and_the_engine(project: Path) -> None:
+    from shopfloor.notify.bot import Commands
+
+    task = actions.create_task(Board(project), actions.NewTask("Remote"))
+    remote_run(project, task.id, "machine-e")
+    commands = Commands(project)
+    try:
+        assert "engine" not in commands.answer("/status")  # the embedded mode says nothing
+        write_engine(project, up=False)
+        answer = commands.answer("/status")
+    finally:
+        commands.close_journal()
+    assert f"R-{task.id} coder {task.id} on machine-e" in answer
+    assert "engine: temporal 127.0.0.1:7233 DOWN since" in answer
+    assert "hotfixes still run here" in answer
 
 
 # ---------------------------------------------------------------------------- doctor
