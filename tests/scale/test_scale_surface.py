@@ -369,8 +369,11 @@ def test_doctor_sees_the_engine_the_remote_and_which_agents_have_workers(
     warnings = " ".join(engine["warnings"])
     assert "no worker has the agent 'sim2' (qa)" in warnings and "sq.agent.sim2" in warnings
     assert "'sim' (" not in warnings  # sim has its worker
-    human = shopfloor(root, "doctor", check=False).stdout
+    assert "no worker polls sq:" in warnings  # the stand-in polls no workflows
+    with AgentPoller(temporal_address, agent_queue("sq", "sim"), "machine-a"):
+        human = shopfloor(root, "doctor", check=False).stdout
     assert f"engine temporal {temporal_address}" in human and "connected" in human
+    assert "agent sim (pm, coder) on sq.agent.sim: machine-a" in human
 
 
 def test_doctor_fails_on_a_closed_port_and_names_the_fallback(tmp_path: Path) -> None:

@@ -75,14 +75,17 @@ def check_engine(config: Config, root: Path) -> EngineCheck | None:
     check = EngineCheck("temporal", scale.address, scale.namespace, scale.task_queue, scale.remote)
     check_remote(check, root)
     try:
-        import temporalio  # noqa: F401
+        import temporalio  # noqa: F401  (the package only: no runtime starts on import)
     except ImportError:
         check.errors.append(
             f'[scale] engine = "temporal" needs the Temporal SDK, which is not installed: '
             f"{INSTALL_HINT}"
         )
         return check
-    asyncio.run(_check_temporal(check, config))
+    check.queues = _queues(config)
+    probe_in_child(check, scale)
+    if check.connected:
+        _judge_queues(check)
     return check
 
 
@@ -144,25 +147,86 @@ def check_remote(check: EngineCheck, root: Path) -> None:
 # ---------------------------------------------------------------------------- Temporal
 
 
-async def _check_temporal(check: EngineCheck, config: Config) -> None:
+#: Seconds the probe process may take in all (a connect, then the queues side by side).
+PROBE_TIMEOUT = 3 * CONNECT_TIMEOUT + 10
+
+
+def probe_in_child(check: EngineCheck, scale: ScaleConfig) -> None:
+    """Ask Temporal from a child process (`python -m shopfloor.scale.health`).
+
+    The SDK's Rust threads can outlive a short-lived client and abort the interpreter as it
+    exits (temporalio/sdk-python#300: "PyGILState_Release … finalizing"). The child answers
+    on stdout and leaves with os._exit, so `doctor` itself never loads that runtime."""
+    import json
+    import sys
+
+    request = {"scale": scale.model_dump(mode="json"), "queues": [asdict(q) for q in check.queues]}
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "shopfloor.scale.health"],
+            input=json.dumps(request),
+            capture_output=True,
+            text=True,
+            timeout=PROBE_TIMEOUT,
+        )
+    except subprocess.TimeoutExpired:
+        check.errors.append(_unreachable(scale, TimeoutError()))
+        return
+    except OSError as exc:
+        check.errors.append(f"the Temporal check could not run: {exc}")
+        return
+    try:
+        answer = json.loads(proc.stdout)
+    except ValueError:
+        tail = " ".join(proc.stderr.split())[-300:]
+        check.errors.append(f"the Temporal check failed (exit {proc.returncode}): {tail}")
+        return
+    check.connected = bool(answer["connected"])
+    check.errors.extend(answer["errors"])
+    check.warnings.extend(answer["warnings"])
+    for queue, pollers in zip(check.queues, answer["pollers"], strict=True):
+        queue.pollers = list(pollers)
+
+
+async def _probe(check: EngineCheck, scale: ScaleConfig) -> None:
+    """Connect, then ask who polls each queue (in the child)."""
     from shopfloor.scale.temporal import connect
 
     try:
-        client = await asyncio.wait_for(connect(config.scale, "shopfloor-doctor"), CONNECT_TIMEOUT)
+        client = await asyncio.wait_for(connect(scale, "shopfloor-doctor"), CONNECT_TIMEOUT)
     except Exception as exc:  # refused, TLS, auth, timeout: all say the same to a person
-        check.errors.append(_unreachable(config.scale, exc))
+        check.errors.append(_unreachable(scale, exc))
         return
     check.connected = True
-    check.queues = _queues(config)
     results = await asyncio.gather(
-        *(_pollers(client, config.scale, q) for q in check.queues), return_exceptions=True
+        *(_pollers(client, scale, q) for q in check.queues), return_exceptions=True
     )
     for queue, result in zip(check.queues, results, strict=True):
         if isinstance(result, BaseException):
             check.warnings.append(f"could not describe the queue {queue.task_queue}: {result}")
         else:
             queue.pollers = result
-    _judge_queues(check)
+
+
+def _probe_main() -> None:
+    """`python -m shopfloor.scale.health`: the request on stdin, the answer on stdout."""
+    import json
+    import sys
+
+    request = json.load(sys.stdin)
+    scale = ScaleConfig.model_validate(request["scale"])
+    check = EngineCheck("temporal", scale.address, scale.namespace, scale.task_queue, "")
+    check.queues = [QueueCheck(**q) for q in request["queues"]]
+    asyncio.run(_probe(check, scale))
+    answer = {
+        "connected": check.connected,
+        "errors": check.errors,
+        "warnings": check.warnings,
+        "pollers": [q.pollers for q in check.queues],
+    }
+    sys.stdout.write(json.dumps(answer) + "\n")
+    sys.stdout.flush()
+    os._exit(0)  # see probe_in_child: no interpreter teardown beside the SDK's threads
 
 
 def _unreachable(scale: ScaleConfig, exc: BaseException) -> str:
@@ -227,3 +291,7 @@ def _judge_queues(check: EngineCheck) -> None:
                 f"no worker has the agent {queue.agent!r} ({', '.join(queue.roles)}): its runs "
                 f"wait until a `shopfloor worker` with it polls {queue.task_queue}"
             )
+
+
+if __name__ == "__main__":
+    _probe_main()
