@@ -204,6 +204,8 @@ def attempt_of(entry: Entry) -> int:
 def do_pm(shop: Shop, entry: Entry) -> Step:
     """inbox -> backlog: the PM writes `## Spec` (in the live tree, which it must not change)."""
     values = {"task_text": _text(shop, entry)}
+    if shop.engine is not None:
+        return _remote_pm(shop, entry, values)
     before = treewatch.mark(shop.root, "the live tree")
     hotfixes = shop.live_tree.mark()
     run = run_agent(shop, Role.PM, entry, shop.root, values, attempt=attempt_of(entry))
@@ -211,10 +213,39 @@ def do_pm(shop: Shop, entry: Entry) -> Step:
     return flag_tree_changes(shop, entry, _judge_spec(shop, entry, run), run, seen)
 
 
-def _judge_spec(shop: Shop, entry: Entry, run: AgentRun) -> Step:
+def _remote_pm(shop: Shop, entry: Entry, values: dict[str, str]) -> Step:
+    """The PM on a worker: it edits the worker's copy of the task file; its `## Spec` comes
+    back in the reply and the daemon writes it here (the only writer of task files)."""
+    from shopfloor.scale import remote
+
+    done = remote.run_remote(shop, Role.PM, entry, values, attempt_of(entry))
+    entry = _note_lost(shop, entry, done)
+    spec = task.get_section(done.reply.task_text or "", "Spec") if done.reply else ""
+    step = _judge_spec(shop, entry, done.run, spec)
+    if step.event in (Event.SPEC_WRITTEN, Event.SPEC_GATED) and spec:
+        return Step(step.event, step.line, Change(sections={"Spec": spec}), entry)
+    return _on(step, entry)
+
+
+def _on(step: Step, entry: Entry) -> Step:
+    """The step, applied to the task file as the stage last wrote it."""
+    return step if step.entry is not None else Step(step.event, step.line, step.change, entry)
+
+
+def _note_lost(shop: Shop, entry: Entry, done: Any) -> Entry:
+    """Runs lost with a dead worker, said in the tracker (none used an attempt)."""
+    from shopfloor.scale import remote
+
+    for line in remote.lost_lines(done.reply):
+        entry = note(shop, entry, line)
+    return entry
+
+
+def _judge_spec(shop: Shop, entry: Entry, run: AgentRun, spec: str | None = None) -> Step:
     if run.outcome in NOT_THE_TASKS_FAULT:
         return agent_trouble(run)
-    spec = task.get_section(_text(shop, entry), "Spec")
+    if spec is None:
+        spec = task.get_section(_text(shop, entry), "Spec")
     if not run.ok or not spec:
         why = "" if spec else " — no ## Spec written"
         return Step(Event.SPEC_FAILED, run_line(run, f"; pm produced no usable spec{why}"))
@@ -228,6 +259,8 @@ def _judge_spec(shop: Shop, entry: Entry, run: AgentRun) -> Step:
 
 def do_code(shop: Shop, entry: Entry) -> Step:
     """active -> review: Coder in its worktree, orchestrator commits, then runs the checks."""
+    if shop.engine is not None:
+        return _remote_code(shop, entry)
     attempt = attempt_of(entry)
     workdir, branch = worktree_path(shop, entry.id), branch_name(entry.id)
     try:
@@ -248,6 +281,82 @@ def do_code(shop: Shop, entry: Entry) -> Step:
     report = run_checks(shop, entry, workdir)
     save_state(shop, entry.id, checks_run=report.run_id, checks=report.items)
     return Step(Event.CODED, report.tracker_line(shop), entry=entry)
+
+
+def _remote_code(shop: Shop, entry: Entry) -> Step:
+    """The Coder on a worker: the daemon publishes the task's branch (at its base on first use),
+    the worker runs the agent in a worktree of it, commits, pushes and runs the checks there;
+    the daemon fetches the branch and keeps the checks' output for QA."""
+    from shopfloor.scale import dispatch, remote
+
+    attempt, branch = attempt_of(entry), branch_name(entry.id)
+    state = load_state(shop, entry.id)
+    base = state.get("base") or gitops.head(shop.root)
+    if not base:
+        why = "the repository has no commits yet; commit something"
+        return Step(Event.SETUP_PROBLEM, f"coder cannot start: {why}, then `shopfloor retry`")
+    save_state(shop, entry.id, base=base, branch=branch)
+    where = shop.config.scale.remote
+    dispatch.publish_branch(shop.root, where, branch, str(base))
+    text = _text(shop, entry)
+    values = {
+        "task_text": text,
+        "previous_attempt": _previous_notes(text),
+        "checks": ", ".join(_check_label(c) for c in shop.config.pipeline.checks) or "none",
+    }
+    since = state.get("attempts_since") or ""
+    done = remote.run_remote(
+        shop,
+        Role.CODER,
+        entry,
+        values,
+        attempt,
+        branch=branch,
+        base=str(base),
+        since=since,
+        run_checks=True,
+    )
+    entry = _note_lost(shop, entry, done)
+    run, reply = done.run, done.reply
+    if reply is None or not (run.ok or reply.already_committed):
+        if run.outcome in NOT_THE_TASKS_FAULT:
+            return _on(agent_trouble(run), entry)
+        return Step(Event.CODE_FAILED, run_line(run, "; coder failed"), entry=entry)
+    if not reply.commit:
+        return Step(Event.CODE_FAILED, run_line(run, "; coder changed nothing"), entry=entry)
+    dispatch.fetch_branch(shop.root, where, branch)
+    if reply.already_committed:
+        line = f"coder attempt {attempt} already committed ({reply.commit[:10]}) on {where}"
+    else:
+        line = run_line(run, f"; {reply.diffstat or 'committed'} (worker {reply.worker})")
+    entry = note(shop, entry, line)
+    report = _remote_checks(shop, entry, reply)
+    save_state(shop, entry.id, checks_run=report.run_id, checks=report.items)
+    return Step(Event.CODED, report.tracker_line(shop), entry=entry)
+
+
+def _remote_checks(shop: Shop, entry: Entry, reply: Any) -> ChecksReport:
+    """The checks the worker ran after committing, kept in a run folder here; when it sent
+    none, the orchestrator runs them here, in a worktree of the fetched branch."""
+    if reply.checks is None:
+        workdir = worktree_path(shop, entry.id)
+        if not workdir.exists():
+            gitops.add_worktree(shop.root, workdir, branch_name(entry.id))
+        return run_checks(shop, entry, workdir)
+    run_id, run_dir = shop.open_run(entry.id, "checks")
+    items = list(reply.checks)
+    report = ChecksReport(run_id, run_dir, items)
+    _fs.atomic_write(run_dir / "checks.json", json.dumps(items, indent=2))
+    outcome = "ok" if report.passed else "fail"
+
+    def record() -> None:
+        shop.journal.insert_run(
+            run_id, entry.id, "checks", state="ended", run_dir=str(run_dir), worker=reply.worker
+        )
+        shop.journal.update_run(run_id, ended_at=task.utc_now(), outcome=outcome)
+
+    shop.bookkeep("checks", record)
+    return report
 
 
 def _base_commit(shop: Shop, task_id: str, branch: str, fresh_base: str) -> str:
@@ -412,6 +521,8 @@ def run_checks(shop: Shop, entry: Entry, workdir: Path) -> ChecksReport:
 def do_qa(shop: Shop, entry: Entry) -> Step:
     """review -> done | backlog | failed: QA reads spec, diff and the captured check output."""
     state = load_state(shop, entry.id)
+    if shop.engine is not None:
+        return _remote_qa(shop, entry, state)
     workdir = worktree_path(shop, entry.id)
     report = _checks_for_review(shop, entry, state, workdir)
     base = state.get("base") or gitops.merge_base(shop.root, branch_name(entry.id), "HEAD")
@@ -426,6 +537,36 @@ def do_qa(shop: Shop, entry: Entry) -> Step:
     run = run_agent(shop, Role.QA, entry, workdir, values, attempt=attempt_of(entry))
     seen = [treewatch.changes_since(m) for m in marks]  # before a verdict removes the worktree
     return flag_tree_changes(shop, entry, _judge_review(shop, entry, run, report), run, seen)
+
+
+def _remote_qa(shop: Shop, entry: Entry, state: dict[str, Any]) -> Step:
+    """QA on a worker, in a worktree of the branch the daemon publishes; the diff and the
+    checks' output are the daemon's, as for a local QA run."""
+    from shopfloor.scale import dispatch, remote
+
+    branch = branch_name(entry.id)
+    where = shop.config.scale.remote
+    dispatch.fetch_branch(shop.root, where, branch)
+    base = state.get("base") or gitops.merge_base(shop.root, branch, "HEAD") or ""
+    items = state.get("checks")
+    if isinstance(items, list) and state.get("checks_run"):
+        report = ChecksReport(
+            str(state["checks_run"]), shop.runs_dir / str(state["checks_run"]), items
+        )
+    else:  # the record is gone (a journal loss): run them again, here
+        report = _checks_for_review(shop, entry, state, worktree_path(shop, entry.id))
+    dispatch.publish_branch(shop.root, where, branch, str(base))
+    diff = gitops.diff_refs(shop.root, str(base), branch) if base else ""
+    values = {
+        "task_text": _text(shop, entry),
+        "diff": diff or "(empty)",
+        "check_output": report.for_prompt(),
+    }
+    done = remote.run_remote(
+        shop, Role.QA, entry, values, attempt_of(entry), branch=branch, base=str(base)
+    )
+    entry = _note_lost(shop, entry, done)
+    return _on(_judge_review(shop, entry, done.run, report), entry)
 
 
 def _judge_review(shop: Shop, entry: Entry, run: AgentRun, report: ChecksReport) -> Step:

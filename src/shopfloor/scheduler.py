@@ -54,6 +54,8 @@ _PRIORITY_ORDER = {p: i for i, p in enumerate(defaults.PRIORITIES)}
 #: recovery is retried after this many seconds, doubling up to FAULT_MAX while it lasts.
 FAULT_FIRST = 1.0
 FAULT_MAX = 60.0
+#: While the scale engine is unreachable, claims are tried again this often (seconds).
+ENGINE_RETRY = 2.0
 _ROLE_BY_LANE = {Lane.INBOX: Role.PM, Lane.BACKLOG: Role.CODER, Lane.REVIEW: Role.QA}
 _STAGES: dict[Role, Callable[[Shop, Entry], pipeline.Step]] = {
     Role.PM: pipeline.do_pm,
@@ -151,6 +153,24 @@ class Daemon:
         self.status = StatusServer(root, lambda: self.shop.journal, self.shop.log)  # statusd
         self._stop_started: float | None = None
         self._signals = SignalStop(self.stop, self.stop_deadline, self._stop_overdue)
+        if config.scale.engine == "temporal":
+            self.shop.engine = self._engine(config)
+
+    def _engine(self, config: Config) -> Any:
+        """`[scale] engine = "temporal"`: PM, Coder and QA runs go to workers; hotfixes never."""
+        from shopfloor.scale.dispatch import Engine
+
+        return Engine(
+            config.scale, self._engine_changed, identity=f"shopfloor-daemon-{os.getpid()}"
+        )
+
+    def _engine_changed(self, state: str, details: dict[str, Any]) -> None:
+        """Said once per change: down (tasks wait, hotfixes still run here) and back up (not
+        the first connect at start, which is no news)."""
+        self.shop.log(f"engine.{state}", **details)
+        if state == "down" or "down_for" in details:
+            self._notify(f"engine_{state}", **details)
+        self._wake.set()
 
     # ------------------------------------------------------------------ events
 
@@ -301,6 +321,8 @@ class Daemon:
         hotfix_thread.join(timeout=max(0.0, deadline - time.monotonic()))
         self._notify("daemon_stopped", pid=os.getpid())
         self.shop.log("daemon.stop", failures=self.failures)
+        if self.shop.engine is not None:
+            self.shop.engine.close()
         if not busy:  # a busy job may hold the journal's lock; exiting closes the file anyway
             self.shop.journal.close()
 
@@ -331,7 +353,11 @@ class Daemon:
         """Say at start which agents cannot run (their tasks will wait, not fail)."""
         from shopfloor import doctor
 
-        for name, agent in sorted(self.shop.config.agents.items()):
+        agents = self.shop.config.agents
+        if self.shop.engine is not None:  # workers run the others: only the hotfix runs here
+            hotfix = self.shop.config.roles.hotfix
+            agents = {hotfix: agents[hotfix]} if hotfix in agents else {}
+        for name, agent in sorted(agents.items()):
             if agent.backend != "simulator" and doctor.find_binary(agent, os.environ) is None:
                 binary = doctor.binary_name(agent)
                 self.shop.log("agent.missing", agent=name, binary=binary, hint="shopfloor doctor")
@@ -354,6 +380,8 @@ class Daemon:
             timeout = max(0.0, min(next_full - time.monotonic(), 1.0 if self.once else 3600.0))
             if self._resume_at is not None:  # wake when a paused agent may run again
                 timeout = max(0.0, min(timeout, self._resume_at - time.time() + 0.05))
+            if self.shop.engine is not None and self.shop.engine.state != "up":
+                timeout = min(timeout, ENGINE_RETRY)  # look again soon: it may be back
             if self._fault_until is not None:  # recovery retries as soon as the back-off ends
                 timeout = max(0.0, min(timeout, self._fault_until - time.monotonic() + 0.01))
             self._sleep(timeout)
@@ -433,6 +461,12 @@ class Daemon:
         if spent is not None:
             self._say_once("budget.day", spent)  # new claims resume at midnight UTC
             return 0
+        engine = self.shop.engine
+        if engine is not None and not engine.ready():
+            # Never run here by surprise: the tasks wait for the engine (hotfixes do not).
+            self._say_once("engine.wait", f"{engine.state}: {engine.error}")
+            return 0
+        self._said.pop("engine.wait", None)
         paused = self.shop.journal.pauses()
         self._resume_at = min((until for until, _ in paused.values()), default=None)
         limits = self.shop.config.pipeline.concurrency

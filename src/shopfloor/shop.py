@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from shopfloor import _fs, agents, budget, roles, runlogs
 from shopfloor.agents import Backend, Outcome, Parsed, RunContext
@@ -110,6 +110,14 @@ class LiveTreeWriters:
             return sorted(working | started | set(self._working))
 
 
+class Stoppable(Protocol):
+    """A live run `Shop` can stop: a local Runner, or a remote run's handle (scale)."""
+
+    def stop(self, reason: str) -> None: ...
+
+    def kill_now(self) -> None: ...
+
+
 @dataclass
 class Shop:
     """The daemon's shared state: board, journal, config, live runners, notifications."""
@@ -121,12 +129,14 @@ class Shop:
     notify: Callable[..., object] = lambda event, **payload: None
     log: Callable[..., None] = log_line
     stopping: threading.Event = field(default_factory=threading.Event)
-    _runners: dict[str, tuple[str, Runner]] = field(default_factory=dict)
+    _runners: dict[str, tuple[str, Stoppable]] = field(default_factory=dict)
     #: task id -> why: its runs are stopped, those it starts later too, until `clear_stop`
     _stops: dict[str, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     #: Hotfix agents at work in the live tree (see LiveTreeWriters).
     live_tree: LiveTreeWriters = field(default_factory=LiveTreeWriters)
+    #: `[scale] engine = "temporal"`: the daemon's scale.dispatch.Engine (None: runs are local).
+    engine: Any = None
     #: This repository's tag on every child process (computed once: see child_env).
     repo_id: str = field(init=False)
 
@@ -211,7 +221,7 @@ class Shop:
 
     # ------------------------------------------------------------------ live runs
 
-    def track(self, run_id: str, task_id: str, runner: Runner) -> None:
+    def track(self, run_id: str, task_id: str, runner: Stoppable) -> None:
         with self._lock:
             self._runners[run_id] = (task_id, runner)
             reason = self._stops.get(task_id)
@@ -427,7 +437,7 @@ def run_agent(
         outcome, error = Outcome.AGENT_ERROR, problem
     run = AgentRun(run_id, role, agent_name, outcome, data, parsed, result.duration, run_dir, error)
     _journal_end(shop, run, result)
-    shop.bookkeep(role, lambda: _track_agent_health(shop, run))
+    shop.bookkeep(role, lambda: track_agent_health(shop, run))
     return run
 
 
@@ -441,7 +451,7 @@ def _keep_private(path: Path) -> None:
         pass  # not ours to change (another owner): the run folder is 0700 anyway
 
 
-def _track_agent_health(shop: Shop, run: AgentRun) -> None:
+def track_agent_health(shop: Shop, run: AgentRun) -> None:
     """An agent that cannot work (rate limit, no login, no binary) pauses its whole queue, so
     the tasks behind it wait instead of each failing in turn; its next good run lifts it."""
     if run.outcome in budget.PAUSING:

@@ -30,7 +30,7 @@ class RunWorkflow:
     @workflow.run
     async def run(self, request: RunRequest) -> RunReply:
         # Only workers that have the agent poll its queue; with none up, the run waits.
-        return await workflow.execute_activity(
+        reply: RunReply = await workflow.execute_activity(
             ACTIVITY,
             request,
             result_type=RunReply,
@@ -41,3 +41,4 @@ class RunWorkflow:
             # A cancel waits until the worker has killed the agent's process group.
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         )
+        return reply
