@@ -19,7 +19,6 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.support import git, make_project, shopfloor
 
 from shopfloor import actions, config, statusd
 from shopfloor.board import Board
@@ -27,6 +26,7 @@ from shopfloor.journal import Journal, open_journal
 from shopfloor.notify import events
 from shopfloor.scale import state
 from shopfloor.scale.contract import agent_queue
+from tests.support import git, make_project, shopfloor
 
 # ---------------------------------------------------------------------------- helpers
 
@@ -91,6 +91,17 @@ def test_engine_state_reads_up_down_and_a_dead_daemon_as_unknown(project: Path) 
     state.engine_path(project).write_text("{not json")
     seen = state.read_engine_state(project)
     assert seen is not None and seen.state == "unknown"
+    # What the daemon's dispatch.Engine says, in its own words (epoch seconds).
+    scale = config.ScaleConfig(engine="temporal", address="10.0.0.9:7233")
+    state.record_engine(project, scale, "connecting", since=1_800_000_000.0)
+    seen = state.read_engine_state(project)
+    assert seen is not None and seen.state == "connecting" and seen.error is None
+    assert seen.since == "2027-01-15T08:00:00Z" and seen.address == "10.0.0.9:7233"
+    state.record_engine(project, scale, "down", "deadline exceeded")
+    seen = state.read_engine_state(project)
+    assert seen is not None and seen.state == "down" and seen.error == "deadline exceeded"
+    with pytest.raises(ValueError, match="one of up, down, connecting"):
+        state.record_engine(project, scale, "sideways")
     state.clear_engine_state(project)
     assert state.read_engine_state(project) is None
 

@@ -17,12 +17,18 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shopfloor.config import ScaleConfig
 
 ENGINE_FILE = "engine.json"
 #: The largest engine.json read (a real one is a few hundred bytes).
 _MAX_BYTES = 64 * 1024
 UP, DOWN, UNKNOWN = "up", "down", "unknown"
+#: The daemon has started and not yet reached Temporal (dispatch.Engine's first state).
+CONNECTING = "connecting"
+_RECORDED = (UP, DOWN, CONNECTING)
 
 
 @dataclass(frozen=True)
@@ -33,7 +39,9 @@ class EngineState:
     address: str
     namespace: str
     task_queue: str
-    state: str  # up | down | unknown (the daemon that wrote it is gone, or the file is bad)
+    #: up | down | connecting (the daemon started, Temporal not reached yet) | unknown (the
+    #: daemon that wrote it is gone, or the file is bad)
+    state: str
     since: str  # UTC stamp of the last change the daemon saw ("" when unknown)
     error: str | None  # why it is down (or why the file could not be read)
     pid: int | None
@@ -66,6 +74,30 @@ def write_engine_state(
 
     `since` defaults to now; `pid` to this process (the daemon's). Not durable on purpose:
     after a power loss the file may be lost or old, and a dead pid makes it read "unknown"."""
+    _write(root, address, namespace, task_queue, UP if up else DOWN, error, since, pid)
+
+
+def record_engine(
+    root: Path | str, scale: ScaleConfig, state: str, error: str = "", since: float | None = None
+) -> None:
+    """`write_engine_state` from `[scale]` and dispatch.Engine's own words: `state` is up,
+    down or connecting, `since` its epoch seconds (default now)."""
+    if state not in _RECORDED:
+        raise ValueError(f"engine state {state!r}: one of {', '.join(_RECORDED)}")
+    when = None if since is None else _stamp(dt.datetime.fromtimestamp(since, dt.UTC))
+    _write(root, scale.address, scale.namespace, scale.task_queue, state, error, when, None)
+
+
+def _write(
+    root: Path | str,
+    address: str,
+    namespace: str,
+    task_queue: str,
+    state: str,
+    error: str | None,
+    since: str | None,
+    pid: int | None,
+) -> None:
     from shopfloor import _fs
 
     document = {
@@ -73,9 +105,9 @@ def write_engine_state(
         "address": address,
         "namespace": namespace,
         "task_queue": task_queue,
-        "state": UP if up else DOWN,
+        "state": state,
         "since": since or _stamp(),
-        "error": None if up else (error or "unreachable"),
+        "error": (error or "unreachable") if state == DOWN else None,
         "pid": os.getpid() if pid is None else pid,
     }
     path = engine_path(root)
@@ -123,7 +155,7 @@ def read_engine_state(root: Path | str) -> EngineState | None:
     if not isinstance(pid, int) or not pid_alive(pid):
         return _unknown(doc, "the daemon that wrote this is not running")
     state = doc.get("state")
-    if state not in (UP, DOWN):
+    if state not in _RECORDED:
         return _unknown(doc, f"{ENGINE_FILE} names no state")
     return EngineState(
         engine="temporal",
@@ -132,7 +164,7 @@ def read_engine_state(root: Path | str) -> EngineState | None:
         task_queue=str(doc.get("task_queue") or ""),
         state=state,
         since=str(doc.get("since") or ""),
-        error=None if state == UP else str(doc.get("error") or "unreachable"),
+        error=str(doc.get("error") or "unreachable") if state == DOWN else None,
         pid=pid,
         daemon_running=True,
     )
@@ -171,6 +203,8 @@ def engine_text(engine: dict[str, Any]) -> str:
     state = engine.get("state")
     if state == UP:
         return f"{where} up since {engine.get('since') or '?'}"
+    if state == CONNECTING:
+        return f"{where} connecting since {engine.get('since') or '?'}"
     if state == DOWN:  # the caller adds DOWN_ADVICE (a line of its own in a terminal)
         return f"{where} DOWN since {engine.get('since') or '?'}: {engine.get('error')}"
     return f"{where} state unknown ({engine.get('error')})"
