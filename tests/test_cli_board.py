@@ -27,7 +27,7 @@ from .conftest import CliRun, git, wait_until
 STATUS_KEYS = {
     "schema", "root", "counts", "tasks", "invalid", "unreadable", "conflicts",
     "unknown_folders", "runs", "outbox", "spend", "paused", "journal_error", "config_error",
-    "landing",
+    "landing", "engine",
 }  # fmt: skip
 TASK_KEYS = {
     "id", "title", "type", "priority", "status", "attempts", "max_attempts", "depends_on",
@@ -36,7 +36,7 @@ TASK_KEYS = {
 SHOW_KEYS = {
     "schema", *TASK_KEYS, "sections", "tracker", "text", "runs", "cost_usd", "journal_error",
 }  # fmt: skip
-RUN_KEYS = {"run_id", "task_id", "role", "agent", "started_at", "age_seconds"}
+RUN_KEYS = {"run_id", "task_id", "role", "agent", "started_at", "age_seconds", "worker"}
 
 
 def snapshot(root: Path) -> dict[str, bytes]:

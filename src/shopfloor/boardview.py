@@ -269,13 +269,35 @@ def note(label: str, style: str, text: str, width: int, color: bool) -> str:
 
 def run_line(run: dict[str, Any], width: int, color: bool) -> str:
     agent = f" {run['agent']}" if run.get("agent") else ""
-    text = f"{run['task_id']} {run['role']}{agent} {run['run_id']} for {age(run['age_seconds'])}"
+    where = f" on {run['worker']}" if run.get("worker") else ""
+    text = (
+        f"{run['task_id']} {run['role']}{agent}{where} {run['run_id']} "
+        f"for {age(run['age_seconds'])}"
+    )
     return note("running", "green", text, width, color)
+
+
+_ENGINE_STYLE = {"up": "dim", "down": "red"}
+
+
+def engine_lines(engine: dict[str, Any] | None, width: int, color: bool) -> list[str]:
+    """`[scale] engine = "temporal"`: where the engine is, up or down since when (none in
+    the embedded mode)."""
+    if not engine:
+        return []
+    from shopfloor.scale.state import DOWN, DOWN_ADVICE, engine_text
+
+    style = _ENGINE_STYLE.get(str(engine.get("state")), "yellow")
+    lines = [note("engine", style, engine_text(engine), width, color)]
+    if engine.get("state") == DOWN:
+        lines.append(note("engine", style, DOWN_ADVICE, width, color))
+    return lines
 
 
 def note_lines(report: dict[str, Any], width: int, color: bool) -> list[str]:
     """What is running or waiting, and what needs a human, under the table."""
-    lines = [run_line(run, width, color) for run in report["runs"]]
+    lines = engine_lines(report.get("engine"), width, color)
+    lines.extend(run_line(run, width, color) for run in report["runs"])
     lines.extend(landing_lines(report.get("landing"), width, color))
     for pause in report["paused"]:
         text = f"agent {pause['agent']} until {pause['until']}: {pause['reason']}"

@@ -273,18 +273,26 @@ def advice(config: Config, roles: list[RoleCheck]) -> list[str]:
     return lines
 
 
-def report(config: Config) -> dict[str, Any]:
-    """`doctor --json`: the shared envelope (schema), the verdict, roles, agents, advice."""
+def report(config: Config, root: Path | None = None) -> dict[str, Any]:
+    """`doctor --json`: the shared envelope (schema), the verdict, roles, agents, advice,
+    and with `[scale] engine = "temporal"` the engine, the remote and the workers (`root`:
+    the repository whose remote is checked; None checks no engine)."""
     from shopfloor.actions import JSON_SCHEMA_VERSION
 
     checks = check_all(config)
     roles = check_roles(config, checks)
+    engine = None
+    if root is not None and config.scale.engine == "temporal":
+        from shopfloor.scale.health import check_engine
+
+        engine = check_engine(config, root)
     return {
         "schema": JSON_SCHEMA_VERSION,
-        "ok": all(r.ok for r in roles),
+        "ok": all(r.ok for r in roles) and (engine is None or engine.ok),
         "config_error": None,
         "roles": [r.to_json() for r in roles],
         "agents": [c.to_json() for c in checks],
+        "engine": None if engine is None else engine.to_json(),
         "advice": advice(config, roles),
     }
 
@@ -299,5 +307,6 @@ def unloadable(error: str) -> dict[str, Any]:
         "config_error": error,
         "roles": [],
         "agents": [],
+        "engine": None,
         "advice": ["fix shopfloor.toml as the error says; README.md (Configuration)"],
     }

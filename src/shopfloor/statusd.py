@@ -313,7 +313,7 @@ class StatusServer:
 
         self._refresh()
         root = Path(self.root)
-        extras = statusdoc.extras_of(self._journal())
+        extras = {**statusdoc.extras_of(self._journal()), "engine": statusdoc.engine_json(root)}
         return statusdoc.encode(self._index, extras, statusdoc.config_verdict(root))
 
     def _refresh(self) -> None:

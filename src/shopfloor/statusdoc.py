@@ -42,6 +42,8 @@ def run_json(run: dict[str, Any]) -> dict[str, Any]:
         "agent": run["agent"],
         "started_at": run["started_at"],
         "age_seconds": max(0, age),
+        # [scale] engine = "temporal": the `shopfloor worker` running it (None: here)
+        "worker": run.get("worker"),
     }
 
 
@@ -69,14 +71,24 @@ def paused_json(pauses: dict[str, tuple[float, str]]) -> list[dict[str, Any]]:
 
 def journal_extras(root: Path) -> dict[str, Any]:
     """Runs, spend, paused agents, unsent notifications; empty without a readable journal
-    (the board is the truth), and `journal_error` saying why it could not be read."""
+    (the board is the truth), and `journal_error` saying why it could not be read. Then
+    the engine's state (`engine_json`)."""
     from shopfloor.journal import open_for_reading
 
     journal, problem = open_for_reading(root)
     if journal is None:
-        return {**_NO_JOURNAL, "journal_error": problem}
+        return {**_NO_JOURNAL, "journal_error": problem, "engine": engine_json(root)}
     with journal:
-        return extras_of(journal)
+        return {**extras_of(journal), "engine": engine_json(root)}
+
+
+def engine_json(root: Path | str) -> dict[str, Any] | None:
+    """`[scale] engine = "temporal"`: the engine's state as the daemon last wrote it
+    (scale/state.py); None in the embedded mode. Never cached: it changes without the
+    journal changing."""
+    from shopfloor.scale.state import engine_json as read
+
+    return read(root)
 
 
 _NO_JOURNAL: dict[str, Any] = {
@@ -143,7 +155,7 @@ def journal_extras_cached(root: str) -> dict[str, Any]:
             with open(cache, encoding="utf-8") as fh:
                 kept = json.load(fh)
             if kept["key"] == key:
-                return dict(kept["extras"])
+                return {**kept["extras"], "engine": engine_json(root)}
         except (OSError, ValueError, KeyError, TypeError):
             pass
     extras = journal_extras(Path(root))

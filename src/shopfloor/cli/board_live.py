@@ -166,9 +166,11 @@ def _loop(proj: Project, show_all: bool) -> None:
 
 
 def _with_fresh_runs(proj: Project, report: dict[str, Any]) -> dict[str, Any]:
-    """The same board with the running runs read again (their ages move every second)."""
+    """The same board with the running runs (their ages move every second) and the
+    engine's state read again."""
     from shopfloor import actions
     from shopfloor.cli.board_cmds import journal_extras
 
     extras = journal_extras(proj.root)
-    return report | {"runs": [actions.run_json(r) for r in extras["runs"]]}
+    runs = [actions.run_json(r) for r in extras["runs"]]
+    return report | {"runs": runs, "engine": extras["engine"]}

@@ -23,13 +23,15 @@ def doctor_cmd(ctx: click.Context, as_json: bool) -> None:
     default), its binary, version (tested or not) and credentials, with advice for problems.
 
     An empty or partial shopfloor.toml is explained: the roles with no agent, what their
-    defaults would need, and `shopfloor init`. Exits 1 when a role cannot run.
+    defaults would need, and `shopfloor init`. With `[scale] engine = "temporal"`: the
+    engine's connection, the git remote workers use, and which workers poll for which agent
+    (docs/scale-out.md). Exits 1 when a role cannot run, or the engine or remote cannot be used.
     """
     from shopfloor import doctor  # pydantic and friends: only for this command, not `status`
 
     proj = project(ctx)
     try:
-        document = doctor.report(proj.config)
+        document = doctor.report(proj.config, proj.root)
     except ConfigError as exc:
         document = doctor.unloadable(str(exc))
     if as_json:
@@ -58,9 +60,14 @@ def _print(document: dict[str, Any]) -> None:
         out.print(line)
     for check in document["agents"]:
         _print_agent(out, check)
+    if document.get("engine"):
+        _print_engine(out, document["engine"])
     for line in document["advice"]:
         out.print(f"[yellow]advice[/]  {plain(line)}")
-    verdict = "every role can run" if document["ok"] else "some roles cannot run"
+    roles_ok = all(role["ok"] for role in document["roles"]) and not document["config_error"]
+    verdict = "every role can run" if roles_ok else "some roles cannot run"
+    if roles_ok and not document["ok"]:  # the roles can, but not through the engine
+        verdict = "the engine or its remote cannot be used: runs would wait"
     out.print(f"[bold]{verdict}[/]")
 
 
@@ -82,4 +89,28 @@ def _print_agent(out: Any, check: dict[str, Any]) -> None:
     for error in check["errors"]:
         out.print(f"      [red]error[/]: {plain(error)}")
     for warning in check["warnings"]:
+        out.print(f"      [yellow]warning[/]: {plain(warning)}")
+
+
+def _print_engine(out: Any, engine: dict[str, Any]) -> None:
+    """[scale] engine = "temporal": the connection, the remote, who polls which queue."""
+    mark = "[green]ok[/]" if engine["ok"] else "[red]problem[/]"
+    state = "connected" if engine["connected"] else "not connected"
+    out.print(
+        f"{mark}  engine [bold]temporal[/] {plain(engine['address'])} "
+        f"namespace {plain(engine['namespace'])}: {state}"
+    )
+    remote = plain(engine["remote"])
+    if engine["remote_url"]:
+        reach = "reachable" if engine["remote_reachable"] else "not reachable"
+        out.print(f"      remote: {remote} {plain(engine['remote_url'])} ({reach})")
+    for queue in engine["queues"]:
+        who = ", ".join(queue["pollers"]) or "no worker"
+        what = f"agent {queue['agent']}" if queue["agent"] else "workflows"
+        roles = f" ({', '.join(queue['roles'])})" if queue["roles"] else ""
+        where = plain(queue["task_queue"])
+        out.print(f"      {plain(what + roles)} on {where}: {plain(who)}")
+    for error in engine["errors"]:
+        out.print(f"      [red]error[/]: {plain(error)}")
+    for warning in engine["warnings"]:
         out.print(f"      [yellow]warning[/]: {plain(warning)}")

@@ -153,8 +153,13 @@ class Commands:
         if report["runs"]:
             lines.append(
                 "running: "
-                + ", ".join(f"{r['run_id']} {r['role']} {r['task_id']}" for r in report["runs"])
+                + ", ".join(
+                    f"{r['run_id']} {r['role']} {r['task_id']}"
+                    + (f" on {r['worker']}" if r["worker"] else "")
+                    for r in report["runs"]
+                )
             )
+        lines.extend(_engine_lines(self.root))
         queue = report.get("landing") or {}
         if queue.get("ready"):
             doing = "checking " + ", ".join(queue["checking"]) if queue.get("checking") else ""
@@ -294,3 +299,16 @@ def describe_chat(update: Any) -> str:
 
 
 __all__ = ["HELP", "Commands", "describe_chat", "parse", "trim"]
+
+
+def _engine_lines(root: Path) -> list[str]:
+    """[scale] engine = "temporal": the engine's state (nothing in the embedded mode)."""
+    from shopfloor.scale.state import DOWN, DOWN_ADVICE, engine_json, engine_text
+
+    engine = engine_json(root)
+    if engine is None:
+        return []
+    lines = [f"engine: {engine_text(engine)}"]
+    if engine["state"] == DOWN:
+        lines.append(f"⚠️ {DOWN_ADVICE}")
+    return lines

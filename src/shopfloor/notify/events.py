@@ -40,6 +40,12 @@ PR_OPENED = "pr_opened"
 #: land = "pr": the push or the pull-request command failed; the task waits for a human.
 PR_FAILED = "pr_failed"
 
+#: [scale] engine = "temporal": the daemon lost Temporal. Tasks wait (never run here by
+#: surprise); hotfixes still run here. Payload: address, error.
+ENGINE_DOWN = "engine_down"
+#: Temporal is reachable again; waiting tasks go on. Payload: address, down_for (seconds).
+ENGINE_UP = "engine_up"
+
 #: Internal: a bot's answer to a command, to one chat (not subscribable, never published).
 REPLY = "reply"
 
@@ -52,6 +58,7 @@ PRIORITY: dict[str, int] = {
     DAEMON_RECOVERED: 2,
     CONFIG_INVALID: 2,
     FAULT: 2,
+    ENGINE_DOWN: 2,
     TREE_CHANGED: 3,
     TASK_FAILED: 3,
     AWAITING_APPROVAL: 3,
@@ -61,6 +68,7 @@ PRIORITY: dict[str, int] = {
     TASK_LANDED: 5,
     TASK_DONE: 5,
     PR_OPENED: 5,
+    ENGINE_UP: 5,
     DAEMON_STARTED: 6,
     DAEMON_STOPPED: 6,
 }
@@ -263,6 +271,32 @@ def _fault(p: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _engine_down(p: Mapping[str, Any]) -> list[str]:
+    return [
+        f"⚠️ Temporal unreachable at {_clip(p.get('address') or '?', 120)}: tasks wait for it "
+        "(none runs here by surprise); hotfixes still run here",
+        _clip(p.get("error")),
+        "Work resumes by itself when it is back; `shopfloor doctor` checks the connection",
+    ]
+
+
+def _engine_up(p: Mapping[str, Any]) -> list[str]:
+    lines = [f"Temporal reachable again at {_clip(p.get('address') or '?', 120)}; tasks go on"]
+    down_for = p.get("down_for")
+    if isinstance(down_for, int | float):
+        lines.append(f"it was down for {_duration(float(down_for))}")
+    return lines
+
+
+def _duration(seconds: float) -> str:
+    whole = max(0, round(seconds))
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
 def _config_invalid(p: Mapping[str, Any]) -> list[str]:
     return [
         "⚠️ shopfloor.toml is invalid; the daemon keeps its last good config",
@@ -299,6 +333,8 @@ _FORMATS: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
     DAEMON_RECOVERED: _daemon_recovered,
     CONFIG_INVALID: _config_invalid,
     FAULT: _fault,
+    ENGINE_DOWN: _engine_down,
+    ENGINE_UP: _engine_up,
     TREE_CHANGED: _tree_changed,
     PR_OPENED: _pr_opened,
     PR_FAILED: _pr_failed,

@@ -249,6 +249,8 @@ def state_document(ctx: WebContext, lanes: frozenset[Lane] | None = None) -> dic
         "conflicts": report["conflicts"],
         "unknown_folders": report["unknown_folders"],
         "journal_error": extras["journal_error"],
+        # [scale] engine = "temporal": its state (scale/state.py); null in the embedded mode
+        "engine": extras["engine"],
         "config_error": config_check.config_error(ctx.root, ctx.root / defaults.CONFIG_FILE),
     }
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from shopfloor import shop as shop_mod
 from shopfloor.board import Board, Entry
 from shopfloor.journal import open_if_present
+from shopfloor.scale.state import DOWN, DOWN_ADVICE, engine_json, engine_text
 from shopfloor.web.html import age, button, esc, money
 from shopfloor.words import Lane, Status
 
@@ -59,6 +60,7 @@ class RunningRun:
     started_at: str
     cost: float | None
     last_line: str
+    worker: str = ""  # [scale] engine = "temporal": the `shopfloor worker` running it
 
 
 @dataclass
@@ -70,6 +72,8 @@ class BoardData:
     spent_today: float = 0.0
     problems: int = 0
     journal_note: str = ""
+    #: [scale] engine = "temporal": `status --json`'s "engine" (None: the embedded mode)
+    engine: dict[str, object] | None = None
 
 
 # ---------------------------------------------------------------------------- reading
@@ -124,6 +128,7 @@ def load_board(board: Board) -> BoardData:
     in memory between requests instead of being parsed again each time."""
     scan = board.scan(WORK_LANES)
     data = BoardData(name=board.root.name, problems=len(scan.problems))
+    data.engine = engine_json(board.root)
     journal = open_if_present(board.root)
     spent: dict[str, float] = {}
     if journal is None:
@@ -164,6 +169,7 @@ def _running(rows: Iterable[dict[str, object]]) -> list[RunningRun]:
                 started_at=str(row["started_at"]),
                 cost=float(cost) if isinstance(cost, int | float) else None,
                 last_line=last_line(str(row["run_dir"]) if row.get("run_dir") else None),
+                worker=str(row.get("worker") or ""),
             )
         )
     return runs
@@ -269,9 +275,29 @@ def render_run(run: RunningRun) -> str:
         f'<li class="run" data-run-id="{esc(run.run_id)}" data-task-id="{esc(run.task_id)}">'
         f'<a href="/task/{esc(run.task_id)}#runs"><span class="id">{esc(run.task_id)}</span></a> '
         f'<span class="who">{esc(who)}</span> '
+        f"{_worker(run.worker)}"
         f'<span class="age" {ticking}>{esc(age(run.age_seconds))}</span> '
         f'<span class="cost">{esc(cost)}</span>'
         f'<code class="last">{esc(run.last_line) or "…"}</code></li>'
+    )
+
+
+def _worker(name: str) -> str:
+    if not name:
+        return ""
+    return f'<span class="worker" title="the shopfloor worker running it">on {esc(name)}</span> '
+
+
+def render_engine(engine: dict[str, object] | None) -> str:
+    """A banner while the engine is down (or its state is unknown); an empty region while it
+    is up or in the embedded mode (board.js swaps regions that exist on both sides)."""
+    state = str(engine.get("state")) if engine else ""
+    if engine is None or state == "up":
+        return '<section class="engine none" data-region="engine"></section>'
+    advice = f"<p>{esc(DOWN_ADVICE)}.</p>" if state == DOWN else ""
+    return (
+        f'<section class="engine {esc(state)}" data-region="engine" role="status">'
+        f"<strong>engine {esc(state)}</strong> {esc(engine_text(engine))}{advice}</section>"
     )
 
 
@@ -304,7 +330,7 @@ def render_live(data: BoardData) -> str:
     )
     hotfix = Lane.HOTFIX.value
     return (
-        f'<div id="live">{render_summary(data)}'
+        f'<div id="live">{render_summary(data)}{render_engine(data.engine)}'
         f"{render_hotfixes(data.lanes.get(hotfix, []), data.totals.get(hotfix, 0))}"
         f'{render_runs(data.runs)}<div class="lanes">{lanes}</div></div>'
     )

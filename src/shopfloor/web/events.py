@@ -28,6 +28,7 @@ from typing import Any
 from shopfloor import actions, defaults, runlogs, task
 from shopfloor.board import Board, Entry, Lane, is_temp_name
 from shopfloor.errors import ShopfloorError
+from shopfloor.scale.state import engine_path
 from shopfloor.web.auth import safe_json
 
 #: Events a client may have waiting before it is told to resync instead.
@@ -104,6 +105,8 @@ class EventHub:
             self.board.paths.ensure()
         folders = [self.board.tasks_dir, *(self.board.lane_dir(lane) for lane in Lane)]
         folders.append(runlogs.runs_dir(self.board.root))
+        # .shopfloor/ itself for engine.json (the daemon's view of Temporal: the banner)
+        folders.append(self.board.paths.state_dir)
         for folder in folders:
             if folder.is_dir():
                 observer.schedule(handler, str(folder), recursive=False)
@@ -169,13 +172,17 @@ class EventHub:
         """The `changed` event for these paths, read from disk now; None if none matters."""
         tasks_dir = str(self.board.tasks_dir)
         runs = str(runlogs.runs_dir(self.board.root))
+        engine_file = str(engine_path(self.board.root))
         lanes: set[str] = set()
         present: list[dict[str, Any]] = []
         gone: list[dict[str, str]] = []
-        runs_changed = False
+        runs_changed = engine_changed = False
         for raw in sorted(paths):
             path = Path(raw)
             parent = str(path.parent)
+            if raw == engine_file:
+                engine_changed = True
+                continue
             if parent == runs or raw == runs:
                 runs_changed = True
                 continue
@@ -198,7 +205,7 @@ class EventHub:
                 gone.append({"lane": lane.value, "path": where})
             else:
                 present.append(actions.entry_json(self.board, entry))
-        if not lanes and not runs_changed:
+        if not lanes and not runs_changed and not engine_changed:
             return None
         self.seq += 1
         return {
@@ -208,6 +215,7 @@ class EventHub:
             "tasks": present,
             "gone": gone,
             "runs": runs_changed,
+            "engine": engine_changed,
         }
 
     # ------------------------------------------------------------------ clients
