@@ -164,10 +164,26 @@ class Daemon:
             config.scale, self._engine_changed, identity=f"shopfloor-daemon-{os.getpid()}"
         )
 
+    def _record_engine(self) -> None:
+        """engine.json for `status`, the web board and the bot (gone in local mode)."""
+        from shopfloor.scale import state
+
+        engine = self.shop.engine
+        try:
+            if engine is None:
+                state.clear_engine_state(self.root)
+            else:
+                state.record_engine(
+                    self.root, engine.scale, engine.state, engine.error, since=engine.since
+                )
+        except OSError as exc:  # status loses a line; the daemon goes on
+            self.shop.log("engine.state_unsaved", error=str(exc))
+
     def _engine_changed(self, state: str, details: dict[str, Any]) -> None:
         """Said once per change: down (tasks wait, hotfixes still run here) and back up (not
         the first connect at start, which is no news)."""
         self.shop.log(f"engine.{state}", **details)
+        self._record_engine()
         if state == "down" or "down_for" in details:
             self._notify(f"engine_{state}", **details)
         self._wake.set()
@@ -288,6 +304,7 @@ class Daemon:
     def _run_locked(self) -> None:
         self.shop.board.clean_temps()  # our own temp files a killed writer left behind
         self.shop.log("daemon.start", root=self.root, pid=os.getpid(), once=self.once)
+        self._record_engine()
         self._warn_missing_binaries()
         self._warm_hotfix_path()
         # Watch first, then reconcile: a file filed during start-up is never missed.

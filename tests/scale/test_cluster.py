@@ -199,8 +199,12 @@ def test_with_temporal_down_tasks_wait_and_a_hotfix_runs_here(cluster: Cluster) 
             lambda: "## Verification" in Board(root).read_text(Board(root).find(hotfix)),
             60,
         )
-        status = shopfloor(root, "status", "--json").stdout
-        assert '"down"' in status
+        wait_for(
+            "status to say the engine is down",
+            lambda: '"state": "down"' in shopfloor(root, "status", "--json").stdout,
+            30,
+            every=0.5,
+        )
         # The task never ran here by surprise: still waiting in the inbox, no run recorded.
         assert _lanes(root, ids)[Lane.INBOX] == 1
         assert not [r for r in _runs(root) if r["role"] != "hotfix"]
@@ -209,4 +213,8 @@ def test_with_temporal_down_tasks_wait_and_a_hotfix_runs_here(cluster: Cluster) 
         _worker(cluster, "w1")
         wait_for("the task done", lambda: _all_done(root, ids), 120)
     finally:
-        assert stop(daemon) == 0
+        daemon.terminate()
+        _, log = daemon.communicate(timeout=60)
+    assert daemon.returncode == 0
+    # Said once when it went, once when it came back (the notifier's events, in the log).
+    assert log.count("event=engine.down") == 1 and log.count("event=engine.up") >= 1
