@@ -180,7 +180,17 @@ class WorkerProcess:
 class Cluster:
     """A bare remote, a coordinator clone and worker clones around one Temporal server."""
 
-    def __init__(self, tmp: Path, server: TemporalServer, task_queue: str = "shopfloor") -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        server: TemporalServer,
+        task_queue: str = "shopfloor",
+        *,
+        agents: dict[str, dict[str, Any]] | None = None,
+        pipeline: dict[str, Any] | None = None,
+    ) -> None:
+        """The coordinator (`coordinator`, a daemon's repository) gets `agents` and `pipeline`
+        in its committed shopfloor.toml, with [scale] engine = "temporal" on `server`."""
         self.tmp = tmp
         self.server = server
         self.task_queue = task_queue
@@ -189,7 +199,8 @@ class Cluster:
         git(tmp, "init", "--quiet", "--bare", "--initial-branch=main", str(self.remote))
         self.coordinator = make_project(
             tmp / "coordinator",
-            agents={"a": command_agent()},
+            agents=agents or {"a": command_agent()},
+            pipeline=pipeline,
             extra=scale_table(server, task_queue),
         )
         git(self.coordinator, "remote", "add", "origin", str(self.remote))

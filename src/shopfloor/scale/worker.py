@@ -497,6 +497,8 @@ def serve(root: Path, scale: ScaleConfig, name: str, agents: Sequence[str] | Non
     runs to another worker). Exit code: 0 after a stop, 1 when a Temporal worker failed."""
     config = config_mod.load(root / defaults.CONFIG_FILE)
     served = agents_served(config, agents)
+    for missing in sorted(set(agents or config.agents) - set(served)):
+        log_line("agent.missing", agent=missing, hint="not served: binary not found")
     if not served:
         raise ConfigError(
             "this worker has no agent to serve: none in [agents] has its binary on PATH "
