@@ -218,3 +218,51 @@ def test_with_temporal_down_tasks_wait_and_a_hotfix_runs_here(cluster: Cluster) 
     assert daemon.returncode == 0
     # Said once when it went, once when it came back (the notifier's events, in the log).
     assert log.count("event=engine.down") == 1 and log.count("event=engine.up") >= 1
+
+
+def _coder_run_dir(root: Path, task_id: str) -> Path | None:
+    rows = [r for r in _runs(root) if r["task_id"] == task_id and r["role"] == "coder"]
+    return Path(rows[-1]["run_dir"]) if rows else None
+
+
+def test_a_remote_runs_output_reaches_the_coordinators_logs_while_it_runs(
+    cluster: Cluster,
+) -> None:
+    root = _coordinator(cluster)
+    _worker(cluster, "w1", "coder:cost=0.25", "coder:sleep=6")
+    daemon = start_daemon(root)
+    try:
+        (task_id,) = _file_tasks(root, 1)
+
+        def mirrored() -> bool:
+            run_dir = _coder_run_dir(root, task_id)
+            log = run_dir / "stdout.log" if run_dir else None
+            return bool(log and log.exists() and "cost_usd" in log.read_text())
+
+        wait_for("the coder's output on the coordinator", mirrored, 60)
+        # Still running: the output came with a heartbeat, not with the reply.
+        assert not (_coder_run_dir(root, task_id) / "result.json").exists()  # type: ignore[operator]
+        assert "cost_usd" in shopfloor(root, "logs", task_id).stdout
+        wait_for("the task done", lambda: _all_done(root, [task_id]), 60)
+    finally:
+        assert stop(daemon) == 0
+
+
+def test_cancel_stops_the_agent_on_its_worker(cluster: Cluster) -> None:
+    root = _coordinator(cluster)
+    _worker(cluster, "w1", "coder:hang")
+    daemon = start_daemon(root)
+    try:
+        (task_id,) = _file_tasks(root, 1)
+        wait_for(
+            "the coder running",
+            lambda: any(m[0] == "coder" for _, m in _all_marks(cluster)),
+            60,
+        )
+        (pid,) = [int(m[4]) for _, m in _all_marks(cluster) if m[0] == "coder"]
+        shopfloor(root, "cancel", task_id)
+        wait_for("the agent on the worker gone", lambda: not psutil.pid_exists(pid), 30)
+        wait_for("the task in failed/", lambda: _lanes(root, [task_id])[Lane.FAILED] == 1, 30)
+    finally:
+        assert stop(daemon) == 0
+    assert sum(m[0] == "coder" for _, m in _all_marks(cluster)) == 1  # never run again
