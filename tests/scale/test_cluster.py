@@ -116,7 +116,8 @@ def test_tasks_go_through_the_pipeline_on_a_worker(cluster: Cluster) -> None:
 @pytest.mark.timeout(600)
 def test_thirty_tasks_on_three_workers_survive_a_worker_killed_mid_run(cluster: Cluster) -> None:
     root = _coordinator(cluster, coder=6, qa=6)
-    for name in ("w1", "w2", "w3"):
+    _worker(cluster, "w1", "coder:sleep=6")  # long enough to be killed in the middle
+    for name in ("w2", "w3"):
         _worker(cluster, name, "coder:sleep=1")
     daemon = start_daemon(root)
     try:
@@ -266,3 +267,37 @@ def test_cancel_stops_the_agent_on_its_worker(cluster: Cluster) -> None:
     finally:
         assert stop(daemon) == 0
     assert sum(m[0] == "coder" for _, m in _all_marks(cluster)) == 1  # never run again
+
+
+REJECT_AGENT_COMMITS = """#!/bin/sh
+# The remote refuses commits made by a worker (a protected branch, say).
+while read old new ref; do
+    if git log -1 --format=%B "$new" | grep -q '^Shopfloor-Run:'; then
+        echo "protected: no agent commits" >&2
+        exit 1
+    fi
+done
+"""
+
+
+def test_a_push_the_remote_keeps_refusing_parks_the_task_after_one_run(cluster: Cluster) -> None:
+    hook = cluster.remote / "hooks" / "pre-receive"
+    hook.write_text(REJECT_AGENT_COMMITS)
+    hook.chmod(0o755)
+    root = _coordinator(cluster)
+    _worker(cluster, "w1")
+    daemon = start_daemon(root)
+    try:
+        (task_id,) = _file_tasks(root, 1)
+
+        def parked() -> bool:
+            found = Board(root).find(task_id)
+            return found.lane is Lane.BACKLOG and found.header.status == "awaiting-human"
+
+        wait_for("the task parked for a human", parked, 90)
+    finally:
+        assert stop(daemon) == 0
+    assert sum(m[0] == "coder" for _, m in _all_marks(cluster)) == 1  # not rerun in a loop
+    text = Board(root).read_text(Board(root).find(task_id))
+    assert "protected: no agent commits" in text
+    assert Board(root).find(task_id).header.attempts == 0  # the agent did its part

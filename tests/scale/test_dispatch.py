@@ -76,3 +76,13 @@ def test_a_run_with_no_heartbeat_output_gets_the_replys_tail(tmp_path: Path) -> 
     log = tmp_path / "stdout.log"
     LogMirror(log).finish("the last lines\n")
     assert log.read_text() == "the last lines\n"
+
+
+def test_a_run_retried_on_another_worker_is_mirrored_from_its_start(tmp_path: Path) -> None:
+    log = tmp_path / "stdout.log"
+    mirror = LogMirror(log)
+    mirror.add(Progress("w1", "R-4", 0, "first worker\n"))
+    mirror.add(Progress("w2", "R-9", 0, "second worker\n"))
+    text = log.read_text()
+    assert text.startswith("first worker\n") and text.endswith("second worker\n")
+    assert "run R-9 on w2" in text

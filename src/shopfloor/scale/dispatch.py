@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from shopfloor import gitops, task
 from shopfloor.config import ScaleConfig
-from shopfloor.errors import InfrastructureError
+from shopfloor.errors import InfrastructureError, ShopfloorError
 from shopfloor.scale.contract import WORKFLOW, Progress, RunReply, RunRequest
 
 T = TypeVar("T")
@@ -44,6 +44,11 @@ class EngineDown(InfrastructureError):
 
 class RunCancelled(Exception):
     """The workflow was cancelled (`shopfloor cancel`) or ended without a reply."""
+
+
+class RunFailed(ShopfloorError):
+    """A worker refused the run for good (it can never do it, or its push was rejected): the
+    task is parked for a human with the reason, not run again and again."""
 
 
 @dataclass
@@ -249,6 +254,9 @@ class Engine:
                 await self._follow(handle, client.data_converter, on_progress)
             return None
         except WorkflowFailureError as exc:
+            final = _final_error(exc)
+            if final is not None:
+                raise RunFailed(final) from exc
             raise RunCancelled(_reason(exc.cause or exc)) from exc
         except Exception as exc:
             if _is_connection_error(exc):
@@ -297,6 +305,22 @@ class Engine:
 
 class Detached(Exception):
     """The daemon let go of a remote run (it is stopping); the workflow goes on."""
+
+
+#: ApplicationError types a worker raises for a run that must not be retried.
+FINAL_ERRORS = ("RunRefused", "PushFailed")
+
+
+def _final_error(exc: BaseException) -> str | None:
+    """The message of a worker's final error in the failure's causes, if there is one."""
+    from temporalio.exceptions import ApplicationError
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ApplicationError) and seen.type in FINAL_ERRORS:
+            return seen.message
+        seen = seen.__cause__ or getattr(seen, "cause", None)
+    return None
 
 
 def _td(seconds: float) -> Any:
@@ -375,8 +399,17 @@ class LogMirror:
         self.path = path
         self.seen = 0  # bytes of the worker's output accounted for
         self.worker = ""
+        self.run_id = ""  # the worker's run the output is from
+
+    def _write(self, data: bytes) -> None:
+        with open(self.path, "ab") as fh:
+            fh.write(data)
 
     def add(self, progress: Progress) -> None:
+        if progress.run_id != self.run_id:  # a run retried elsewhere starts at offset 0
+            if self.run_id:
+                self._write(f"\n[… run {progress.run_id} on {progress.worker} …]\n".encode())
+            self.run_id, self.seen = progress.run_id, 0
         data = progress.chunk.encode("utf-8", "replace")
         end = progress.offset + len(data)
         if end <= self.seen:

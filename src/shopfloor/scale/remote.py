@@ -15,7 +15,14 @@ from shopfloor import _fs, budget
 from shopfloor.agents import Outcome, Parsed
 from shopfloor.board import Entry
 from shopfloor.scale.contract import Progress, RunReply, RunRequest, workflow_id
-from shopfloor.scale.dispatch import Detached, EngineDown, LogMirror, RemoteStop, RunCancelled
+from shopfloor.scale.dispatch import (
+    Detached,
+    EngineDown,
+    LogMirror,
+    RemoteStop,
+    RunCancelled,
+    RunFailed,
+)
 from shopfloor.shop import AgentRun, Shop, track_agent_health
 from shopfloor.task import utc_now
 
@@ -97,6 +104,10 @@ def run_remote(
         _next_round(shop, entry.id, key, round_)
         why = f"stopped: {stop.cancelled or exc}"
         return _unanswered(shop, run_id, role, agent_name, run_dir, why)
+    except RunFailed as exc:  # parked for a human by the scheduler, with this reason
+        _next_round(shop, entry.id, key, round_)
+        _unanswered(shop, run_id, role, agent_name, run_dir, f"refused by its worker: {exc}")
+        raise
     finally:
         shop.untrack(run_id)
     _next_round(shop, entry.id, key, round_)  # this workflow is closed and its reply used

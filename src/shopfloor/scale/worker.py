@@ -21,6 +21,7 @@ import os
 import re
 import signal
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -53,6 +54,7 @@ from shopfloor.words import Lane
 TAIL_BYTES = 16 * 1024
 #: The non-retryable error type RunWorkflow's retry policy names: a request no worker can do.
 REFUSED = "RunRefused"
+PUSH_FAILED = "PushFailed"  # final as well (dispatch.FINAL_ERRORS)
 #: Prompt values the worker fills in itself: a request cannot point them elsewhere.
 _OWN_VALUES = frozenset({"task_id", "task_file", "role", "workdir", "result_file", "run_id"})
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -457,15 +459,40 @@ def _coder(
         sha = gitops.commit_all(workdir, message, trailers=trailers)
         if sha is None:
             return reply  # no commit: the daemon says the coder changed nothing
-        gitops.git(
-            workdir, "push", "--quiet", request.remote, f"HEAD:refs/heads/{branch}", env=_NO_PROMPT
-        )
+        _push(shop, workdir, request, branch, sha)
         reply.commit = sha
     stat = gitops.diff(workdir, request.base or sha, stat=True).strip().splitlines()
     reply.diffstat = stat[-1].strip() if stat else ""
     if request.run_checks and not live.cancelled.is_set():
         reply.checks = pipeline.run_checks(shop, entry, workdir).items
     return reply
+
+
+#: Tries of a push before it counts as rejected for good, and the pause between them.
+PUSH_TRIES, PUSH_PAUSE = 3, 2.0
+
+
+def _push(shop: Shop, workdir: Path, request: RunRequest, branch: str, sha: str) -> None:
+    """Push the attempt's commit. A push that keeps failing (rejected, no permission) is
+    final: retrying the activity would run the agent again and again for nothing. The commit
+    is kept under a ref in this clone; the daemon parks the task with git's reason."""
+    target = f"HEAD:refs/heads/{branch}"
+    for attempt in range(1, PUSH_TRIES + 1):
+        proc = gitops.run_git(workdir, "push", "--quiet", request.remote, target, env=_NO_PROMPT)
+        if proc.returncode == 0:
+            return
+        if attempt < PUSH_TRIES:
+            time.sleep(PUSH_PAUSE)
+    ref = f"refs/shopfloor/snapshots/{request.task_id}/unpushed-a{request.attempt}"
+    gitops.git(shop.root, "update-ref", ref, sha, check=False)
+    detail = [line.strip() for line in (proc.stderr or proc.stdout).splitlines() if line.strip()]
+    why = " / ".join(detail)[:400] or f"exit {proc.returncode}"  # the remote's own words too
+    raise ApplicationError(
+        f"push of {branch} to {request.remote} failed: {why} (the commit is kept as {ref} "
+        "in the worker's clone)",
+        type=PUSH_FAILED,
+        non_retryable=True,
+    )
 
 
 def _reply(worker: str, run: AgentRun, task_text: str | None = None) -> RunReply:
