@@ -49,6 +49,10 @@ def run_cmd(ctx: click.Context, once: bool) -> None:
             left = max(0.0, daemon.stop_deadline() - time.monotonic())
             service.flush(min(2.0, left / 2))
             service.stop(min(3.0, left / 2))
+    if daemon.shop.engine is not None:
+        from shopfloor.scale.temporal import exit_past_the_sdk
+
+        exit_past_the_sdk(code)
     sys.exit(code)
 
 

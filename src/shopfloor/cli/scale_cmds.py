@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from shopfloor.cli._common import project
@@ -49,7 +47,7 @@ def worker_cmd(
     """
     try:
         from shopfloor.scale import worker
-        from shopfloor.scale.temporal import default_identity
+        from shopfloor.scale.temporal import default_identity, exit_past_the_sdk
     except ImportError as exc:
         missing = exc.name or "temporalio"
         raise click.ClickException(
@@ -66,4 +64,5 @@ def worker_cmd(
     scale = scale.model_copy(update={k: v for k, v in updates.items() if v is not None})
     if not scale.task_queue:
         raise ConfigError("--task-queue must not be empty")
-    sys.exit(worker.serve(proj.root, scale, name or default_identity(), agents or None))
+    code = worker.serve(proj.root, scale, name or default_identity(), agents or None)
+    exit_past_the_sdk(code)

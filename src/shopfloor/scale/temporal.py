@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import sys
+from typing import NoReturn
 
 from temporalio.client import Client
 
@@ -28,3 +31,13 @@ async def connect(scale: ScaleConfig, identity: str | None = None) -> Client:
         api_key=api_key or None,
         identity=identity or default_identity(),
     )
+
+
+def exit_past_the_sdk(code: int) -> NoReturn:
+    """Leave without the interpreter's teardown: the SDK's runtime threads can abort a
+    finalizing interpreter (exit 134, temporalio/sdk-python#300) after our work is done and
+    saved. Only what Python would still flush is flushed here."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
