@@ -435,8 +435,9 @@ def attempt_commit(
 ) -> str | None:
     """The newest of the last `look_back` commits on `branch` whose trailers name this task
     and attempt (`Shopfloor-Task`, `Shopfloor-Attempt`); None if there is none or no branch.
-    `since`: only commits after it (attempt numbers start again after a rework or a retry)."""
-    ref = f"refs/heads/{branch}"
+    `since`: only commits after it (attempt numbers start again after a rework or a retry).
+    `branch` may be a full ref (`refs/remotes/origin/...`)."""
+    ref = branch if branch.startswith("refs/") else f"refs/heads/{branch}"
     if not git(repo, "rev-parse", "--verify", "--quiet", ref, check=False).strip():
         return None
     span = ref

@@ -16,6 +16,7 @@ argv: behaviour words, each `role:action` (the action applies when SHOPFLOOR_ROL
   *:touch=PATH       append a line to PATH, relative to the working directory
   *:touchroot=PATH   append a line to PATH, relative to the repository root (the live tree)
   *:commit           commit everything in the working directory (a run that should not)
+  coder:rival        push this attempt's commit to origin first, as another worker would have
 """
 
 from __future__ import annotations
@@ -39,6 +40,26 @@ def set_section(path: Path, name: str, content: str) -> None:
     from shopfloor import task
 
     path.write_text(task.set_section(path.read_text(), name, content))
+
+
+def push_rival_commit(workdir: Path) -> None:
+    """A commit for this task and attempt on origin's branch, as if another worker that was
+    thought lost had pushed it; the worktree is left as it was."""
+    env = os.environ
+    task_id, attempt = env["SHOPFLOOR_TASK_ID"], env.get("SHOPFLOOR_ATTEMPT", "1")
+    who = ["-c", "user.name=rival", "-c", "user.email=rival@localhost"]
+    message = [
+        "-m",
+        f"{task_id}: rival",
+        "-m",
+        f"Shopfloor-Task: {task_id}\nShopfloor-Attempt: {attempt}\nShopfloor-Run: R-rival",
+    ]
+    (workdir / "rival.txt").write_text("first\n")
+    for args in (["add", "rival.txt"], [*who, "commit", "--quiet", *message]):
+        subprocess.run(["git", *args], cwd=workdir, check=True)
+    target = f"HEAD:refs/heads/shopfloor/{task_id}"
+    subprocess.run(["git", "push", "--quiet", "origin", target], cwd=workdir, check=True)
+    subprocess.run(["git", "reset", "--quiet", "--hard", "HEAD~1"], cwd=workdir, check=True)
 
 
 def side_effects(role: str, actions: list[str]) -> None:
@@ -68,6 +89,8 @@ def side_effects(role: str, actions: list[str]) -> None:
             who = ["-c", "user.name=agent", "-c", "user.email=agent@localhost"]
             for args in (["add", "--all"], [*who, "commit", "--quiet", "-m", f"{role} commit"]):
                 subprocess.run(["git", *args], cwd=workdir, check=True)
+        elif name == "rival":
+            push_rival_commit(Path(os.environ["SHOPFLOOR_WORKDIR"]))
         elif name == "cost":
             usage = {"cost_usd": float(arg), "tokens_in": 1000, "tokens_out": 100}
             print(json.dumps(usage), flush=True)

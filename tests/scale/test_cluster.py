@@ -301,3 +301,19 @@ def test_a_push_the_remote_keeps_refusing_parks_the_task_after_one_run(cluster: 
     text = Board(root).read_text(Board(root).find(task_id))
     assert "protected: no agent commits" in text
     assert Board(root).find(task_id).header.attempts == 0  # the agent did its part
+
+
+def test_an_attempt_another_worker_pushed_first_is_not_pushed_twice(cluster: Cluster) -> None:
+    root = _coordinator(cluster)
+    _worker(cluster, "w1", "coder:rival")
+    daemon = start_daemon(root)
+    try:
+        (task_id,) = _file_tasks(root, 1)
+        wait_for("the task done", lambda: _all_done(root, [task_id]), 90)
+    finally:
+        assert stop(daemon) == 0
+    assert _commits_per_attempt(cluster, task_id) == Counter({"1": 1})
+    log = cluster.remote_git("log", "--format=%s", f"shopfloor/{task_id}", "-1")
+    assert log.strip() == f"{task_id}: rival"  # the first push stands
+    text = Board(root).read_text(Board(root).find(task_id))
+    assert "coder attempt 1 already committed" in text

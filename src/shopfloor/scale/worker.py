@@ -459,8 +459,9 @@ def _coder(
         sha = gitops.commit_all(workdir, message, trailers=trailers)
         if sha is None:
             return reply  # no commit: the daemon says the coder changed nothing
-        _push(shop, workdir, request, branch, sha)
-        reply.commit = sha
+        pushed = _push(shop, workdir, request, branch, sha)
+        reply.commit = pushed
+        reply.already_committed = pushed != sha
     stat = gitops.diff(workdir, request.base or sha, stat=True).strip().splitlines()
     reply.diffstat = stat[-1].strip() if stat else ""
     if request.run_checks and not live.cancelled.is_set():
@@ -472,15 +473,21 @@ def _coder(
 PUSH_TRIES, PUSH_PAUSE = 3, 2.0
 
 
-def _push(shop: Shop, workdir: Path, request: RunRequest, branch: str, sha: str) -> None:
-    """Push the attempt's commit. A push that keeps failing (rejected, no permission) is
-    final: retrying the activity would run the agent again and again for nothing. The commit
-    is kept under a ref in this clone; the daemon parks the task with git's reason."""
+def _push(shop: Shop, workdir: Path, request: RunRequest, branch: str, sha: str) -> str:
+    """Push the attempt's commit; the commit the remote has for this attempt. Refused because
+    another worker pushed this attempt first (it ran while this one was thought lost): that
+    commit stands and this one is not pushed. A push that keeps failing (rejected, no
+    permission) is final: retrying the activity would run the agent again and again for
+    nothing. The commit is kept under a ref in this clone; the daemon parks the task with
+    git's reason."""
     target = f"HEAD:refs/heads/{branch}"
     for attempt in range(1, PUSH_TRIES + 1):
         proc = gitops.run_git(workdir, "push", "--quiet", request.remote, target, env=_NO_PROMPT)
         if proc.returncode == 0:
-            return
+            return sha
+        first = _pushed_by_another(shop, request, branch)
+        if first is not None:
+            return first
         if attempt < PUSH_TRIES:
             time.sleep(PUSH_PAUSE)
     ref = f"refs/shopfloor/snapshots/{request.task_id}/unpushed-a{request.attempt}"
@@ -493,6 +500,17 @@ def _push(shop: Shop, workdir: Path, request: RunRequest, branch: str, sha: str)
         type=PUSH_FAILED,
         non_retryable=True,
     )
+
+
+def _pushed_by_another(shop: Shop, request: RunRequest, branch: str) -> str | None:
+    """This attempt's commit on the remote, pushed by another worker; None if there is none."""
+    ref = f"refs/remotes/{request.remote}/{branch}"
+    spec = f"+refs/heads/{branch}:{ref}"
+    fetched = gitops.run_git(shop.root, "fetch", "--quiet", request.remote, spec, env=_NO_PROMPT)
+    if fetched.returncode != 0:
+        return None
+    since = request.since or None
+    return gitops.attempt_commit(shop.root, ref, request.task_id, request.attempt, since=since)
 
 
 def _reply(worker: str, run: AgentRun, task_text: str | None = None) -> RunReply:
