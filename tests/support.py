@@ -44,6 +44,29 @@ def agent_command(*behaviour: str) -> list[str]:
     return [sys.executable, str(PIPELINE_AGENT), *behaviour]
 
 
+def config_text(
+    agents: dict[str, dict[str, Any]],
+    *,
+    roles: dict[str, str] | None = None,
+    pipeline: dict[str, Any] | None = None,
+    extra: str = "",
+) -> str:
+    """A shopfloor.toml: [agents], [roles] (every role to the first agent unless given),
+    [pipeline] (no checks, 3 attempts unless given), then `extra` (more tables)."""
+    default = next(iter(agents))
+    every = {"pm": default, "coder": default, "qa": default, "hotfix": default, **(roles or {})}
+    pipe = {"checks": [], "max_attempts": 3, **(pipeline or {})}
+    lines = []
+    for name, table in agents.items():
+        lines.append(f"[agents.{name}]")
+        lines += [f"{k} = {toml_value(v)}" for k, v in table.items()]
+    lines.append("[roles]")
+    lines += [f"{k} = {toml_value(v)}" for k, v in every.items()]
+    lines.append("[pipeline]")
+    lines += [f"{k} = {toml_value(v)}" for k, v in pipe.items()]
+    return "\n".join(lines) + "\n" + extra
+
+
 def make_project(
     tmp: Path,
     *,
@@ -59,18 +82,8 @@ def make_project(
     (root / "app.py").write_text("def answer():\n    return 42\n")
     scaffold.init(root, agents=[])
     agents = agents or {"sim": {"backend": "simulator"}}
-    default = next(iter(agents))
-    roles = {"pm": default, "coder": default, "qa": default, "hotfix": default, **(roles or {})}
-    pipe = {"checks": [], "max_attempts": 3, **(pipeline or {})}
-    lines = []
-    for name, table in agents.items():
-        lines.append(f"[agents.{name}]")
-        lines += [f"{k} = {toml_value(v)}" for k, v in table.items()]
-    lines.append("[roles]")
-    lines += [f"{k} = {toml_value(v)}" for k, v in roles.items()]
-    lines.append("[pipeline]")
-    lines += [f"{k} = {toml_value(v)}" for k, v in pipe.items()]
-    (root / "shopfloor.toml").write_text("\n".join(lines) + "\n" + extra)
+    text = config_text(agents, roles=roles, pipeline=pipeline, extra=extra)
+    (root / "shopfloor.toml").write_text(text)
     git(root, "add", "--all")
     git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "--quiet", "-m", "initial")
     return root

@@ -202,6 +202,31 @@ class Shop:
                 raise InfrastructureError(f"cannot write the journal: {exc}") from exc
             self.log("journal.unavailable", role=role, error=str(exc))
 
+    def record_start(
+        self,
+        run_id: str,
+        task_id: str,
+        role: str,
+        agent: str,
+        attempt: int,
+        run_dir: Path,
+        **fields: Any,
+    ) -> None:
+        """The journal's row for a run that starts (see `bookkeep` for a failure)."""
+        self.bookkeep(
+            role,
+            lambda: self.journal.insert_run(
+                run_id,
+                task_id,
+                role,
+                agent=agent,
+                attempt=attempt,
+                state="running",
+                run_dir=str(run_dir),
+                **fields,
+            ),
+        )
+
     def agent_for(self, role: str, entry: Entry) -> tuple[str, AgentConfig]:
         name = entry.header.agent or getattr(self.config.roles, role)
         try:
@@ -440,19 +465,7 @@ def run_agent(
         stdin_data=invocation.stdin,
         die_with_parent=shop.die_with_us,
     )
-    shop.bookkeep(
-        role,
-        lambda: shop.journal.insert_run(
-            run_id,
-            entry.id,
-            role,
-            agent=agent_name,
-            attempt=attempt,
-            state="running",
-            workdir=str(workdir),
-            run_dir=str(run_dir),
-        ),
-    )
+    shop.record_start(run_id, entry.id, role, agent_name, attempt, run_dir, workdir=str(workdir))
     shop.log("run.start", run=run_id, task=entry.id, role=role, agent=agent_name)
     result, crossed = _supervise(shop, spec, entry.id, limit, backend)
     parsed = backend.parse(read_tail(result.stdout_path), read_tail(result.stderr_path))

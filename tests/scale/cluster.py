@@ -24,6 +24,7 @@ from typing import Any
 from shopfloor import actions
 from shopfloor.board import Board, Entry
 from tests.support import agent_command, git, make_project, toml_value
+from tests.support import config_text as support_config
 
 SERVER_DEADLINE = 30.0
 WORKER_DEADLINE = 30.0
@@ -145,20 +146,8 @@ def config_text(
     pipeline: dict[str, Any] | None = None,
     scale: str = "",
 ) -> str:
-    """A shopfloor.toml: [agents], [roles] (every role to the first agent unless given),
-    [pipeline] and a [scale] table (see `scale_table`)."""
-    default = next(iter(agents))
-    every = {"pm": default, "coder": default, "qa": default, "hotfix": default, **(roles or {})}
-    pipe = {"checks": [], "max_attempts": 3, **(pipeline or {})}
-    lines = []
-    for name, table in agents.items():
-        lines.append(f"[agents.{name}]")
-        lines += [f"{k} = {toml_value(v)}" for k, v in table.items()]
-    lines.append("[roles]")
-    lines += [f"{k} = {toml_value(v)}" for k, v in every.items()]
-    lines.append("[pipeline]")
-    lines += [f"{k} = {toml_value(v)}" for k, v in pipe.items()]
-    return "\n".join(lines) + "\n" + scale
+    """A shopfloor.toml (see tests.support.config_text) with a [scale] table (`scale_table`)."""
+    return support_config(agents, roles=roles, pipeline=pipeline, extra=scale)
 
 
 def command_agent(*behaviour: str, timeout: str = "60s") -> dict[str, Any]:

@@ -87,6 +87,15 @@ def _all_marks(cluster: Cluster) -> list[tuple[str, list[str]]]:
     ]
 
 
+def _wait_for_runs(cluster: Cluster, role: str, count: int, deadline: float = 120) -> None:
+    """Until `count` runs of `role` have started on the workers."""
+
+    def started() -> bool:
+        return sum(m[0] == role for _, m in _all_marks(cluster)) >= count
+
+    wait_for(f"{count} {role} run(s) started", started, deadline)
+
+
 def test_tasks_go_through_the_pipeline_on_a_worker(cluster: Cluster) -> None:
     root = _coordinator(cluster)
     _worker(cluster, "w1")
@@ -154,11 +163,7 @@ def test_a_killed_coordinator_rejoins_its_runs_and_starts_none_twice(cluster: Cl
     daemon = start_daemon(root)
     ids = _file_tasks(root, 2)
     try:
-        wait_for(
-            "both coders running",
-            lambda: sum(m[0] == "coder" for _, m in _all_marks(cluster)) == 2,
-            120,
-        )
+        _wait_for_runs(cluster, "coder", 2)
         stop(daemon, signal.SIGKILL)  # kill -9: its runs go on on the worker
         daemon = start_daemon(root)
         wait_for("both tasks done", lambda: _all_done(root, ids), 120)
@@ -175,11 +180,7 @@ def test_work_resumes_after_the_temporal_server_restarts(cluster: Cluster) -> No
     daemon = start_daemon(root)
     ids = _file_tasks(root, 2)
     try:
-        wait_for(
-            "a coder running",
-            lambda: any(m[0] == "coder" for _, m in _all_marks(cluster)),
-            120,
-        )
+        _wait_for_runs(cluster, "coder", 1)
         cluster.server.restart()
         wait_for("both tasks done", lambda: _all_done(root, ids), 180)
     finally:
@@ -255,11 +256,7 @@ def test_cancel_stops_the_agent_on_its_worker(cluster: Cluster) -> None:
     daemon = start_daemon(root)
     try:
         (task_id,) = _file_tasks(root, 1)
-        wait_for(
-            "the coder running",
-            lambda: any(m[0] == "coder" for _, m in _all_marks(cluster)),
-            60,
-        )
+        _wait_for_runs(cluster, "coder", 1)
         (pid,) = [int(m[4]) for _, m in _all_marks(cluster) if m[0] == "coder"]
         shopfloor(root, "cancel", task_id)
         wait_for("the agent on the worker gone", lambda: not psutil.pid_exists(pid), 30)

@@ -75,18 +75,8 @@ def run_remote(
         heartbeat_timeout=scale.heartbeat_timeout,
         **request,
     )
-    shop.bookkeep(
-        role,
-        lambda: shop.journal.insert_run(
-            run_id,
-            entry.id,
-            role,
-            agent=agent_name,
-            attempt=attempt,
-            state="running",
-            run_dir=str(run_dir),
-            workflow_id=req.workflow_id,
-        ),
+    shop.record_start(
+        run_id, entry.id, role, agent_name, attempt, run_dir, workflow_id=req.workflow_id
     )
     shop.log("run.start", run=run_id, task=entry.id, role=role, agent=agent_name, remote=1)
     mirror = LogMirror(run_dir / "stdout.log")

@@ -157,31 +157,28 @@ def read_engine_state(root: Path | str) -> EngineState | None:
     state = doc.get("state")
     if state not in _RECORDED:
         return _unknown(doc, f"{ENGINE_FILE} names no state")
-    return EngineState(
-        engine="temporal",
-        address=str(doc.get("address") or ""),
-        namespace=str(doc.get("namespace") or ""),
-        task_queue=str(doc.get("task_queue") or ""),
-        state=state,
-        since=str(doc.get("since") or ""),
-        error=str(doc.get("error") or "unreachable") if state == DOWN else None,
-        pid=pid,
-        daemon_running=True,
-    )
+    error = str(doc.get("error") or "unreachable") if state == DOWN else None
+    return _from(doc, state, str(doc.get("since") or ""), error, running=True)
 
 
 def _unknown(doc: dict[str, Any], why: str) -> EngineState:
+    return _from(doc, UNKNOWN, "", why, running=False)
+
+
+def _from(
+    doc: dict[str, Any], state: str, since: str, error: str | None, running: bool
+) -> EngineState:
     pid = doc.get("pid")
     return EngineState(
         engine="temporal",
         address=str(doc.get("address") or ""),
         namespace=str(doc.get("namespace") or ""),
         task_queue=str(doc.get("task_queue") or ""),
-        state=UNKNOWN,
-        since="",
-        error=why,
+        state=state,
+        since=since,
+        error=error,
         pid=pid if isinstance(pid, int) else None,
-        daemon_running=False,
+        daemon_running=running,
     )
 
 
