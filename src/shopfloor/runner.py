@@ -17,11 +17,11 @@ Why it is built this way:
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import math
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -359,39 +359,32 @@ def _start_error(spec: RunSpec, exc: Exception) -> str:
     return f"cannot start {name}: {exc}"
 
 
-_PR_SET_PDEATHSIG = 1
+#: util-linux's setpriv (Essential on Debian): sets PR_SET_PDEATHSIG, then execs the agent.
+_SETPRIV = shutil.which("setpriv")
 
 
-def _die_with_parent_hook() -> Callable[[], None] | None:
-    """A preexec_fn setting PR_SET_PDEATHSIG=SIGKILL in the child; None where there is no prctl.
+def _argv(spec: RunSpec) -> list[str]:
+    """The agent's argv; with `die_with_parent`, run through `setpriv --pdeathsig KILL` so the
+    kernel kills it when its supervising thread dies (kill -9 of a worker).
 
-    Everything it needs is looked up before the fork: the child runs only the prctl call and
-    a check that its parent did not die before the call took effect."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        prctl = libc.prctl
-    except (OSError, AttributeError):
-        return None
-    parent = os.getpid()
-    kill = int(signal.SIGKILL)
-
-    def hook() -> None:
-        prctl(_PR_SET_PDEATHSIG, kill, 0, 0, 0)
-        if os.getppid() != parent:  # the parent died between fork and prctl
-            os._exit(137)
-
-    return hook
+    Not a preexec_fn: Python code in a child forked from a threaded process can deadlock
+    before exec (seen: a worker's run stuck in fork for minutes under load). A command that
+    cannot be found is left alone, so starting it fails as it always did (not-installed)."""
+    if not spec.die_with_parent or _SETPRIV is None:
+        return spec.argv
+    if shutil.which(spec.argv[0], path=spec.env.get("PATH", os.defpath)) is None:
+        return spec.argv
+    return [_SETPRIV, "--pdeathsig", "KILL", "--", *spec.argv]
 
 
 def _spawn(spec: RunSpec) -> subprocess.Popen[bytes]:
     """Start argv (never a shell) as the leader of a new session, so its pgid is its pid."""
     if not spec.argv:
         raise _StartError("empty command")
-    hook = _die_with_parent_hook() if spec.die_with_parent else None
     with _stdin_for(spec) as stdin:
         try:
             return subprocess.Popen(
-                spec.argv,
+                _argv(spec),
                 cwd=spec.cwd,
                 env=spec.env,
                 stdin=stdin,
@@ -400,7 +393,6 @@ def _spawn(spec: RunSpec) -> subprocess.Popen[bytes]:
                 start_new_session=True,
                 close_fds=True,
                 bufsize=0,
-                preexec_fn=hook,  # only prctl and getppid in the child, set up before the fork
             )
         except (OSError, ValueError, TypeError, subprocess.SubprocessError) as exc:
             raise _StartError(_start_error(spec, exc)) from exc
