@@ -10,6 +10,11 @@ measured side by side, idle and under the same burst. Last, a hotfix is filed th
 daemon holds its lock on a large board: how long until its agent runs.
 
     .venv/bin/python benchmarks/bench_hotfix.py [--samples 40] [--boards 10000,50000]
+    .venv/bin/python benchmarks/bench_hotfix.py --engine-down [--samples 40]
+
+`--engine-down` (issue 13): only the idle reaction, side by side, of a daemon in the embedded
+mode and one with `[scale] engine = "temporal"` whose Temporal cannot be reached (a closed
+port): the emergency lane must not depend on the cluster.
 """
 
 from __future__ import annotations
@@ -170,11 +175,45 @@ def during_start_up(tmp: Path, board_size: int) -> float:
     return took
 
 
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])  # closed again when this returns
+
+
+def engine_down(tmp: Path, samples: int) -> None:
+    """Embedded and engine-down daemons, idle, measured in turns (one sample each)."""
+    down = f'[scale]\nengine = "temporal"\naddress = "127.0.0.1:{_closed_port()}"\n'
+    roots = {"embedded": make_repo(tmp / "embedded", CONFIG)}
+    roots["temporal down"] = make_repo(tmp / "down", CONFIG + down)
+    daemons = {}
+    for label, root in roots.items():
+        daemons[label] = start_daemon(root)
+        wait_started(daemons[label])
+        drain(daemons[label], tmp / f"{root.name}.log")
+    values: dict[str, list[float]] = {label: [] for label in roots}
+    for n in range(samples):
+        for label, root in roots.items():
+            values[label] += measure(root, 1, f"{root.name}{n}")
+    for label, daemon in daemons.items():
+        stop_daemon(daemon, tmp / f"{roots[label].name}.log")
+    print(f"python {sys.version.split()[0]}; load: {os.getloadavg()[0]:.2f} (1-minute average)")
+    for label, got in values.items():
+        report(f"hotfix reaction, idle, {label}", got)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--samples", type=int, default=40)
     parser.add_argument("--boards", default="10000,50000", help="board sizes under load")
+    parser.add_argument("--engine-down", action="store_true", help="embedded vs Temporal down")
     args = parser.parse_args()
+    if args.engine_down:
+        with tempfile.TemporaryDirectory() as tmp_name:
+            engine_down(Path(tmp_name), args.samples)
+        return 0
     sizes = [int(n) for n in args.boards.split(",")]
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
