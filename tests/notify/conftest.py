@@ -167,5 +167,8 @@ def chat_daemon(
         finally:
             daemon.stop()
             thread.join(30)
+            # As `shopfloor run` does: the last messages (daemon stopped) out, then stop.
+            # Stopped at once, the service cancelled that send between its headers and body.
+            service.flush(2.0)
             assert service.stop(3.0)
     assert not thread.is_alive()
