@@ -218,17 +218,19 @@ def test_sigterm_always_ends_the_daemon_within_its_grace(tmp_path: Path) -> None
     stubborn_root = project(tmp_path, "stubborn", agent_command("*:stubborn"))
     actions.create_task(Board(stubborn_root), actions.NewTask("stubborn", backlog=True))
     # Three at a time, each kind on its own project: 200 start-ups take a while one by one.
+    # The burst's rounds take longest (~35 s), so they start at once; the stubborn ones
+    # (~25 s, each waits out the grace) take the place of the idle ones when those end.
     plan: list[tuple[str, Path, int, Round]] = [
-        ("stubborn", stubborn_root, rounds("stubborn"), stubborn),
+        ("burst", project(tmp_path, "burst", hang), rounds("burst"), in_burst),
         ("idle", project(tmp_path, "idle", hang), rounds("idle"), idle),
         ("starting", project(tmp_path, "starting", hang), rounds("starting"), starting),
-        ("burst", project(tmp_path, "burst", hang), rounds("burst"), in_burst),
+        ("stubborn", stubborn_root, rounds("stubborn"), stubborn),
     ]
     out: list[str] = []
     threads = [threading.Thread(target=run_rounds, args=(*job, out)) for job in plan]
     for thread in threads[:3]:
         thread.start()
-    threads[0].join()  # the stubborn rounds are the fewest: the burst takes their place
+    threads[1].join()
     threads[3].start()
     for thread in threads:
         thread.join()

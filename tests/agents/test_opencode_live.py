@@ -22,8 +22,9 @@ pytestmark = [pytest.mark.agentcli, pytest.mark.timeout(600)]
 
 ORIGINAL = "def answer():\n    return 42\n"
 FIXED = "def answer():\n    return 43\n"
-#: Longer than OpenCode's silent start (it prints nothing until the first model reply).
-STALL = "30s"
+#: Longer than OpenCode's silent start (it prints nothing until the first model reply),
+#: which is under 3 s here (its complete runs take 3.5 s): 15 s leaves a loaded machine 4x.
+STALL = "15s"
 
 
 def test_opencode_hotfix_edits_files_and_reports_tokens(tmp_path: Path) -> None:
@@ -105,7 +106,9 @@ def test_opencode_auth_error_is_classified(tmp_path: Path) -> None:
 
 
 def test_opencode_server_error_is_an_agent_error_after_its_retries(tmp_path: Path) -> None:
-    done = run_cli("opencode", tmp_path, Script(fail="500"))  # 6 calls, ~1 min of backoff
+    # OpenCode waits what `retry-after-ms` says (on a 5xx too) instead of its own back-off
+    # (2, 4, 8, 16, 32 s): the same 6 calls and the same end, in a second instead of a minute.
+    done = run_cli("opencode", tmp_path, Script(fail="500", retry_after_ms="50"))
     assert done.run.outcome is Outcome.AGENT_ERROR, done.stdout + done.stderr
     assert len(done.server.requests) == 6
 

@@ -47,7 +47,9 @@ def assert_about(seconds: float, expected: float, run_took: float) -> None:
         ("codex", {}),
         ("gemini", {}),  # "Suggested retry after 120s." (from the body's RetryInfo)
         ("pi", {}),  # the body's "try again in 120s"
-        ("opencode", {"stall": "60s"}),  # sleeps on retry-after itself: stopped meanwhile
+        # It sleeps on retry-after itself (silently): the stall watchdog stops it meanwhile,
+        # as soon as it may (test_opencode_live.STALL: longer than OpenCode's silent start).
+        ("opencode", {"stall": "15s"}),
     ],
 )
 def test_the_pause_lasts_as_long_as_the_429_said(
@@ -84,11 +86,12 @@ def test_claude_says_nothing_of_a_long_retry_after_so_the_back_off_applies(
 
 def test_claude_that_waited_out_a_short_retry_after_pauses_for_that_wait(tmp_path: Path) -> None:
     """Up to 60 s it waits itself and says how long (`api_retry`); when it still fails, that
-    wait is the pause."""
+    wait is the pause. 5 s: far from both its own back-off (0.5 s) and ours (60 s)."""
     from tests.agents.harness import project_for, run_role
     from tests.fakes.model_server import ModelServer
 
-    with ModelServer(Script(fail="429", retry_after="20")) as server:
+    wait = 5
+    with ModelServer(Script(fail="429", retry_after=str(wait))) as server:
         env = {**clis.prepare("claude", tmp_path / "cli-home", server.url)}
         env["CLAUDE_CODE_MAX_RETRIES"] = "1"
         root = project_for("claude", tmp_path, server.url, env=env)
@@ -98,10 +101,13 @@ def test_claude_that_waited_out_a_short_retry_after_pauses_for_that_wait(tmp_pat
     stdout = (run.run_dir / "stdout.log").read_text()
     assert '"subtype":"api_retry"' in stdout and len(server.requests) == 2
     assert run.outcome is Outcome.RATE_LIMITED and run.paused_until is not None
-    # The pause is set when the output is read, a moment before run_role returns: 20 s from
-    # then — not the 60 s back-off, and never before the run began.
+    # The pause is set when the output is read, a moment before run_role returns: `wait` s
+    # from then — not the 60 s back-off, and never before the run began.
     pause = run.paused_until - returned
-    assert started + 20 <= run.paused_until and pause <= 20 * 1.3 + 2, (pause, returned - started)
+    assert started + wait <= run.paused_until and pause <= wait * 1.3 + 2, (
+        pause,
+        returned - started,
+    )
 
 
 def test_codex_that_gets_past_a_429_on_its_own_is_ok(tmp_path: Path) -> None:

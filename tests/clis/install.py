@@ -6,6 +6,9 @@ npm packages go to `<cache>/<name>-<version>/` (`npm install --prefix`), aider t
 virtualenv there. A CLI already installed at its pinned version is skipped, so a second
 `make test` costs nothing. The cache is `$SHOPFLOOR_AGENT_CACHE` or `.cache/agents` in the repo.
 Prints one line per CLI with its install time and size (the numbers in docs/agents.md).
+
+The installs run a few at a time (WORKERS): they wait mostly on the network and the disk,
+and one after another they took ~90 s of a CI run; aider, the longest, starts first.
 """
 
 from __future__ import annotations
@@ -15,11 +18,15 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 from shopfloor.agents.versions import PINS, Pin
+
+#: Installs at once: npm's cache is safe to share; each CLI has its own folder.
+WORKERS = 4
 
 CACHE = Path(
     os.environ.get("SHOPFLOOR_AGENT_CACHE") or Path(__file__).resolve().parents[2] / ".cache/agents"
@@ -76,21 +83,30 @@ def install(pin: Pin) -> str:
     return f"{pin.cli} {pin.version}: installed in {took:.0f} s, {size_mb(target):.0f} MB"
 
 
+def attempt(pin: Pin) -> str | None:
+    """Install one CLI and say so; None if it failed (the reason is on stderr)."""
+    if pin.registry == "npm" and shutil.which("npm") is None:
+        print(f"{pin.cli}: npm not found, not installed", file=sys.stderr, flush=True)
+        return None
+    try:
+        return install(pin)
+    except (subprocess.CalledProcessError, OSError) as exc:
+        print(f"{pin.cli} {pin.version}: install FAILED ({exc})", file=sys.stderr, flush=True)
+        return None
+
+
 def main(names: list[str]) -> int:
     """Install what is missing. Locally a failure only warns (those tests then skip with the
     reason); in CI (CI set) it fails, because CI must run every tier."""
     chosen = [p for p in PINS if not names or p.cli in names]
+    chosen.sort(key=lambda p: p.registry != "pypi")  # aider's pip install is the longest
     failed = 0
-    for pin in chosen:
-        if pin.registry == "npm" and shutil.which("npm") is None:
-            failed += 1
-            print(f"{pin.cli}: npm not found, not installed", file=sys.stderr, flush=True)
-            continue
-        try:
-            print(install(pin), flush=True)
-        except (subprocess.CalledProcessError, OSError) as exc:
-            failed += 1
-            print(f"{pin.cli} {pin.version}: install FAILED ({exc})", file=sys.stderr, flush=True)
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        for line in pool.map(attempt, chosen):
+            if line is None:
+                failed += 1
+            else:
+                print(line, flush=True)
     return 1 if failed and os.environ.get("CI") else 0
 
 

@@ -76,6 +76,10 @@ class Script:
     #: The 429's retry-after header (seconds or an HTTP date); the OpenAI and Gemini bodies
     #: name the same wait in their own words, as those APIs do.
     retry_after: str = "30"
+    #: A `retry-after-ms` header on every scripted failure (OpenAI's hint, any status). A CLI
+    #: that honours it on a 5xx (OpenCode; not qwen, whose 500s make 7 calls in ~75 s either
+    #: way) then retries at once: a test sees all of its retries without waiting a minute.
+    retry_after_ms: str | None = None
 
 
 def result_block(outcome: str = "ok", summary: str = "done", **extra: Any) -> str:
@@ -661,17 +665,21 @@ _ERRORS: dict[str, dict[str, tuple[int, dict[str, Any]]]] = {
 }
 
 
-def error_reply(family: str, fail: str, retry_after: str) -> tuple[int, Any, dict[str, str]]:
-    """(status, body, headers) of a scripted failure; a 429 carries `retry-after`."""
+def error_reply(
+    family: str, fail: str, retry_after: str, retry_after_ms: str | None = None
+) -> tuple[int, Any, dict[str, str]]:
+    """(status, body, headers) of a scripted failure; a 429 carries `retry-after`, any failure
+    `retry-after-ms` if the script gives one."""
     status, error = _ERRORS[family][fail]
+    hint = {} if retry_after_ms is None else {"retry-after-ms": retry_after_ms}
     if fail != "429":
-        return status, error, {}
+        return status, error, hint
     try:
         wait = int(float(retry_after))
     except ValueError:  # an HTTP date
         wait = max(0, round(parsedate_to_datetime(retry_after).timestamp() - time.time()))
     body = json.loads(json.dumps(error).replace("{wait}", str(wait)))
-    return status, body, {"retry-after": retry_after}
+    return status, body, {"retry-after": retry_after, **hint}
 
 
 # ---------------------------------------------------------------------------- the server
@@ -791,7 +799,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.model_server._stop.wait(600)
             return
         if script.fail:
-            self._json(*error_reply(family, script.fail, script.retry_after))
+            self._json(*error_reply(family, script.fail, script.retry_after, script.retry_after_ms))
             return
         if aider:
             self._answer(family, path, body, Reply(text=aider_reply(script, body, text)))

@@ -305,6 +305,10 @@ class FakeTelegram(FakeHTTPServer):
         if method in ("deleteWebhook", "setMyCommands"):
             return 200, {"ok": True, "result": True}
         if method == "sendMessage":
+            if "chat_id" not in params or "text" not in params:
+                # What the real API says; seen when a client is cancelled between its headers
+                # and its body (a service stopping mid-send), which used to crash the handler.
+                return 400, {"ok": False, "error_code": 400, "description": "Bad Request"}
             return 200, {"ok": True, "result": self._send(params)}
         if method == "getUpdates":
             return 200, {"ok": True, "result": self._get_updates(params)}

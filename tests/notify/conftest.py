@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,37 @@ def journal(project: Path) -> Iterator[Journal]:
 
 ServiceFactory = Callable[..., NotifyService]
 
+#: A notification's last line is `#<outbox id>` (events.render); a bot's reply has none.
+_OUTBOX_ID = re.compile(r"\n#\d+\Z")
+
+
+def is_reply(text: str) -> bool:
+    """A bot's reply rather than a notification (daemon started, hotfix started, …), which
+    the service may deliver at any moment, before or after the reply."""
+    return _OUTBOX_ID.search(text) is None
+
+
+def reply_to(
+    fake: FakeTelegram,
+    text: str,
+    wanted: Callable[[str], bool] = is_reply,
+    timeout: float = 15.0,
+    chat: int = CHAT,
+) -> str:
+    """Say `text` from `chat`; the first message after it that `wanted` accepts, by content,
+    whatever else arrives meanwhile. Fails at the deadline listing what did arrive."""
+    before = len(fake.texts(chat))
+    fake.user_says(chat, text)
+    deadline = time.monotonic() + timeout
+    while True:
+        arrived = fake.texts(chat)[before:]
+        found = next((t for t in arrived if wanted(t)), None)
+        if found is not None:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no wanted reply to {text!r} within {timeout}s; got {arrived}")
+        time.sleep(0.01)
+
 
 @pytest.fixture
 def service(project: Path) -> Iterator[ServiceFactory]:
@@ -134,5 +167,8 @@ def chat_daemon(
         finally:
             daemon.stop()
             thread.join(30)
+            # As `shopfloor run` does: the last messages (daemon stopped) out, then stop.
+            # Stopped at once, the service cancelled that send between its headers and body.
+            service.flush(2.0)
             assert service.stop(3.0)
     assert not thread.is_alive()

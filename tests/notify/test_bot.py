@@ -25,7 +25,7 @@ from tests.conftest import wait_until
 from tests.fakes.telegram_server import FakeTelegram
 from tests.support import edit_fields
 
-from .conftest import CHAT, STRANGER, ServiceFactory, make_config
+from .conftest import CHAT, STRANGER, ServiceFactory, make_config, reply_to
 
 Ask = Callable[[str], str]
 
@@ -40,10 +40,7 @@ def ask(fake_tg: FakeTelegram, bot: NotifyService) -> Iterator[Ask]:
     """Send a message from the allowed chat; the bot's reply."""
 
     def send(text: str) -> str:
-        before = len(fake_tg.messages(CHAT))
-        fake_tg.user_says(CHAT, text)
-        wait_until(lambda: len(fake_tg.messages(CHAT)) > before, 15, f"a reply to {text!r}")
-        return fake_tg.texts(CHAT)[-1]
+        return reply_to(fake_tg, text)
 
     yield send
 

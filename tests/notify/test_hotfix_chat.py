@@ -19,7 +19,7 @@ from tests.conftest import wait_until
 from tests.fakes.telegram_server import FakeTelegram
 from tests.support import FAKES, tracker
 
-from .conftest import CHAT, chat_daemon
+from .conftest import CHAT, chat_daemon, is_reply, reply_to
 
 
 @pytest.fixture
@@ -31,12 +31,10 @@ def shop(tmp_path: Path, fake_tg: FakeTelegram) -> Iterator[Path]:
         yield root
 
 
-def _said(fake: FakeTelegram, text: str) -> str:
-    """The reply to `text` from the allowed chat."""
-    before = len(fake.texts(CHAT))
-    fake.user_says(CHAT, text)
-    wait_until(lambda: len(fake.texts(CHAT)) > before, 15, f"a reply to {text!r}")
-    return next(t for t in fake.texts(CHAT)[before:] if not t.startswith("🚨 Hotfix"))
+def _answer(fake: FakeTelegram, command: str, task_id: str) -> str:
+    """The bot's reply to `command`, found by content: a reply naming `task_id`. Notifications
+    (daemon started, hotfix started/stopped) may arrive before or after it."""
+    return reply_to(fake, command, lambda t: is_reply(t) and task_id in t)
 
 
 def test_cancel_and_close_a_running_hotfix_from_telegram(fake_tg: FakeTelegram, shop: Path) -> None:
@@ -45,7 +43,7 @@ def test_cancel_and_close_a_running_hotfix_from_telegram(fake_tg: FakeTelegram, 
     wait_until(lambda: marks.exists() and marks.read_text(), 30, "the hotfix agent patched")
     task_id = "HOTFIX-checkout-returns-500"
 
-    reply = _said(fake_tg, f"/cancel {task_id}")
+    reply = _answer(fake_tg, f"/cancel {task_id}", task_id)
     assert reply.startswith(f"🛑 {task_id} cancelled: hotfix/ · awaiting-human. Its agent")
     wait_until(lambda: any("Hotfix stopped" in t for t in fake_tg.texts(CHAT)), 30)
     stopped = next(t for t in fake_tg.texts(CHAT) if "Hotfix stopped" in t)
@@ -53,10 +51,10 @@ def test_cancel_and_close_a_running_hotfix_from_telegram(fake_tg: FakeTelegram, 
     assert f"/retry {task_id} runs it again · /close {task_id} archives it" in stopped
     assert "hotfix agent stopped (cancelled)" in tracker(shop, task_id)
 
-    refused = _said(fake_tg, f"/close {task_id}")
+    refused = _answer(fake_tg, f"/close {task_id}", task_id)
     assert "not committed: app.py, hotfix_note.txt" in refused and "--force" in refused
     assert Board(shop).find(task_id).lane is Lane.HOTFIX
-    closed = _said(fake_tg, f"/close {task_id} --force")
+    closed = _answer(fake_tg, f"/close {task_id} --force", task_id)
     assert closed.startswith(f"{task_id} closed: archived to done/")
     assert "hotfix closed by telegram; --force" in closed
     text = Board(shop).read_text(Board(shop).find(task_id))

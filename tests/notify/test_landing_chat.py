@@ -8,11 +8,10 @@ from pathlib import Path
 from shopfloor import actions, task
 from shopfloor.board import Board
 from shopfloor.landing import _record
-from tests.conftest import wait_until
 from tests.fakes.telegram_server import FakeTelegram
 from tests.support import TO_LANDING, apply_events
 
-from .conftest import CHAT, ServiceFactory, make_config
+from .conftest import ServiceFactory, make_config, reply_to
 
 
 def test_status_shows_the_queue_and_why_it_waits(
@@ -24,9 +23,7 @@ def test_status_shows_the_queue_and_why_it_waits(
     # What the queue itself writes when it waits (landing._wait_all): its record.
     _record(project, target="main", waiting="main is checked out and that tree is dirty")
     service(make_config(fake_tg))
-    fake_tg.user_says(CHAT, "/status")
-    wait_until(lambda: fake_tg.texts(CHAT), 15, "the reply to /status")
-    reply = fake_tg.texts(CHAT)[-1]
+    reply = reply_to(fake_tg, "/status")
     assert f"{entry.id} review/landing — Land me" in reply
     assert f"landing on main: {entry.id}" in reply
     assert "landing waits: main is checked out and that tree is dirty" in reply

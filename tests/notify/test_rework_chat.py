@@ -10,10 +10,9 @@ import pytest
 from shopfloor import actions, task
 from shopfloor.board import Board, Lane
 from shopfloor.notify import NotifyService
-from tests.conftest import wait_until
 from tests.fakes.telegram_server import FakeTelegram
 
-from .conftest import CHAT, STRANGER, ServiceFactory, make_config
+from .conftest import STRANGER, ServiceFactory, make_config, reply_to
 
 
 @pytest.fixture
@@ -22,10 +21,7 @@ def bot(fake_tg: FakeTelegram, service: ServiceFactory) -> NotifyService:
 
 
 def ask(fake_tg: FakeTelegram, text: str) -> str:
-    before = len(fake_tg.messages(CHAT))
-    fake_tg.user_says(CHAT, text)
-    wait_until(lambda: len(fake_tg.messages(CHAT)) > before, 15, f"a reply to {text!r}")
-    return fake_tg.texts(CHAT)[-1]
+    return reply_to(fake_tg, text)
 
 
 def failed_task(project: Path) -> str:
