@@ -24,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.scale.cluster
 
+from _project import drain, start_daemon, stop_daemon
 from tests.scale.cluster import (
     Cluster,
     TemporalServer,
@@ -32,7 +33,7 @@ from tests.scale.cluster import (
     scale_table,
     temporal_binary,
 )
-from tests.support import git, start_daemon, stop
+from tests.support import git
 
 from shopfloor import actions
 from shopfloor.board import Board, Lane
@@ -83,11 +84,12 @@ def _cluster(base: Path, name: str, server: TemporalServer, workers: int, sleep:
 def throughput(base: Path, server: TemporalServer, tasks: int, workers: int, sleep: float) -> float:
     cluster = _cluster(base, f"tp{workers}", server, workers, sleep)
     daemon = start_daemon(cluster.coordinator)
+    drain(daemon)  # its log must never fill a pipe and stall it
     try:
         ids = _file(cluster.coordinator, tasks)
         return _until_done(cluster.coordinator, ids)
     finally:
-        stop(daemon)
+        stop_daemon(daemon)
         cluster.close()
 
 
@@ -95,12 +97,13 @@ def _one_at_a_time(root: Path, count: int) -> list[float]:
     """Seconds per run (3 runs per task) for tasks filed one after another."""
     per_run = []
     daemon = start_daemon(root)
+    drain(daemon)
     try:
         for _ in range(count):
             ids = _file(root, 1)
             per_run.append(_until_done(root, ids) / 3)
     finally:
-        stop(daemon)
+        stop_daemon(daemon)
     return per_run
 
 

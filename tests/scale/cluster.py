@@ -229,6 +229,24 @@ class Cluster:
     def remote_git(self, *args: str) -> str:
         return git(self.remote, *args)
 
+    # ------------------------------------------------------------------ the daemon
+
+    @property
+    def daemon_log(self) -> Path:
+        return self.tmp / "daemon.log"
+
+    def start_daemon(self) -> subprocess.Popen[str]:
+        """`shopfloor run` in the coordinator, its log appended to `daemon_log` (a file: a
+        pipe no one reads would fill and stall the daemon on a busy run)."""
+        with open(self.daemon_log, "a") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "shopfloor", "-C", str(self.coordinator), "run"],
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                text=True,
+            )
+
     # ------------------------------------------------------------------ workers
 
     def start_worker(

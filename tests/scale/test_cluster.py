@@ -16,7 +16,7 @@ from shopfloor import actions
 from shopfloor.board import Board, Lane
 from shopfloor.journal import Journal
 from tests.scale.cluster import Cluster, command_agent, config_text, scale_table, wait_for
-from tests.support import git, marks, shopfloor, start_daemon, stop
+from tests.support import git, marks, shopfloor, stop
 
 #: Seconds: a killed worker's runs go elsewhere this long after its last heartbeat.
 HEARTBEAT = 3.0
@@ -99,7 +99,7 @@ def _wait_for_runs(cluster: Cluster, role: str, count: int, deadline: float = 12
 def test_tasks_go_through_the_pipeline_on_a_worker(cluster: Cluster) -> None:
     root = _coordinator(cluster)
     _worker(cluster, "w1")
-    daemon = start_daemon(root)
+    daemon = cluster.start_daemon()
     try:
         ids = _file_tasks(root, 3)
         wait_for("3 tasks done", lambda: _all_done(root, ids), 120)
@@ -128,7 +128,7 @@ def test_thirty_tasks_on_three_workers_survive_a_worker_killed_mid_run(cluster: 
     _worker(cluster, "w1", "coder:sleep=6")  # long enough to be killed in the middle
     for name in ("w2", "w3"):
         _worker(cluster, name, "coder:sleep=1")
-    daemon = start_daemon(root)
+    daemon = cluster.start_daemon()
     try:
         ids = _file_tasks(root, 30)
         # w1 dies in the middle of a coder run: its agent with it, its run elsewhere.
@@ -160,12 +160,12 @@ def test_thirty_tasks_on_three_workers_survive_a_worker_killed_mid_run(cluster: 
 def test_a_killed_coordinator_rejoins_its_runs_and_starts_none_twice(cluster: Cluster) -> None:
     root = _coordinator(cluster)
     _worker(cluster, "w1", "coder:sleep=4")
-    daemon = start_daemon(root)
+    daemon = cluster.start_daemon()
     ids = _file_tasks(root, 2)
     try:
         _wait_for_runs(cluster, "coder", 2)
         stop(daemon, signal.SIGKILL)  # kill -9: its runs go on on the worker
-        daemon = start_daemon(root)
+        daemon = cluster.start_daemon()
         wait_for("both tasks done", lambda: _all_done(root, ids), 120)
     finally:
         stop(daemon)
@@ -177,7 +177,7 @@ def test_a_killed_coordinator_rejoins_its_runs_and_starts_none_twice(cluster: Cl
 def test_work_resumes_after_the_temporal_server_restarts(cluster: Cluster) -> None:
     root = _coordinator(cluster)
     _worker(cluster, "w1", "coder:sleep=3")
-    daemon = start_daemon(root)
+    daemon = cluster.start_daemon()
     ids = _file_tasks(root, 2)
     try:
         _wait_for_runs(cluster, "coder", 1)
@@ -192,7 +192,7 @@ def test_work_resumes_after_the_temporal_server_restarts(cluster: Cluster) -> No
 def test_with_temporal_down_tasks_wait_and_a_hotfix_runs_here(cluster: Cluster) -> None:
     root = _coordinator(cluster)
     cluster.server.stop()
-    daemon = start_daemon(root)
+    daemon = cluster.start_daemon()
     try:
         ids = _file_tasks(root, 1)
         hotfix = actions.create_hotfix(Board(root), "checkout returns 500").id
@@ -215,9 +215,8 @@ def test_with_temporal_down_tasks_wait_and_a_hotfix_runs_here(cluster: Cluster) 
         _worker(cluster, "w1")
         wait_for("the task done", lambda: _all_done(root, ids), 120)
     finally:
-        daemon.terminate()
-        _, log = daemon.communicate(timeout=60)
-    assert daemon.returncode == 0
+        assert stop(daemon) == 0
+    log = cluster.daemon_log.read_text()
     # Said once when it went, once when it came back (the notifier's events, in the log).
     assert log.count("event=engine.down") == 1 and log.count("event=engine.up") >= 1
 
@@ -232,7 +231,7 @@ def test_a_remote_runs_output_reaches_the_coordinators_logs_while_it_runs(
 ) -> None:
     root = _coordinator(cluster)
     _worker(cluster, "w1", "coder:cost=0.25", "coder:sleep=6")
-    daemon = start_daemon(root)
+    daemon = cluster.start_daemon()
     try:
         (task_id,) = _file_tasks(root, 1)
 
@@ -253,7 +252,7 @@ def test_a_remote_runs_output_reaches_the_coordinators_logs_while_it_runs(
 def test_cancel_stops_the_agent_on_its_worker(cluster: Cluster) -> None:
     root = _coordinator(cluster)
     _worker(cluster, "w1", "coder:hang")
-    daemon = start_daemon(root)
+    daemon = cluster.start_daemon()
     try:
         (task_id,) = _file_tasks(root, 1)
         _wait_for_runs(cluster, "coder", 1)
@@ -283,7 +282,7 @@ def test_a_push_the_remote_keeps_refusing_parks_the_task_after_one_run(cluster: 
     hook.chmod(0o755)
     root = _coordinator(cluster)
     _worker(cluster, "w1")
-    daemon = start_daemon(root)
+    daemon = cluster.start_daemon()
     try:
         (task_id,) = _file_tasks(root, 1)
 
@@ -303,7 +302,7 @@ def test_a_push_the_remote_keeps_refusing_parks_the_task_after_one_run(cluster: 
 def test_an_attempt_another_worker_pushed_first_is_not_pushed_twice(cluster: Cluster) -> None:
     root = _coordinator(cluster)
     _worker(cluster, "w1", "coder:rival")
-    daemon = start_daemon(root)
+    daemon = cluster.start_daemon()
     try:
         (task_id,) = _file_tasks(root, 1)
         wait_for("the task done", lambda: _all_done(root, [task_id]), 90)
