@@ -24,6 +24,7 @@ import selectors
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -359,22 +360,32 @@ def _start_error(spec: RunSpec, exc: Exception) -> str:
     return f"cannot start {name}: {exc}"
 
 
-#: util-linux's setpriv (Essential on Debian): sets PR_SET_PDEATHSIG, then execs the agent.
-_SETPRIV = shutil.which("setpriv")
+#: Run before the agent when it must die with its supervisor: set PR_SET_PDEATHSIG=SIGKILL,
+#: make sure the supervisor did not die before that took effect, then exec the agent.
+_DIE_WITH_PARENT = (
+    "import ctypes, os, sys\n"
+    "ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)\n"
+    "if os.getppid() != int(sys.argv[1]):\n"
+    "    os._exit(137)\n"
+    "os.execvp(sys.argv[2], sys.argv[2:])\n"
+)
 
 
 def _argv(spec: RunSpec) -> list[str]:
-    """The agent's argv; with `die_with_parent`, run through `setpriv --pdeathsig KILL` so the
-    kernel kills it when its supervising thread dies (kill -9 of a worker).
+    """The agent's argv; with `die_with_parent`, behind a small exec wrapper so the kernel
+    kills the agent when its supervising thread dies (kill -9 of a worker).
 
     Not a preexec_fn: Python code in a child forked from a threaded process can deadlock
-    before exec (seen: a worker's run stuck in fork for minutes under load). A command that
-    cannot be found is left alone, so starting it fails as it always did (not-installed)."""
-    if not spec.die_with_parent or _SETPRIV is None:
+    before exec (seen: a worker's run stuck in fork for minutes under load). Not setpriv
+    --pdeathsig either: it cannot tell that its parent died before the prctl (a worker
+    killed in that instant would leave the agent running). A command that cannot be found
+    is left alone, so starting it fails as it always did (not-installed)."""
+    if not spec.die_with_parent or not sys.platform.startswith("linux"):
         return spec.argv
     if shutil.which(spec.argv[0], path=spec.env.get("PATH", os.defpath)) is None:
         return spec.argv
-    return [_SETPRIV, "--pdeathsig", "KILL", "--", *spec.argv]
+    wrapper = [sys.executable, "-I", "-S", "-c", _DIE_WITH_PARENT, str(os.getpid())]
+    return [*wrapper, *spec.argv]
 
 
 def _spawn(spec: RunSpec) -> subprocess.Popen[bytes]:
