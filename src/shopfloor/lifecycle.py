@@ -556,7 +556,7 @@ def reconcile_event(entry: Entry, live: bool) -> Event | None:
     """
     if live or entry.lane is Lane.INVALID:
         return None
-    status = entry.header.status
+    status = entry.status  # not entry.header: a cached entry's header is made on first use
     if entry.lane is A or (status == R.value and (entry.lane, Event.INTERRUPTED) in TRANSITIONS):
         return Event.INTERRUPTED  # done/ and failed/ have no run to interrupt: reconciled
     if entry.lane is I and status == AA.value:
