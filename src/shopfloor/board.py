@@ -142,7 +142,7 @@ class Entry:
         if self._header is None:
             assert self._row is not None
             header = header_of(self._row)
-            if header is None:  # cannot happen: rows are checked when the cache is read
+            if header is None:  # cannot happen: a scan uses only rows of Header's width
                 raise TaskFormatError("header cache row does not fit the header")
             self._header = header
         return self._header
