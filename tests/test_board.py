@@ -354,16 +354,17 @@ def test_listing_cache_serves_settled_files_and_forgets_removed_ones(project: Pa
     Board(project).scan()
     cache_file = project / defaults.STATE_DIR / "cache" / "headers.bin"
     document = marshal.loads(cache_file.read_bytes())
-    assert set(document["entries"]) == {"done/T-0001-old.md"}  # the fresh file is not cached
-    stamp, row = document["entries"]["done/T-0001-old.md"]
-    document["entries"]["done/T-0001-old.md"] = (stamp, (row[0], "From the cache", *row[2:]))
+    done = document["lanes"]["done"]  # per lane, by file name
+    assert set(done) == {"T-0001-old.md"}  # the fresh file is not cached
+    stamp, row = done["T-0001-old.md"]
+    done["T-0001-old.md"] = (stamp, (row[0], "From the cache", *row[2:]))
     cache_file.write_bytes(marshal.dumps(document))
     titles = {e.id: e.header.title for e in Board(project).scan().entries}
     assert titles == {"T-0001": "From the cache", "T-0002": "New"}
     settled.unlink()
     fresh.unlink()
     Board(project).scan()
-    assert marshal.loads(cache_file.read_bytes())["entries"] == {}
+    assert not any(marshal.loads(cache_file.read_bytes())["lanes"].values())
 
 
 def test_find_during_moves_sees_the_task_once(project: Path) -> None:

@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shopfloor import _fs, defaults, task
-from shopfloor._header_cache import HeaderCache, stamp_of
+from shopfloor._header_cache import (
+    ROW_FIELDS,
+    HeaderCache,
+    Record,
+    Row,
+    header_of,
+    stamp_of,
+)
 from shopfloor.errors import (
     AmbiguousIdError,
     ConflictError,
@@ -70,6 +77,9 @@ def check_task_id(task_id: str) -> None:
         raise UnsafePathError(f"{task_id!r} is not a task id (like T-0042 or HOTFIX-db-down)")
 
 
+_ID = ROW_FIELDS.index("id")
+_STATUS = ROW_FIELDS.index("status")
+
 #: How often `find` lists the board again when a task seems to be nowhere or in two places.
 FIND_RETRIES = 2
 
@@ -98,21 +108,75 @@ def _id_matches(entries: list[Entry], ref: str) -> list[Entry]:
     return [e for e in entries if e.id.startswith(ref)]
 
 
-@dataclass(slots=True)
 class Entry:
-    """One readable task file on the board."""
+    """One readable task file on the board.
 
-    header: task.Header
-    lane: Lane
-    path: Path
+    A scan of an unchanged board makes 50,000 of these from the header cache: the header and
+    the path are then made on first use only (`id`, `status`, `name` and `lane` never need
+    them), since most closed tasks are never looked at again."""
+
+    __slots__ = ("_dir", "_header", "_name", "_path", "_row", "lane")
+
+    def __init__(self, header: task.Header, lane: Lane, path: Path) -> None:
+        self.lane = lane
+        self._header: task.Header | None = header
+        self._row: Row | None = None
+        self._path: Path | None = path
+        self._dir: Path | None = None
+        self._name = path.name
+
+    @classmethod
+    def from_row(cls, row: Row, lane: Lane, directory: Path, name: str) -> Entry:
+        """A cached file's entry: `row` is a header cache row (see _header_cache)."""
+        entry = cls.__new__(cls)
+        entry.lane = lane
+        entry._header = None
+        entry._row = row
+        entry._path = None
+        entry._dir = directory
+        entry._name = name
+        return entry
+
+    @property
+    def header(self) -> task.Header:
+        if self._header is None:
+            assert self._row is not None
+            header = header_of(self._row)
+            if header is None:  # cannot happen: a scan uses only rows of Header's width
+                raise TaskFormatError("header cache row does not fit the header")
+            self._header = header
+        return self._header
+
+    @property
+    def path(self) -> Path:
+        if self._path is None:
+            assert self._dir is not None
+            self._path = self._dir / self._name
+        return self._path
 
     @property
     def id(self) -> str:
-        return self.header.id
+        return self._row[_ID] if self._header is None and self._row is not None else self.header.id
+
+    @property
+    def status(self) -> str:
+        if self._header is None and self._row is not None:
+            return str(self._row[_STATUS])
+        return self.header.status
 
     @property
     def name(self) -> str:
-        return self.path.name
+        return self._name
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Entry):
+            return NotImplemented
+        return (self.header, self.lane, self.path) == (other.header, other.lane, other.path)
+
+    __hash__ = None  # type: ignore[assignment]  # as the dataclass it was: mutable, unhashable
+
+    def __repr__(self) -> str:
+        return f"Entry(header={self.header!r}, lane={self.lane!r}, path={self.path!r})"
 
 
 @dataclass(slots=True)
@@ -148,6 +212,22 @@ class Scan:
 
     def lane(self, lane: Lane) -> list[Entry]:
         return [e for e in self.entries if e.lane is lane]
+
+    def by_lane(self, lanes: Iterable[Lane]) -> dict[Lane, list[Entry]]:
+        """`lane(lane)` for each of `lanes`, in one pass over the entries."""
+        found: dict[Lane, list[Entry]] = {lane: [] for lane in lanes}
+        for entry in self.entries:
+            if entry.lane in found:
+                found[entry.lane].append(entry)
+        return found
+
+
+def _by_name(entry: Entry) -> str:
+    return entry.name
+
+
+def _by_value(lane: Lane) -> str:
+    return lane.value
 
 
 class ScanStopped(Exception):
@@ -215,7 +295,7 @@ class Board:
         `save_cache=False` keeps what the header cache learnt in memory only (for now)."""
         result = Scan()
         wanted = set(lanes)
-        for lane in wanted:
+        for lane in sorted(wanted, key=_by_value):  # each lane's entries come sorted by name
             self._scan_lane(lane, result, stop)
         if save_cache:
             self._headers.save()
@@ -228,7 +308,6 @@ class Board:
                 for e in it
                 if e.is_dir() and e.name not in known and not e.name.startswith(".")
             )
-        result.entries.sort(key=lambda e: (e.lane.value, e.name))
         return result
 
     def _scan_lane(self, lane: Lane, result: Scan, stop: threading.Event | None = None) -> None:
@@ -237,25 +316,51 @@ class Board:
             it = os.scandir(directory)
         except FileNotFoundError:
             return
-        present: set[str] = set()
-        prefix = f"{lane.value}/"
+        # The lane's records by file name: an unchanged file costs its stat and a lookup.
+        old = self._headers.lane(lane.value)
+        new: dict[str, Record] = {}
+        entries: list[Entry] = []
+        width = len(ROW_FIELDS)
+        fresh = False
         with it:
             for dirent in it:
                 if stop is not None and stop.is_set():
                     raise ScanStopped(f"stopped while scanning {lane.value}/")
-                if is_temp_name(dirent.name) or dirent.is_dir():
+                name = dirent.name
+                rec = old.get(name)  # only regular, settled task files are ever recorded
+                if rec is not None and not dirent.is_symlink():
+                    try:
+                        st = dirent.stat()
+                    except OSError:
+                        st = None
+                    if (
+                        st is not None
+                        and rec[0] == (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+                        and len(rec[1]) == width
+                    ):
+                        new[name] = rec
+                        entries.append(Entry.from_row(rec[1], lane, directory, name))
+                        continue
+                if is_temp_name(name) or dirent.is_dir():
                     continue
-                key = prefix + dirent.name
-                present.add(key)
                 try:
-                    result.entries.append(self._read_entry(lane, key, dirent))
+                    entry, record = self._read_entry_recorded(lane, dirent)
                 except TaskFormatError as exc:
                     path = Path(dirent.path)
                     adoptable = lane is Lane.INBOX and self._is_plain_request(path)
                     result.problems.append(Problem(path, str(exc), adoptable))
+                    continue
                 except OSError as exc:
                     result.problems.append(Problem(Path(dirent.path), f"unreadable: {exc}"))
-        self._headers.forget_missing(prefix, present)
+                    continue
+                entries.append(entry)
+                if record is not None:
+                    new[name] = record
+                    fresh = True
+        entries.sort(key=_by_name)
+        result.entries.extend(entries)
+        # Without a new record, new holds a subset of old's names: equal sizes, same names.
+        self._headers.replace_lane(lane.value, new, changed=fresh or len(new) != len(old))
 
     def read_entry(self, lane: Lane, name: str) -> Entry | None:
         """One file of a lane, read as a scan reads it, for a watcher that knows which file
@@ -278,23 +383,44 @@ class Board:
             return None
 
     def _read_entry(self, lane: Lane, key: str, dirent: os.DirEntry[str]) -> Entry:
+        entry, record = self._read_entry_recorded(lane, dirent)
+        if record is not None:
+            self._headers.put(key, record[0], entry.header)
+        return entry
+
+    def _read_entry_recorded(
+        self, lane: Lane, dirent: os.DirEntry[str]
+    ) -> tuple[Entry, Record | None]:
+        """The entry of one file of a lane, and the cache record to keep for it (None: not
+        cacheable, not settled yet, or kept already)."""
         check_name(dirent.name)
         path = Path(dirent.path)
         symlink = dirent.is_symlink()
         if symlink:
             self._check_link(path)
         st = dirent.stat()  # the target's, for a symlink: a link to a FIFO is a FIFO
-        return self._read_file(lane, key, path, symlink, st)
+        return self._read_file_recorded(lane, f"{lane.value}/{dirent.name}", path, symlink, st)
 
     def _read_file(
         self, lane: Lane, key: str, path: Path, symlink: bool, st: os.stat_result
     ) -> Entry:
+        entry, record = self._read_file_recorded(lane, key, path, symlink, st)
+        if record is not None:
+            self._headers.put(key, record[0], entry.header)
+        return entry
+
+    def _read_file_recorded(
+        self, lane: Lane, key: str, path: Path, symlink: bool, st: os.stat_result
+    ) -> tuple[Entry, Record | None]:
         require_regular(st)
         if not path.name.endswith(".md"):
             raise TaskFormatError("not a task file: task file names end in .md")
         cacheable = not symlink
-        if cacheable and (cached := self._headers.get(key, stamp_of(st))) is not None:
-            return Entry(cached, lane, path)
+        stamp = stamp_of(st)
+        if cacheable and (row := self._headers.get(key, stamp)) is not None:
+            cached = header_of(row)
+            if cached is not None:
+                return Entry(cached, lane, path), None  # already kept
         size = st.st_size
         if size > defaults.MAX_TASK_BYTES:
             raise TaskFormatError(
@@ -303,9 +429,8 @@ class Board:
         if size == 0:
             raise TaskFormatError("empty file")
         header = task.read_header_fast(_read_head(path, size))
-        if cacheable:
-            self._headers.put(key, stamp_of(st), header)
-        return Entry(header, lane, path)
+        record = self._headers.record(stamp, header) if cacheable else None
+        return Entry(header, lane, path), record
 
     def _check_link(self, path: Path) -> None:
         try:

@@ -19,6 +19,7 @@ agent. The attempt a run plays is `attempts + 1`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import stat
@@ -554,14 +555,23 @@ def reconcile_event(entry: Entry, live: bool) -> Event | None:
 
     `live`: a job of this daemon owns the task right now (then nothing is touched).
     """
-    if live or entry.lane is Lane.INVALID:
+    if live:
         return None
-    status = entry.header.status
-    if entry.lane is A or (status == R.value and (entry.lane, Event.INTERRUPTED) in TRANSITIONS):
+    # entry.status, not entry.header: a cached entry's header is made on first use.
+    return _reconcile_for(entry.lane, entry.status)
+
+
+@functools.lru_cache(maxsize=256)
+def _reconcile_for(lane: Lane, status: str) -> Event | None:
+    """reconcile_event's answer, a function of the lane and the status alone: remembered, as
+    a start-up asks it for each of 50,000 closed tasks (256: a person's odd statuses too)."""
+    if lane is Lane.INVALID:
+        return None
+    if lane is A or (status == R.value and (lane, Event.INTERRUPTED) in TRANSITIONS):
         return Event.INTERRUPTED  # done/ and failed/ have no run to interrupt: reconciled
-    if entry.lane is I and status == AA.value:
+    if lane is I and status == AA.value:
         return None  # a gate a crash left in inbox/: `approve` finishes it
-    if not legal(entry.lane, status):
+    if not legal(lane, status):
         return Event.RECONCILED
     return None
 

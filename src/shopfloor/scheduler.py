@@ -150,7 +150,9 @@ class Daemon:
         self._fault_until: float | None = None
         self._lander = landing.Lander(self.shop, self._landed)
         self._background: dict[str, threading.Thread] = {}  # by name: one thread each
-        self.status = StatusServer(root, lambda: self.shop.journal, self.shop.log)  # statusd
+        self.status = StatusServer(  # statusd
+            root, lambda: self.shop.journal, self.shop.log, wait_for_board=True
+        )
         self._stop_started: float | None = None
         self._signals = SignalStop(self.stop, self.stop_deadline, self._stop_overdue)
         if config.scale.engine == "temporal":
@@ -302,7 +304,6 @@ class Daemon:
         return 1 if (self.once and self.failures) else 0
 
     def _run_locked(self) -> None:
-        self.shop.board.clean_temps()  # our own temp files a killed writer left behind
         self.shop.log("daemon.start", root=self.root, pid=os.getpid(), once=self.once)
         self._record_engine()
         self._warn_missing_binaries()
@@ -457,9 +458,9 @@ class Daemon:
                     "board.invalid", path=board.relative(problem.path), reason=problem.reason
                 )
             scan = board.sweep(min_age=self.settle, lanes=sorted(lanes))
+        found = scan.by_lane(lanes)
         with self._lock:
-            for lane in lanes:
-                self._cache[lane] = scan.lane(lane)
+            self._cache.update(found)
 
     def _conflicts(self, entries: list[Entry]) -> set[str]:
         seen: Counter[str] = Counter(e.id for e in entries)
@@ -790,9 +791,7 @@ class Daemon:
             for e in entries
         )
         # Only done tasks still waiting for their branch: a handful, not the whole lane.
-        waiting = [
-            e for e in entries if e.lane is Lane.DONE and e.header.status == "awaiting-human"
-        ]
+        waiting = [e for e in entries if e.lane is Lane.DONE and e.status == "awaiting-human"]
         if self.shop.config.pipeline.land == "pr" and not self.once:
             # A push and a forge's command are network calls: never on the loop's path.
             self._in_background("pull-requests", lambda: self._land_each(waiting, False))
@@ -868,7 +867,6 @@ class Daemon:
         self._hotfix_dirty(None)
         self.tick(full=True)  # fixes the board: stale claims, statuses out of place
         self._starting = False
-        self._tidy_worktrees()
         summary = {
             "runs_interrupted": len(stale),
             "orphans_killed": len(killed),
@@ -878,6 +876,15 @@ class Daemon:
         self._notify(event, pid=os.getpid(), **summary)
         if event == "daemon_recovered":
             self.shop.log("daemon.recovered", **{k: str(v) for k, v in summary.items()})
+        self._after_ready()
+
+    def _after_ready(self) -> None:
+        """Start-up's tidying, once the daemon is ready: nothing here decides a claim, and
+        each reads a whole folder (done/ holds 50,000 files on a large board), so none of it
+        delays `daemon_started` (issue 14: a restart in proportion to what changed)."""
+        self.status.board_ready()  # its first listing: stats every file of every lane
+        self.shop.board.clean_temps()  # our own temp files a killed writer left behind
+        self._tidy_worktrees()
 
 
 __all__ = ["Daemon", "DaemonLockedError", "daemon_lock", "log_line"]

@@ -172,7 +172,11 @@ class StatusServer:
     still answers from files."""
 
     def __init__(
-        self, root: Path, journal: Callable[[], Journal], log: Callable[..., object] | None = None
+        self,
+        root: Path,
+        journal: Callable[[], Journal],
+        log: Callable[..., object] | None = None,
+        wait_for_board: bool = False,
     ) -> None:
         self.root = str(root.resolve())
         self.path = socket_path(self.root)
@@ -182,6 +186,11 @@ class StatusServer:
         self._dirty: set[str] = set(TASK_LANES)
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        # A daemon's: the first listing (a stat of every task file) waits for `board_ready`,
+        # or for a first question, so that it does not compete with the daemon's start-up.
+        self._board_ready = threading.Event()
+        if not wait_for_board:
+            self._board_ready.set()
         self._wake_r = self._wake_w = -1  # a pipe from `start` on: a Daemon never run has none
         self._listener: socket.socket | None = None
         self._inode: int | None = None
@@ -255,8 +264,29 @@ class StatusServer:
                 with contextlib.suppress(OSError):
                     os.close(fd)
 
+    def board_ready(self) -> None:
+        """The daemon is ready: list the board now (if not asked meanwhile)."""
+        self._board_ready.set()
+        if self._wake_w >= 0:
+            with contextlib.suppress(OSError):
+                os.write(self._wake_w, b"r")
+
+    def _until_ready_or_asked(self, listening: int) -> None:
+        while not self._board_ready.is_set() and not self._stop.is_set():
+            try:
+                ready, _, _ = select.select([listening, self._wake_r], [], [])
+            except (OSError, ValueError):  # closed by a `stop` that did not wait for us
+                return
+            if listening in ready:
+                return  # a question: answered from a listing made now
+            with contextlib.suppress(OSError):
+                os.read(self._wake_r, 64)  # board_ready's byte (or stop's: see the loop)
+
     def _serve(self) -> None:
         assert self._listener is not None
+        self._until_ready_or_asked(self._listener.fileno())
+        if self._stop.is_set():
+            return
         self._guarded(self._first_listing)
         relist_at = time.monotonic() + RELIST_EVERY
         while not self._stop.is_set():
