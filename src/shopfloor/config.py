@@ -266,7 +266,8 @@ class ScaleConfig(_Section):
     address: str = Field(default="127.0.0.1:7233", description="the Temporal frontend host:port")
     namespace: str = "default"
     task_queue: str = Field(
-        default="shopfloor", description="workflows' queue; runs go to <task_queue>.agent.<name>"
+        default="shopfloor",
+        description="with .<first commit>: the workflows' queue; runs go to <it>.agent.<name>",
     )
     remote: str = Field(
         default="origin", description="the git remote workers fetch from and push shopfloor/<id> to"

@@ -161,10 +161,10 @@ class Daemon:
     def _engine(self, config: Config) -> Any:
         """`[scale] engine = "temporal"`: PM, Coder and QA runs go to workers; hotfixes never."""
         from shopfloor.scale.dispatch import Engine
+        from shopfloor.scale.queues import scoped
 
-        return Engine(
-            config.scale, self._engine_changed, identity=f"shopfloor-daemon-{os.getpid()}"
-        )
+        identity = f"shopfloor-daemon-{os.getpid()}"
+        return Engine(scoped(self.root, config.scale), self._engine_changed, identity=identity)
 
     def _record_engine(self) -> None:
         """engine.json for `status`, the web board and the bot (gone in local mode)."""

@@ -226,6 +226,13 @@ class Cluster:
         )
         return git(self.coordinator, "rev-parse", start).strip()
 
+    @property
+    def queue(self) -> str:
+        """The workflows' queue on the server: [scale] task_queue scoped to the repository."""
+        from shopfloor.scale.queues import project_key
+
+        return f"{self.task_queue}.{project_key(self.coordinator)}"
+
     def remote_git(self, *args: str) -> str:
         return git(self.remote, *args)
 

@@ -313,3 +313,31 @@ def test_an_attempt_another_worker_pushed_first_is_not_pushed_twice(cluster: Clu
     assert log.strip() == f"{task_id}: rival"  # the first push stands
     text = Board(root).read_text(Board(root).find(task_id))
     assert "coder attempt 1 already committed" in text
+
+
+def test_two_repositories_on_one_temporal_never_take_each_others_runs(
+    cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same `task_queue` name in both: each repository's runs still go only to its own
+    workers (the queue is scoped by the repository's first commit)."""
+    with monkeypatch.context() as env:  # another project: another first commit
+        env.setenv("GIT_AUTHOR_DATE", "2020-01-01T00:00:00Z")
+        env.setenv("GIT_COMMITTER_DATE", "2020-01-01T00:00:00Z")
+        other = Cluster(tmp_path / "other", cluster.server)
+    try:
+        roots = [_coordinator(cluster), _coordinator(other)]
+        assert cluster.queue != other.queue
+        _worker(cluster, "mine")
+        _worker(other, "theirs")
+        daemons = [c.start_daemon() for c in (cluster, other)]
+        try:
+            ids = [_file_tasks(root, 2) for root in roots]
+            for root, some in zip(roots, ids, strict=True):
+                wait_for("the tasks done", lambda r=root, s=some: _all_done(r, s), 120)
+        finally:
+            for daemon in daemons:
+                assert stop(daemon) == 0
+        assert {r["worker"] for r in _runs(roots[0]) if r["worker"]} == {"mine"}
+        assert {r["worker"] for r in _runs(roots[1]) if r["worker"]} == {"theirs"}
+    finally:
+        other.close()

@@ -24,6 +24,7 @@ from shopfloor.journal import Journal, open_journal
 from shopfloor.notify import events
 from shopfloor.scale import state
 from shopfloor.scale.contract import agent_queue
+from shopfloor.scale.queues import project_key
 from tests.scale.cluster import free_port, started_server
 from tests.support import git, make_project, shopfloor
 
@@ -311,7 +312,8 @@ def test_doctor_sees_the_engine_the_remote_and_which_agents_have_workers(
     tmp_path: Path, temporal_address: str
 ) -> None:
     root = scale_project(tmp_path, temporal_address)
-    with AgentPoller(temporal_address, agent_queue("sq", "sim"), "machine-a"):
+    queue = f"sq.{project_key(root)}"  # [scale] task_queue, this repository's own
+    with AgentPoller(temporal_address, agent_queue(queue, "sim"), "machine-a"):
         deadline = time.monotonic() + 30
         while True:  # Temporal lists a poller once its first poll reached the server
             code, doc = doctor_json(root)
@@ -324,13 +326,13 @@ def test_doctor_sees_the_engine_the_remote_and_which_agents_have_workers(
     assert engine["remote_url"] == str(tmp_path / "shared.git")
     assert queue_pollers(engine)["sim2"] == []
     warnings = " ".join(engine["warnings"])
-    assert "no worker has the agent 'sim2' (qa)" in warnings and "sq.agent.sim2" in warnings
+    assert "no worker has the agent 'sim2' (qa)" in warnings and f"{queue}.agent.sim2" in warnings
     assert "'sim' (" not in warnings  # sim has its worker
-    assert "no worker polls sq:" in warnings  # the stand-in polls no workflows
-    with AgentPoller(temporal_address, agent_queue("sq", "sim"), "machine-a"):
+    assert f"no worker polls {queue}:" in warnings  # the stand-in polls no workflows
+    with AgentPoller(temporal_address, agent_queue(queue, "sim"), "machine-a"):
         human = shopfloor(root, "doctor", check=False).stdout
     assert f"engine temporal {temporal_address}" in human and "connected" in human
-    assert "agent sim (pm, coder) on sq.agent.sim: machine-a" in human
+    assert f"agent sim (pm, coder) on {queue}.agent.sim: machine-a" in human
 
 
 def test_doctor_fails_on_a_closed_port_and_names_the_fallback(tmp_path: Path) -> None:

@@ -47,7 +47,7 @@ def request(cluster: Cluster, entry: Any, role: str, **fields: Any) -> RunReques
 async def _execute(cluster: Cluster, req: RunRequest) -> RunReply:
     client = await cluster.client()
     reply: RunReply = await client.execute_workflow(
-        WORKFLOW, req, id=req.workflow_id, task_queue=cluster.task_queue, result_type=RunReply
+        WORKFLOW, req, id=req.workflow_id, task_queue=cluster.queue, result_type=RunReply
     )
     return reply
 
@@ -172,7 +172,7 @@ def test_a_worker_without_the_agent_never_gets_its_runs(cluster: Cluster) -> Non
                 WORKFLOW,
                 request(cluster, e, "pm", agent="x"),
                 id=req_dir(e, "pm"),
-                task_queue=cluster.task_queue,
+                task_queue=cluster.queue,
                 result_type=RunReply,
             )
             for e in entries
@@ -200,7 +200,7 @@ def test_cancel_kills_the_agents_process_group(cluster: Cluster, tmp_path: Path)
     async def cancel_it() -> BaseException | None:
         client = await cluster.client()
         handle = await client.start_workflow(
-            WORKFLOW, req, id=req.workflow_id, task_queue=cluster.task_queue, result_type=RunReply
+            WORKFLOW, req, id=req.workflow_id, task_queue=cluster.queue, result_type=RunReply
         )
         import asyncio
 
@@ -237,7 +237,7 @@ def test_a_killed_worker_s_run_finishes_elsewhere_and_its_agent_dies(
 
         client = await cluster.client()
         handle = await client.start_workflow(
-            WORKFLOW, req, id=req.workflow_id, task_queue=cluster.task_queue, result_type=RunReply
+            WORKFLOW, req, id=req.workflow_id, task_queue=cluster.queue, result_type=RunReply
         )
         while not marks(mark):
             await asyncio.sleep(0.05)
@@ -282,7 +282,7 @@ def test_sigterm_stops_the_worker_its_run_goes_to_the_next(
     async def start() -> None:
         client = await cluster.client()
         await client.start_workflow(
-            WORKFLOW, req, id=req.workflow_id, task_queue=cluster.task_queue, result_type=RunReply
+            WORKFLOW, req, id=req.workflow_id, task_queue=cluster.queue, result_type=RunReply
         )
 
     run_async(start(), 30)
@@ -330,7 +330,7 @@ def test_heartbeats_carry_the_worker_the_run_and_its_newest_output(
     async def watch() -> tuple[Progress, RunReply]:
         client = await cluster.client()
         handle = await client.start_workflow(
-            WORKFLOW, req, id=req.workflow_id, task_queue=cluster.task_queue, result_type=RunReply
+            WORKFLOW, req, id=req.workflow_id, task_queue=cluster.queue, result_type=RunReply
         )
         end = time.monotonic() + 30
         while True:

@@ -47,6 +47,7 @@ def worker_cmd(
     """
     try:
         from shopfloor.scale import worker
+        from shopfloor.scale.queues import scoped
         from shopfloor.scale.temporal import default_identity, exit_past_the_sdk
     except ImportError as exc:
         missing = exc.name or "temporalio"
@@ -64,5 +65,6 @@ def worker_cmd(
     scale = scale.model_copy(update={k: v for k, v in updates.items() if v is not None})
     if not scale.task_queue:
         raise ConfigError("--task-queue must not be empty")
+    scale = scoped(proj.root, scale)  # this repository's queue on a shared Temporal
     code = worker.serve(proj.root, scale, name or default_identity(), agents or None)
     exit_past_the_sdk(code)

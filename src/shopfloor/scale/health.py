@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from shopfloor.config import Config, ScaleConfig
 from shopfloor.scale.contract import REMOTE_ROLES, agent_queue
+from shopfloor.scale.queues import scoped
 
 if TYPE_CHECKING:
     from temporalio.client import Client
@@ -69,9 +70,10 @@ class EngineCheck:
 
 def check_engine(config: Config, root: Path) -> EngineCheck | None:
     """None in the embedded mode (nothing to check); else every scale-out check."""
-    scale = config.scale
-    if scale.engine != "temporal":
+    if config.scale.engine != "temporal":
         return None
+    config = config.model_copy(update={"scale": scoped(root, config.scale)})
+    scale = config.scale
     check = EngineCheck("temporal", scale.address, scale.namespace, scale.task_queue, scale.remote)
     check_remote(check, root)
     try:
