@@ -20,7 +20,7 @@ import json
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shopfloor import _fs, gitops, hotfix_report, lifecycle, rework, task, treewatch
 from shopfloor.agents import NOT_THE_TASKS_FAULT, Outcome
@@ -31,6 +31,10 @@ from shopfloor.paths import make_private_dir
 from shopfloor.runner import Runner, RunSpec
 from shopfloor.shop import AgentRun, Shop, human_duration, read_tail, run_agent
 from shopfloor.words import Event, Role
+
+if TYPE_CHECKING:  # scale is imported by the remote stages alone (its engine is optional)
+    from shopfloor.scale.contract import RunReply
+    from shopfloor.scale.remote import RemoteRun
 
 _CHECK_TAIL = 6000
 
@@ -232,7 +236,7 @@ def _on(step: Step, entry: Entry) -> Step:
     return step if step.entry is not None else Step(step.event, step.line, step.change, entry)
 
 
-def _note_lost(shop: Shop, entry: Entry, done: Any) -> Entry:
+def _note_lost(shop: Shop, entry: Entry, done: RemoteRun) -> Entry:
     """Runs lost with a dead worker, said in the tracker (none used an attempt)."""
     from shopfloor.scale import remote
 
@@ -335,7 +339,7 @@ def _remote_code(shop: Shop, entry: Entry) -> Step:
     return Step(Event.CODED, report.tracker_line(shop), entry=entry)
 
 
-def _remote_checks(shop: Shop, entry: Entry, reply: Any) -> ChecksReport:
+def _remote_checks(shop: Shop, entry: Entry, reply: RunReply) -> ChecksReport:
     """The checks the worker ran after committing, kept in a run folder here; when it sent
     none, the orchestrator runs them here, in a worktree of the fetched branch."""
     if reply.checks is None:

@@ -6,7 +6,6 @@ different (compatible) shopfloor version than the daemon. Field names are the wi
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,10 +28,6 @@ def workflow_id(repo_id: str, task_id: str, role: str, attempt: int, round_: int
 def agent_queue(task_queue: str, agent: str) -> str:
     """The activity queue for one agent: only workers that have it poll it."""
     return f"{task_queue}.agent.{_UNSAFE.sub('_', agent)}"
-
-
-def request_digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from shopfloor import gitops, task
+from shopfloor import gitops
 from shopfloor.config import ScaleConfig
 from shopfloor.errors import InfrastructureError, ShopfloorError
 from shopfloor.scale.contract import WORKFLOW, Progress, RunReply, RunRequest
@@ -428,7 +428,3 @@ class LogMirror:
         if self.seen == 0 and tail:
             with open(self.path, "ab") as fh:
                 fh.write(tail.encode("utf-8", "replace"))
-
-
-def stamp() -> str:
-    return task.utc_now()

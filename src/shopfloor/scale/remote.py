@@ -26,7 +26,7 @@ from shopfloor.scale.dispatch import (
 from shopfloor.shop import AgentRun, Shop, track_agent_health
 from shopfloor.task import utc_now
 
-#: Minutes a remote run may take beyond its agent's own timeout (git, checks' own limits).
+#: Seconds a remote run may take beyond its agent's own timeout (fetch, worktree, push).
 _SLACK = 600.0
 
 
