@@ -120,6 +120,29 @@ def test_a_claim_then_a_failed_attempt_counts_one_attempt(hands: lifecycle.Hands
     assert "coder failed; back to backlog/" in entry.path.read_text()
 
 
+def test_a_rewrite_and_move_fsyncs_the_data_once_and_both_folders(
+    hands: lifecycle.Hands, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fsyncs only where the crash protocol needs them: the new text's data, then the two
+    folders after the rename (docs/architecture.md, "Crash safety") — three, not five."""
+    entry = new(hands)
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def counted(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counted)
+    moved = lifecycle.apply(hands, entry, Event.CLAIMED, "coder claimed")
+    monkeypatch.undo()
+    backlog, active = hands.board.lane_dir(Lane.BACKLOG), hands.board.lane_dir(Lane.ACTIVE)
+    assert len(synced) == 3, synced
+    assert synced[0].startswith(str(backlog / ".")), synced  # the temp file's data
+    assert synced[1:] == [str(active), str(backlog)], synced
+    assert moved.lane is Lane.ACTIVE and "status: running" in moved.path.read_text()
+
+
 def test_past_max_attempts_a_verdict_ends_in_failed_closed_and_says_so(
     hands: lifecycle.Hands,
 ) -> None:

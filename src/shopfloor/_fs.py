@@ -192,12 +192,15 @@ def same_file(a: os.stat_result, b: os.stat_result) -> bool:
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
-def replace_if_same(path: Path, data: str, expect: os.stat_result, durable: bool = True) -> None:
+def replace_if_same(
+    path: Path, data: str, expect: os.stat_result, durable: bool = True, sync_dir: bool = True
+) -> None:
     """Replace `path` with `data`, but only if it is still the file `expect` (an lstat) saw.
 
     Compare-and-swap for task files that people edit and move at any moment:
     FileNotFoundError if it is gone (never re-created), FileChangedError if an editor saved a
     new version meanwhile (that version is put back untouched; re-read and retry).
+    `sync_dir=False` leaves the folder's fsync to a `durable_rename` that follows at once.
     """
     mode = expect.st_mode & 0o777 if not _is_link(expect) else 0o644
     fd, tmp = _new_temp(path, mode)
@@ -219,7 +222,7 @@ def replace_if_same(path: Path, data: str, expect: os.stat_result, durable: bool
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-    if durable:
+    if durable and sync_dir:
         fsync_dir(path.parent)
 
 
@@ -236,13 +239,14 @@ def _is_link(st: os.stat_result) -> bool:
     return stat.S_ISLNK(st.st_mode)
 
 
-def durable_rename(src: Path, dst: Path) -> None:
+def durable_rename(src: Path, dst: Path, data_synced: bool = False) -> None:
     """rename(2) within one filesystem, never replacing an existing file, then fsync both dirs.
 
     Works for any kind of file (quarantine moves FIFOs and sockets too): only a regular
-    file's data is fsynced, and nothing else is ever opened.
+    file's data is fsynced, and nothing else is ever opened. `data_synced`: the caller has
+    just fsynced the file's data (a transition's write), so it is not fsynced again.
     """
-    if stat.S_ISREG(os.lstat(src).st_mode):
+    if not data_synced and stat.S_ISREG(os.lstat(src).st_mode):
         _fsync_file(src)
     _rename_noreplace(src, dst)
     fsync_dir(dst.parent)

@@ -320,7 +320,7 @@ def _apply_once(
     if target is not entry.lane:
         _fault_point("move", event)
         try:
-            moved = _move(board, moved, target)
+            moved = _move(board, moved, target, data_synced=row.durable)
         except (TaskMoved, ConflictError):  # a person's move or file won: not carried out
             _end(keeper, intent, "abandoned")
             raise
@@ -341,7 +341,8 @@ def _write(
 ) -> None:
     """The compare-and-swap write; whatever stops it, the journal row is settled."""
     try:
-        _fs.replace_if_same(entry.path, new[0], new[1], durable=durable)
+        # A move follows: its rename fsyncs both folders, so this write fsyncs only the data.
+        _fs.replace_if_same(entry.path, new[0], new[1], durable=durable, sync_dir=not moves)
     except FileNotFoundError:
         _end(keeper, intent, "abandoned")
         raise TaskMoved(f"{entry.id} left {entry.lane.value}/") from None
@@ -394,10 +395,10 @@ def _notification(
     return event, {**payload, **change.payload}
 
 
-def _move(board: Board, entry: Entry, target: Lane) -> Entry:
+def _move(board: Board, entry: Entry, target: Lane, data_synced: bool = False) -> Entry:
     destination = board.lane_dir(target) / entry.name
     try:
-        _fs.durable_rename(entry.path, destination)
+        _fs.durable_rename(entry.path, destination, data_synced=data_synced)
     except FileNotFoundError:
         raise TaskMoved(f"{entry.id} was moved away while the daemon moved it") from None
     except FileExistsError:
