@@ -268,17 +268,20 @@ def do_code(shop: Shop, entry: Entry) -> Step:
     attempt = attempt_of(entry)
     workdir, branch = worktree_path(shop, entry.id), branch_name(entry.id)
     try:
-        fresh_base = gitops.add_worktree(shop.root, workdir, branch)
+        checkout = gitops.add_worktree(shop.root, workdir, branch)
     except gitops.NoCommitsError as exc:
         return Step(Event.SETUP_PROBLEM, f"coder cannot start: {exc}; then `shopfloor retry`")
-    base = _base_commit(shop, entry.id, branch, fresh_base)  # QA's diff covers every attempt
+    state = load_state(shop, entry.id)
+    base = _base_commit(shop, state, branch, checkout)  # QA's diff covers every attempt
     save_state(shop, entry.id, base=base, branch=branch)
-    since = load_state(shop, entry.id).get("attempts_since")  # set by a rework or a retry
-    sha = gitops.attempt_commit(shop.root, branch, entry.id, attempt, since=since or None)
+    since = state.get("attempts_since")  # set by a rework or a retry
+    sha = None
+    if not checkout.created:  # a branch made just now holds no commit, crashed or not
+        sha = gitops.attempt_commit(shop.root, branch, entry.id, attempt, since=since or None)
     if sha is not None:  # a crash came after the commit: its work is not done again
         entry = note(shop, entry, f"coder attempt {attempt} already committed ({sha[:10]})")
     else:
-        outcome = _run_coder(shop, entry, workdir, attempt)
+        outcome = _run_coder(shop, entry, workdir, attempt, base)
         if isinstance(outcome, Step):
             return outcome
         entry = outcome
@@ -363,14 +366,16 @@ def _remote_checks(shop: Shop, entry: Entry, reply: RunReply) -> ChecksReport:
     return report
 
 
-def _base_commit(shop: Shop, task_id: str, branch: str, fresh_base: str) -> str:
-    known = load_state(shop, task_id).get("base")
+def _base_commit(shop: Shop, state: dict[str, Any], branch: str, checkout: gitops.Checkout) -> str:
+    known = state.get("base")
     if isinstance(known, str) and known:
         return known
-    return gitops.merge_base(shop.root, branch, "HEAD") or fresh_base
+    if checkout.created:
+        return checkout.base  # where the branch was made just now
+    return gitops.merge_base(shop.root, branch, "HEAD") or checkout.base
 
 
-def _run_coder(shop: Shop, entry: Entry, workdir: Path, attempt: int) -> Step | Entry:
+def _run_coder(shop: Shop, entry: Entry, workdir: Path, attempt: int, base: str) -> Step | Entry:
     """The Coder run and the orchestrator's commit: a Step when the attempt ends here."""
     text = _text(shop, entry)
     values = {
@@ -393,8 +398,7 @@ def _run_coder(shop: Shop, entry: Entry, workdir: Path, attempt: int) -> Step | 
     sha = gitops.commit_all(workdir, message, trailers=trailers)
     if sha is None:
         return Step(Event.CODE_FAILED, run_line(run, "; coder changed nothing"))
-    base = load_state(shop, entry.id).get("base") or sha
-    stat = gitops.diff(workdir, str(base), stat=True).strip().splitlines()
+    stat = gitops.diff(workdir, base, stat=True).strip().splitlines()
     return note(shop, entry, run_line(run, f"; {stat[-1].strip() if stat else 'committed'}"))
 
 

@@ -91,12 +91,11 @@ class Changes:
 def mark(tree: Path, label: str) -> Mark:
     """The tree as it is now; a Mark with `error` set when git cannot look at it."""
     try:
-        head = gitops.head(tree)
-        entries = gitops.status_entries(tree)
+        state = gitops.tree_state(tree)  # HEAD and the paths from one git process
     except gitops.GitError as exc:
         return Mark(tree, label, error=str(exc))
-    files = {path: (code, *_size_and_mtime(tree / path)) for path, code in entries.items()}
-    return Mark(tree, label, head, files)
+    files = {path: (code, *_size_and_mtime(tree / path)) for path, code in state.codes.items()}
+    return Mark(tree, label, state.head, files)
 
 
 def changes_since(before: Mark, alongside: Sequence[str] = ()) -> Changes:
