@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -323,12 +323,18 @@ def _lock_reason(admin: Path) -> str | None:
         return None
 
 
-def _keep_and_discard(path: Path, keep_ref: str | None) -> str | None:
+#: Told what the last look at a worktree about to be removed saw (its files still there)
+Look = Callable[["TreeState"], None]
+
+
+def _keep_and_discard(path: Path, keep_ref: str | None, look: Look | None = None) -> str | None:
     """Outside the lock: keep a worktree's uncommitted work, then delete its checkout. Only its
     own task's job ever touches it; its registration is forgotten under the lock."""
     state = _own_tree_state(path) if path.exists() else None
     if state is None:
         return None
+    if look is not None:
+        look(state)
     kept = None if state.clean else _keep_work(path, keep_ref, state.head)
     shutil.rmtree(path)
     return kept
@@ -399,14 +405,18 @@ def add_worktree(repo: Path, path: Path, branch: str, keep_ref: str | None = Non
     return Checkout(base, created=not known)
 
 
-def remove_worktree(repo: Path, path: Path, keep_ref: str | None = None) -> str | None:
+def remove_worktree(
+    repo: Path, path: Path, keep_ref: str | None = None, look: Look | None = None
+) -> str | None:
     """Remove the worktree at `path` (and a half-made one); the branch stays.
 
     Uncommitted work is snapshotted first (see `snapshot`) under `keep_ref`, or when it is None
     under `refs/shopfloor/snapshots/<path.name>/removed-<sha12>`: removal never loses work.
-    Returns the snapshot's sha, None when the worktree was clean or absent.
+    `look` is told what the one `git status` it takes saw, before anything is deleted (not
+    called when there is no worktree). Returns the snapshot's sha, None when the worktree was
+    clean or absent.
     """
-    kept = _keep_and_discard(path, keep_ref)
+    kept = _keep_and_discard(path, keep_ref, look)
     with worktree_lock(repo):
         _clear_path(repo, path)
     return kept

@@ -544,7 +544,11 @@ def do_qa(shop: Shop, entry: Entry) -> Step:
     # QA reads its worktree, but a CLI that cannot be confined could reach the live tree too.
     marks = [treewatch.mark(workdir, "its worktree"), treewatch.mark(shop.root, "the live tree")]
     run = run_agent(shop, Role.QA, entry, workdir, values, attempt=attempt_of(entry))
-    seen = [treewatch.changes_since(m) for m in marks]  # before a verdict removes the worktree
+    live = treewatch.changes_since(marks[1])
+    if run.outcome in NOT_THE_TASKS_FAULT:  # no verdict: QA runs again in this worktree
+        seen = [treewatch.changes_since(marks[0]), live]
+    else:  # a verdict: the worktree goes, and the look its removal takes is the second mark
+        seen = [_drop_watched(shop, entry.id, marks[0]), live]
     return flag_tree_changes(shop, entry, _judge_review(shop, entry, run, report), run, seen)
 
 
@@ -575,17 +579,19 @@ def _remote_qa(shop: Shop, entry: Entry, state: dict[str, Any]) -> Step:
         shop, Role.QA, entry, values, attempt_of(entry), branch=branch, base=str(base)
     )
     entry = _note_lost(shop, entry, done)
+    if done.run.outcome not in NOT_THE_TASKS_FAULT:  # a verdict: a local checkout goes
+        _drop_worktree(shop, entry.id)
     return _on(_judge_review(shop, entry, done.run, report), entry)
 
 
 def _judge_review(shop: Shop, entry: Entry, run: AgentRun, report: ChecksReport) -> Step:
+    """The step QA's run amounts to (its caller dropped the worktree after a verdict)."""
     if run.outcome in NOT_THE_TASKS_FAULT:
         return agent_trouble(run)
     verdict = run.result.get("verdict") if run.ok else None
     if report.passed and verdict == "pass":
         return _passed(shop, entry, run)
     reason = _qa_reason(run, report, verdict)
-    _drop_worktree(shop, entry.id)
     sections = {"QA notes": f"Attempt {attempt_of(entry)}: {reason}"}
     line = run_line(run, f"; QA FAIL — {reason.splitlines()[0][:160]}")
     return Step(Event.QA_FAILED, line, Change(sections=sections, payload={"notes": reason[:500]}))
@@ -621,7 +627,6 @@ def _qa_reason(run: AgentRun, report: ChecksReport, verdict: str | None) -> str:
 
 def _passed(shop: Shop, entry: Entry, run: AgentRun) -> Step:
     branch = branch_name(entry.id)
-    _drop_worktree(shop, entry.id)
     land = shop.config.pipeline.land
     if land == "queue":  # done/ only once it landed (see `landing`)
         from shopfloor import landing
@@ -638,10 +643,23 @@ def _passed(shop: Shop, entry: Entry, run: AgentRun) -> Step:
     return Step(Event.QA_PASSED, line, Change(payload={"branch": branch}))
 
 
-def _drop_worktree(shop: Shop, task_id: str) -> None:
+def _drop_worktree(shop: Shop, task_id: str, look: gitops.Look | None = None) -> None:
     """The branch keeps the work; the checkout is not needed between attempts."""
-    gitops.remove_worktree(shop.root, worktree_path(shop, task_id))
+    gitops.remove_worktree(shop.root, worktree_path(shop, task_id), look=look)
     save_state(shop, task_id, checks=None, checks_run=None)
+
+
+def _drop_watched(shop: Shop, task_id: str, before: treewatch.Mark) -> treewatch.Changes:
+    """`_drop_worktree`, and what changed in the worktree since `before`: the removal's own
+    `git status` is the second mark."""
+    looked: list[treewatch.Mark] = []
+
+    def look(state: gitops.TreeState) -> None:
+        looked.append(treewatch.mark_of(before.tree, before.label, state))
+
+    _drop_worktree(shop, task_id, look)
+    gone = treewatch.Mark(before.tree, before.label, error=f"{before.tree} was gone")
+    return treewatch.changes_between(before, looked[0] if looked else gone)
 
 
 def land_pending(shop: Shop, entry: Entry, hotfix_waiting: bool) -> Entry:
