@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import itertools
 import os
 import re
 import shutil
@@ -398,10 +399,25 @@ def add_worktree(repo: Path, path: Path, branch: str, keep_ref: str | None = Non
         _clear_path(repo, path)
         if known:
             git(repo, "worktree", "add", "--no-checkout", "--force", "--", str(path), branch)
-        else:
-            new = ("-b", branch)
-            git(repo, "worktree", "add", "--no-checkout", "--force", *new, "--", str(path), base)
-    git(path, "reset", "--hard", "--quiet")  # the files, beside other jobs' checkouts
+        else:  # detached: `-b` here would start a `git branch` and a `git symbolic-ref`
+            git(
+                repo,
+                "worktree",
+                "add",
+                "--detach",
+                "--no-checkout",
+                "--force",
+                "--",
+                str(path),
+                base,
+            )
+    # The files, beside other jobs' checkouts; a new branch is made by the same process, and
+    # no hook runs (none did when a `git reset` made the files).
+    if known:
+        git(path, "reset", "--hard", "--quiet")
+    else:
+        no_hooks = ("-c", "core.hooksPath=/dev/null")
+        git(path, *no_hooks, "checkout", "--force", "--quiet", "-b", branch, base)
     return Checkout(base, created=not known)
 
 
@@ -470,7 +486,7 @@ def commit_all(
     git(workdir, "add", "--all", "--", ".", *_EXCLUDE)
     # Not --quiet: the summary's first line names the new commit ("[branch <sha>] subject"),
     # in full with core.abbrev=no, so no rev-parse follows.
-    full = ("-c", "core.abbrev=no")
+    full = ("-c", "core.abbrev=no", *_maintenance())
     proc = run_git(workdir, *full, *identity(workdir), "commit", "--no-verify", "-m", text)
     if proc.returncode != 0:
         if run_git(workdir, "diff", "--cached", "--quiet").returncode == 0:
@@ -482,6 +498,16 @@ def commit_all(
 
 #: The first line of `git commit`'s summary: `[main (root-commit) <sha>] subject`.
 _SUMMARY = re.compile(r"\[[^\n]* ([0-9a-f]{40}|[0-9a-f]{64})\] ")
+#: Every how many of our commits git checks whether the repository needs a `gc`.
+_MAINTENANCE_EVERY = 16
+_commits = itertools.count()
+
+
+def _maintenance() -> tuple[str, ...]:
+    """`git commit` starts a `git maintenance run --auto` after each commit, a process that
+    mostly finds nothing to do: let it run after one commit of ours in _MAINTENANCE_EVERY (a
+    repository's settings still decide what it does then)."""
+    return () if next(_commits) % _MAINTENANCE_EVERY == 0 else ("-c", "maintenance.auto=false")
 
 
 def attempt_commit(
