@@ -118,7 +118,7 @@ def test_commit_all_names_the_commit_it_made_in_full(tmp_path: Path) -> None:
     root = make_project(tmp_path)
     (root / "app.py").write_text("changed\n")
     with recording() as gits:
-        sha = gitops.commit_all(root, "a change")
+        sha = gitops.commit_all(root, f"a change [like {'0' * 40}] this")  # a title says it
     assert sha == git(root, "rev-parse", "HEAD").strip()
     assert [argv[1:2] for argv in gits if "rev-parse" in argv] == []
     assert gitops.commit_all(root, "nothing") is None

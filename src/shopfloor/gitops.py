@@ -496,8 +496,9 @@ def commit_all(
     return named.group(1) if named else git(workdir, "rev-parse", "HEAD").strip()
 
 
-#: The first line of `git commit`'s summary: `[main (root-commit) <sha>] subject`.
-_SUMMARY = re.compile(r"\[[^\n]* ([0-9a-f]{40}|[0-9a-f]{64})\] ")
+#: The first line of `git commit`'s summary: `[main (root-commit) <sha>] subject`; the first
+#: such sha (a branch name has no space; the subject may hold anything).
+_SUMMARY = re.compile(r"\[[^\n]*? ([0-9a-f]{40}|[0-9a-f]{64})\] ")
 #: Every how many of our commits git checks whether the repository needs a `gc`.
 _MAINTENANCE_EVERY = 16
 _commits = itertools.count()
