@@ -198,3 +198,19 @@ def test_resolve_names_several_commits_in_one_process(tmp_path: Path) -> None:
     empty.mkdir()
     subprocess.run(["git", "init", "--quiet"], cwd=empty, check=True)
     assert gitops.resolve(empty, "HEAD") == (None,)
+
+
+def test_a_coder_killed_between_the_registration_and_the_checkout_starts_again(
+    tmp_path: Path,
+) -> None:
+    """A new branch is made by the worktree's checkout: killed before it, a registered,
+    detached, empty worktree and no branch are left; the next add makes both."""
+    root = make_project(tmp_path)
+    path = root / ".shopfloor" / "worktrees" / "T-0001"
+    head = git(root, "rev-parse", "HEAD").strip()
+    git(root, "worktree", "add", "--detach", "--no-checkout", "--force", "--", str(path), head)
+    made = gitops.add_worktree(root, path, "shopfloor/T-0001")
+    assert made.created and made.base == head
+    assert (path / "app.py").is_file()
+    assert git(path, "symbolic-ref", "HEAD").strip() == "refs/heads/shopfloor/T-0001"
+    assert git(path, "status", "--porcelain").strip() == ""

@@ -400,17 +400,8 @@ def add_worktree(repo: Path, path: Path, branch: str, keep_ref: str | None = Non
         if known:
             git(repo, "worktree", "add", "--no-checkout", "--force", "--", str(path), branch)
         else:  # detached: `-b` here would start a `git branch` and a `git symbolic-ref`
-            git(
-                repo,
-                "worktree",
-                "add",
-                "--detach",
-                "--no-checkout",
-                "--force",
-                "--",
-                str(path),
-                base,
-            )
+            detached = ("--detach", "--no-checkout", "--force")
+            git(repo, "worktree", "add", *detached, "--", str(path), base)
     # The files, beside other jobs' checkouts; a new branch is made by the same process, and
     # no hook runs (none did when a `git reset` made the files).
     if known:
@@ -529,7 +520,7 @@ def attempt_commit(
         span = f"{since}..{ref}"
     trailers = "--format=%H%x00%(trailers:only,unfold)%x1e"
     proc = run_git(repo, "log", f"--max-count={look_back}", trailers, span, "--")
-    if proc.returncode != 0:  # asked only now: the branch is there but for a first attempt
+    if proc.returncode != 0:  # no branch yet (a first attempt)? Asked only when log failed
         if rev(repo, ref) is None:
             return None
         raise _failure(("log", span), proc.stderr.strip())
