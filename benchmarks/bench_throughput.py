@@ -1,7 +1,9 @@
 """Throughput: N tasks through the whole lifecycle (backlog -> active -> review -> done).
 
-No-op agents (`sh` writing the result file; the coder also changes one file), coder
-concurrency 8, no checks: this measures the orchestrator, not the agents.
+No-op agents (`sh` writing the result file), coder concurrency 8, no checks: this measures
+the orchestrator, not the agents. Only the coder changes a file (the one commit a task needs);
+the PM and QA change nothing, as real ones must not: a QA that edits code is no no-op (the
+daemon reports the change and keeps it as a snapshot when it removes the worktree).
 
     .venv/bin/python benchmarks/bench_throughput.py [--tasks 1000]
 """
@@ -22,7 +24,7 @@ from shopfloor.board import Board, Lane
 from shopfloor.scheduler import Daemon
 
 _SCRIPT = (
-    "echo $SHOPFLOOR_RUN_ID > change.txt; "
+    'if [ "$SHOPFLOOR_ROLE" = coder ]; then echo $SHOPFLOOR_RUN_ID > change.txt; fi; '
     'printf \'{"outcome":"ok","summary":"noop","verdict":"pass"}\' > "$SHOPFLOOR_RESULT_FILE"'
 )
 _COMMAND = json.dumps(["sh", "-c", _SCRIPT])

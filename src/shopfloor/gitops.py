@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import itertools
 import os
 import re
 import shutil
@@ -19,8 +20,8 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from shopfloor import _fs
@@ -205,15 +206,30 @@ def branch_exists(repo: Path, branch: str) -> bool:
     return git(repo, "rev-parse", "--verify", "--quiet", ref, check=False).strip() != ""
 
 
+def resolve(repo: Path, *names: str) -> tuple[str | None, ...]:
+    """The commit each of `names` names (None for none), from one git process."""
+    if any("\n" in name for name in names):
+        raise ValueError(f"not a revision: {names!r}")
+    asked = "".join(f"{name}^{{commit}}\n" for name in names)
+    out = git(repo, "cat-file", "--batch-check=%(objectname) %(objecttype)", stdin=asked)
+    lines = out.splitlines()
+    if len(lines) != len(names):
+        raise GitError(f"git cat-file answered {len(lines)} lines for {len(names)} names")
+    found: list[str | None] = []
+    for line in lines:
+        sha, _, kind = line.partition(" ")
+        found.append(sha if kind == "commit" else None)
+    return tuple(found)
+
+
 def merge_base(repo: Path, a: str, b: str) -> str | None:
     """The best common ancestor of `a` and `b`; None when they share none or either is unknown."""
-    for rev in (a, b):
-        if not git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False):
-            return None
-    proc = run_git(repo, "merge-base", a, b)
+    proc = run_git(repo, "merge-base", a, b)  # one process when both are known, as mostly
     if proc.returncode == 1 and not proc.stdout.strip():
         return None  # unrelated histories
     if proc.returncode != 0:
+        if any(rev(repo, name) is None for name in (a, b)):
+            return None
         raise _failure(("merge-base", a), proc.stderr.strip())
     return proc.stdout.strip() or None
 
@@ -258,6 +274,23 @@ def _is_worktree_root(path: Path) -> bool:
     return proc.returncode == 0 and bool(top) and Path(top).resolve() == path.resolve()
 
 
+def _own_tree_state(path: Path) -> TreeState | None:
+    """`tree_state` of the working tree whose top is `path`; None when `path` is not the top of
+    a working tree of its own (git would look at an enclosing one).
+
+    One git process: GIT_CEILING_DIRECTORIES keeps git from looking above `path`, so a broken
+    or missing `.git` there fails instead of finding the repository around it.
+    """
+    if not (path / ".git").exists():
+        return None
+    try:
+        return tree_state(path, env={"GIT_CEILING_DIRECTORIES": str(path.resolve().parent)})
+    except GitError:
+        if _is_worktree_root(path):
+            raise  # a tree git knows but cannot read (a lock, a full disk): not ours to judge
+        return None
+
+
 def _admin_entries(repo: Path, path: Path) -> list[Path]:
     """The `.git/worktrees/<name>` entries for a checkout at `path`.
 
@@ -291,12 +324,19 @@ def _lock_reason(admin: Path) -> str | None:
         return None
 
 
-def _keep_and_discard(path: Path, keep_ref: str | None) -> str | None:
+#: Told what the last look at a worktree about to be removed saw (its files still there)
+Look = Callable[["TreeState"], None]
+
+
+def _keep_and_discard(path: Path, keep_ref: str | None, look: Look | None = None) -> str | None:
     """Outside the lock: keep a worktree's uncommitted work, then delete its checkout. Only its
     own task's job ever touches it; its registration is forgotten under the lock."""
-    if not (path.exists() and _is_worktree_root(path)):
+    state = _own_tree_state(path) if path.exists() else None
+    if state is None:
         return None
-    kept = _keep_work(path, keep_ref)
+    if look is not None:
+        look(state)
+    kept = None if state.clean else _keep_work(path, keep_ref, state.head)
     shutil.rmtree(path)
     return kept
 
@@ -331,41 +371,59 @@ def _clear_path(repo: Path, path: Path) -> None:
         git(repo, "worktree", "prune", check=False)
 
 
-def add_worktree(repo: Path, path: Path, branch: str, keep_ref: str | None = None) -> str:
+@dataclass(frozen=True)
+class Checkout:
+    """What `add_worktree` made."""
+
+    base: str  # HEAD when it was made: a new branch starts there
+    created: bool  # the branch was made just now (it holds no commit of its own yet)
+
+
+def add_worktree(repo: Path, path: Path, branch: str, keep_ref: str | None = None) -> Checkout:
     """A worktree for `branch` at `path` (the branch is made from HEAD the first time).
 
-    Returns the base commit the diff is taken against. A leftover worktree at `path` (from a
-    crash, or a `git worktree add` killed midway) is removed first; the branch and its commits
-    are kept, and uncommitted work in it is snapshotted (see `remove_worktree`). NoCommitsError
-    when the repository has no commits.
+    Returns HEAD (the base of a new branch) and whether the branch was made now. A leftover
+    worktree at `path` (from a crash, or a `git worktree add` killed midway) is removed first;
+    the branch and its commits are kept, and uncommitted work in it is snapshotted (see
+    `remove_worktree`). NoCommitsError when the repository has no commits.
     """
-    base = head(repo)
+    base, tip = resolve(repo, "HEAD", f"refs/heads/{branch}")  # one process for both
     if base is None:
         raise NoCommitsError(
             f"the repository {repo} has no commits yet; commit something first "
             "(e.g. git commit --allow-empty -m 'first commit')"
         )
     _keep_and_discard(path, keep_ref)
-    known = branch_exists(repo, branch)  # our own branch: no other job touches it
+    known = tip is not None  # our own branch: no other job touches it
     with worktree_lock(repo):  # the registration alone: a checkout takes far longer
         _clear_path(repo, path)
         if known:
             git(repo, "worktree", "add", "--no-checkout", "--force", "--", str(path), branch)
-        else:
-            new = ("-b", branch)
-            git(repo, "worktree", "add", "--no-checkout", "--force", *new, "--", str(path), base)
-    git(path, "reset", "--hard", "--quiet")  # the files, beside other jobs' checkouts
-    return base
+        else:  # detached: `-b` here would start a `git branch` and a `git symbolic-ref`
+            detached = ("--detach", "--no-checkout", "--force")
+            git(repo, "worktree", "add", *detached, "--", str(path), base)
+    # The files, beside other jobs' checkouts; a new branch is made by the same process, and
+    # no hook runs (none did when a `git reset` made the files).
+    if known:
+        git(path, "reset", "--hard", "--quiet")
+    else:
+        no_hooks = ("-c", "core.hooksPath=/dev/null")
+        git(path, *no_hooks, "checkout", "--force", "--quiet", "-b", branch, base)
+    return Checkout(base, created=not known)
 
 
-def remove_worktree(repo: Path, path: Path, keep_ref: str | None = None) -> str | None:
+def remove_worktree(
+    repo: Path, path: Path, keep_ref: str | None = None, look: Look | None = None
+) -> str | None:
     """Remove the worktree at `path` (and a half-made one); the branch stays.
 
     Uncommitted work is snapshotted first (see `snapshot`) under `keep_ref`, or when it is None
     under `refs/shopfloor/snapshots/<path.name>/removed-<sha12>`: removal never loses work.
-    Returns the snapshot's sha, None when the worktree was clean or absent.
+    `look` is told what the one `git status` it takes saw, before anything is deleted (not
+    called when there is no worktree). Returns the snapshot's sha, None when the worktree was
+    clean or absent.
     """
-    kept = _keep_and_discard(path, keep_ref)
+    kept = _keep_and_discard(path, keep_ref, look)
     with worktree_lock(repo):
         _clear_path(repo, path)
     return kept
@@ -377,17 +435,16 @@ def prune_worktrees(repo: Path) -> None:
         git(repo, "worktree", "prune", check=False)
 
 
-def _keep_work(workdir: Path, keep_ref: str | None) -> str | None:
-    """Snapshot uncommitted work before a removal; None when there is none."""
-    if not is_clean(workdir, optional_locks=False):
-        if keep_ref is not None:
-            return snapshot(workdir, keep_ref)
-        sha = _snapshot_commit(workdir, None)
-        if sha is not None:
-            ref = f"refs/shopfloor/snapshots/{workdir.name}/removed-{sha[:12]}"
-            git(workdir, "update-ref", "-m", "shopfloor: work kept on removal", ref, sha)
-        return sha
-    return None
+def _keep_work(workdir: Path, keep_ref: str | None, base: str | None) -> str | None:
+    """Snapshot the uncommitted work (on HEAD, `base`) of a tree about to be removed; None
+    when it holds none after all."""
+    if keep_ref is not None:
+        return _snapshot(workdir, keep_ref, base)
+    sha = _snapshot_commit(workdir, None, base)
+    if sha is not None:
+        ref = f"refs/shopfloor/snapshots/{workdir.name}/removed-{sha[:12]}"
+        git(workdir, "update-ref", "-m", "shopfloor: work kept on removal", ref, sha)
+    return sha
 
 
 # ---------------------------------------------------------------------------- commits
@@ -418,11 +475,31 @@ def commit_all(
     """
     text = with_trailers(message, trailers)
     git(workdir, "add", "--all", "--", ".", *_EXCLUDE)
-    staged = git(workdir, "diff", "--cached", "--name-only").strip()
-    if not staged:
-        return None
-    git(workdir, *identity(workdir), "commit", "--quiet", "--no-verify", "-m", text)
-    return git(workdir, "rev-parse", "HEAD").strip()
+    # Not --quiet: the summary's first line names the new commit ("[branch <sha>] subject"),
+    # in full with core.abbrev=no, so no rev-parse follows.
+    full = ("-c", "core.abbrev=no", *_maintenance())
+    proc = run_git(workdir, *full, *identity(workdir), "commit", "--no-verify", "-m", text)
+    if proc.returncode != 0:
+        if run_git(workdir, "diff", "--cached", "--quiet").returncode == 0:
+            return None  # nothing staged: asked only now, as a commit almost always has work
+        raise _failure(("commit", "--no-verify"), proc.stderr.strip() or proc.stdout.strip())
+    named = _SUMMARY.match(proc.stdout)
+    return named.group(1) if named else git(workdir, "rev-parse", "HEAD").strip()
+
+
+#: The first line of `git commit`'s summary: `[main (root-commit) <sha>] subject`; the first
+#: such sha (a branch name has no space; the subject may hold anything).
+_SUMMARY = re.compile(r"\[[^\n]*? ([0-9a-f]{40}|[0-9a-f]{64})\] ")
+#: Every how many of our commits git checks whether the repository needs a `gc`.
+_MAINTENANCE_EVERY = 16
+_commits = itertools.count()
+
+
+def _maintenance() -> tuple[str, ...]:
+    """`git commit` starts a `git maintenance run --auto` after each commit, a process that
+    mostly finds nothing to do: let it run after one commit of ours in _MAINTENANCE_EVERY (a
+    repository's settings still decide what it does then)."""
+    return () if next(_commits) % _MAINTENANCE_EVERY == 0 else ("-c", "maintenance.auto=false")
 
 
 def attempt_commit(
@@ -438,15 +515,16 @@ def attempt_commit(
     `since`: only commits after it (attempt numbers start again after a rework or a retry).
     `branch` may be a full ref (`refs/remotes/origin/...`)."""
     ref = branch if branch.startswith("refs/") else f"refs/heads/{branch}"
-    if not git(repo, "rev-parse", "--verify", "--quiet", ref, check=False).strip():
-        return None
     span = ref
     if since and run_git(repo, "cat-file", "-e", f"{since}^{{commit}}").returncode == 0:
         span = f"{since}..{ref}"
-    out = git(
-        repo, "log", f"--max-count={look_back}", "--format=%H%x00%(trailers:only,unfold)%x1e", span
-    )
-    for record in out.split("\x1e"):
+    trailers = "--format=%H%x00%(trailers:only,unfold)%x1e"
+    proc = run_git(repo, "log", f"--max-count={look_back}", trailers, span, "--")
+    if proc.returncode != 0:  # no branch yet (a first attempt)? Asked only when log failed
+        if rev(repo, ref) is None:
+            return None
+        raise _failure(("log", span), proc.stderr.strip())
+    for record in proc.stdout.split("\x1e"):
         sha, _, block = record.strip("\n").partition("\x00")
         found: dict[str, str] = {}
         for line in block.splitlines():
@@ -487,9 +565,8 @@ def newest_commit_touching(
 # ---------------------------------------------------------------------------- snapshots
 
 
-def _snapshot_commit(workdir: Path, ref: str | None) -> str | None:
-    """A commit of the worktree's full state (parent: HEAD), built in a temporary index."""
-    base = head(workdir)
+def _snapshot_commit(workdir: Path, ref: str | None, base: str | None) -> str | None:
+    """A commit of the worktree's full state on `base` (its HEAD), built in a temporary index."""
     with tempfile.TemporaryDirectory(prefix="shopfloor-snapshot-") as tmp:
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
         if base is not None:
@@ -520,9 +597,14 @@ def snapshot(workdir: Path, ref: str) -> str | None:
     files; never the board, `.shopfloor` or agent caches) as a commit whose first parent is
     HEAD, under `ref`; the worktree's index, HEAD and files are not touched. None when there is
     nothing uncommitted. A different commit already under `ref` becomes a second parent."""
+    return _snapshot(workdir, ref, head(workdir))
+
+
+def _snapshot(workdir: Path, ref: str, base: str | None) -> str | None:
+    """`snapshot` of a tree whose HEAD is `base`."""
     if not ref.startswith("refs/"):
         raise ValueError(f"snapshot ref must be a full ref name (refs/...): {ref!r}")
-    sha = _snapshot_commit(workdir, ref)
+    sha = _snapshot_commit(workdir, ref, base)
     if sha is not None:
         git(workdir, "update-ref", "-m", "shopfloor: snapshot", ref, sha)
     return sha
@@ -551,6 +633,8 @@ class TreeState:
     #: The paths a `git add` of this work names: not those already gone from the index too
     #: (a staged deletion, a rename's source), which no pathspec can match.
     to_add: tuple[str, ...] = ()
+    #: Each of `paths` with its two-letter `git status --short` code (" M", "R ", "??")
+    codes: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def clean(self) -> bool:
@@ -572,7 +656,7 @@ class Snapshot:
         return self.sha or self.head
 
 
-def tree_state(root: Path) -> TreeState:
+def tree_state(root: Path, env: Mapping[str, str] | None = None) -> TreeState:
     """HEAD and the uncommitted paths, from one `git status` that never writes the index."""
     out = git(
         root,
@@ -586,15 +670,16 @@ def tree_state(root: Path) -> TreeState:
         "--",
         ".",
         *_EXCLUDE,
+        env=env,
     )
     head: str | None = None
     branch: str | None = None
-    paths: list[str] = []
+    codes: dict[str, str] = {}
     to_add: list[str] = []
     untracked: list[str] = []
     records = iter(out.split("\0"))
     for record in records:
-        kind = record[:2]
+        kind, code = record[:2], record[2:4].replace(".", " ")
         if record.startswith("# branch.oid "):
             oid = record.removeprefix("# branch.oid ")
             head = None if oid == "(initial)" else oid
@@ -603,23 +688,23 @@ def tree_state(root: Path) -> TreeState:
             branch = None if name == "(detached)" else name
         elif kind == "1 ":
             path = record.split(" ", 8)[8]
-            paths.append(path)
+            codes[path] = code
             if record[2] != "D":  # staged deletion: in neither the index nor the tree
                 to_add.append(path)
         elif kind == "2 ":  # a staged rename or copy: its source path is the next record
             path = record.split(" ", 9)[9]
-            paths += [path, next(records, "")]
+            codes[path] = codes[next(records, "")] = code
             to_add.append(path)
         elif kind == "u ":
             path = record.split(" ", 10)[10]
-            paths.append(path)
+            codes[path] = code
             to_add.append(path)
         elif kind == "? ":
-            paths.append(record[2:])
+            codes[record[2:]] = "??"
             to_add.append(record[2:])
             untracked.append(record[2:])
-    kept = tuple(p for p in paths if p)
-    return TreeState(head, kept, branch, tuple(untracked), tuple(to_add))
+    codes.pop("", None)
+    return TreeState(head, tuple(codes), branch, tuple(untracked), tuple(to_add), codes)
 
 
 def _own_git_dir(root: Path) -> Path:
@@ -886,28 +971,7 @@ def status_entries(tree: Path) -> dict[str, str]:
     """Each uncommitted path outside the board (changed, staged, deleted, untracked but not
     ignored) with its two-letter `git status` code; a rename also lists its old path.
     Never writes the index (an agent's own git may be working there)."""
-    out = git(
-        tree,
-        "--no-optional-locks",
-        "status",
-        "--porcelain=v1",
-        "-z",
-        "--untracked-files=all",
-        "--",
-        ".",
-        *_EXCLUDE,
-    )
-    entries: dict[str, str] = {}
-    records = iter(out.split("\0"))
-    for record in records:
-        if len(record) < 4:
-            continue
-        code, path = record[:2], record[3:]
-        entries[path] = code
-        if code[0] in "RC":  # -z: the old path is the next record, without a code
-            entries[next(records, "")] = code
-    entries.pop("", None)
-    return entries
+    return dict(tree_state(tree).codes)
 
 
 def is_clean(repo: Path, optional_locks: bool = True) -> bool:
@@ -920,10 +984,106 @@ def is_clean(repo: Path, optional_locks: bool = True) -> bool:
 
 
 def identity(repo: Path) -> list[str]:
-    """The human's git identity when configured, else Shopfloor's (never fails a commit)."""
-    if git(repo, "config", "user.email", check=False).strip():
-        return []
-    return ["-c", "user.name=Shopfloor", "-c", "user.email=shopfloor@localhost"]
+    """The human's git identity when configured, else Shopfloor's (never fails a commit).
+
+    Asked once per repository while none of the config files git read, nor git's environment,
+    changes: every commit asked again before (a git process per task).
+    """
+    common = _common_dir_of(repo)
+    known = _IDENTITIES.get(common) if common is not None else None
+    if known is not None and known.stamp == _config_stamp(known.files):
+        return list(known.args)
+    read, lasting = _read_identity(repo)
+    if common is not None and lasting:
+        _IDENTITIES[common] = read
+    return list(read.args)
+
+
+@dataclass(frozen=True)
+class _Identity:
+    files: tuple[Path, ...]  # every config file git read, or would read once it exists
+    stamp: tuple[tuple[_FileStamp, ...], tuple[str, ...]]  # see `_config_stamp`
+    args: tuple[str, ...]  # what `identity` returns
+
+
+#: Per repository (its shared git folder): the identity `identity` last read.
+_IDENTITIES: dict[Path, _Identity] = {}
+_SHOPFLOOR = ("-c", "user.name=Shopfloor", "-c", "user.email=shopfloor@localhost")
+
+
+def _read_identity(repo: Path) -> tuple[_Identity, bool]:
+    """The identity from one `git config --list`, and whether it may be kept: not with an
+    include (it may depend on the branch or the folder), per-worktree config, a config file
+    changed in the last two seconds (an edit in the same tick keeps its stamp: git's racy-clean
+    problem) or a config git cannot read."""
+    proc = run_git(repo, "config", "--list", "--show-origin", "-z")
+    fields = proc.stdout.split("\0") if proc.returncode == 0 else []
+    files = set(_config_candidates(repo))
+    email, lasting = "", proc.returncode == 0
+    for origin, entry in zip(fields[0::2], fields[1::2], strict=False):
+        key, _, value = entry.partition("\n")
+        email = value if key == "user.email" else email
+        if key.startswith(("include.", "includeif.")) or key == "extensions.worktreeconfig":
+            lasting = False
+        if origin.startswith("file:"):
+            files.add((repo / origin.removeprefix("file:")).resolve())
+        elif origin != "command line:":  # `-c` from the environment, which is stamped
+            lasting = False
+    ordered = tuple(sorted(files))
+    stamp = _config_stamp(ordered)
+    recent = time.time_ns() - 2_000_000_000
+    lasting = lasting and all(s is None or s[0] < recent for s in stamp[0])
+    return _Identity(ordered, stamp, () if email.strip() else _SHOPFLOOR), lasting
+
+
+def _config_candidates(repo: Path) -> list[Path]:
+    """The global and system config files, whether or not they exist yet (see git-config)."""
+    env = os.environ
+    home = Path(env.get("HOME") or Path.home())
+    xdg = Path(env["XDG_CONFIG_HOME"]) if env.get("XDG_CONFIG_HOME") else home / ".config"
+    found = [Path(env["GIT_CONFIG_GLOBAL"])] if env.get("GIT_CONFIG_GLOBAL") else []
+    found = found or [home / ".gitconfig", xdg / "git" / "config"]
+    if not env.get("GIT_CONFIG_NOSYSTEM"):
+        found.append(Path(env.get("GIT_CONFIG_SYSTEM") or "/etc/gitconfig"))
+    return [(repo / path).resolve() for path in found]
+
+
+#: A config file's (mtime, size, inode); None when it is absent. `git config` writes a new
+#: file (a new inode); an edit in place moves the mtime.
+_FileStamp = tuple[int, int, int] | None
+
+
+def _config_stamp(files: tuple[Path, ...]) -> tuple[tuple[_FileStamp, ...], tuple[str, ...]]:
+    """Each file's stamp, and git's environment (which may name other files or add `-c`)."""
+    stamps: list[_FileStamp] = []
+    for path in files:
+        try:
+            info = path.stat()
+        except OSError:
+            stamps.append(None)
+            continue
+        stamps.append((info.st_mtime_ns, info.st_size, info.st_ino))
+    env = sorted(
+        f"{k}={v}" for k, v in os.environ.items() if k.startswith(("GIT_", "HOME", "XDG_"))
+    )
+    return tuple(stamps), tuple(env)
+
+
+def _common_dir_of(tree: Path) -> Path | None:
+    """The shared git folder of the working tree whose top is `tree`, read from its `.git`
+    without a git process; None when `.git` is not there or not as git writes it."""
+    dot_git = tree / ".git"
+    try:
+        if dot_git.is_dir():
+            return dot_git.resolve()
+        line = dot_git.read_text("utf-8").strip()
+        if not line.startswith("gitdir: "):
+            return None
+        gitdir = (tree / line.removeprefix("gitdir: ")).resolve()
+        common = gitdir / "commondir"
+        return (gitdir / common.read_text("utf-8").strip()).resolve() if common.exists() else gitdir
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def push_branch(repo: Path, remote: str, branch: str, timeout: float = 120.0) -> None:

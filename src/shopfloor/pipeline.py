@@ -268,17 +268,20 @@ def do_code(shop: Shop, entry: Entry) -> Step:
     attempt = attempt_of(entry)
     workdir, branch = worktree_path(shop, entry.id), branch_name(entry.id)
     try:
-        fresh_base = gitops.add_worktree(shop.root, workdir, branch)
+        checkout = gitops.add_worktree(shop.root, workdir, branch)
     except gitops.NoCommitsError as exc:
         return Step(Event.SETUP_PROBLEM, f"coder cannot start: {exc}; then `shopfloor retry`")
-    base = _base_commit(shop, entry.id, branch, fresh_base)  # QA's diff covers every attempt
+    state = load_state(shop, entry.id)
+    base = _base_commit(shop, state, branch, checkout)  # QA's diff covers every attempt
     save_state(shop, entry.id, base=base, branch=branch)
-    since = load_state(shop, entry.id).get("attempts_since")  # set by a rework or a retry
-    sha = gitops.attempt_commit(shop.root, branch, entry.id, attempt, since=since or None)
+    since = state.get("attempts_since")  # set by a rework or a retry
+    sha = None
+    if not checkout.created:  # a branch made just now holds no commit, crashed or not
+        sha = gitops.attempt_commit(shop.root, branch, entry.id, attempt, since=since or None)
     if sha is not None:  # a crash came after the commit: its work is not done again
         entry = note(shop, entry, f"coder attempt {attempt} already committed ({sha[:10]})")
     else:
-        outcome = _run_coder(shop, entry, workdir, attempt)
+        outcome = _run_coder(shop, entry, workdir, attempt, base)
         if isinstance(outcome, Step):
             return outcome
         entry = outcome
@@ -363,14 +366,16 @@ def _remote_checks(shop: Shop, entry: Entry, reply: RunReply) -> ChecksReport:
     return report
 
 
-def _base_commit(shop: Shop, task_id: str, branch: str, fresh_base: str) -> str:
-    known = load_state(shop, task_id).get("base")
+def _base_commit(shop: Shop, state: dict[str, Any], branch: str, checkout: gitops.Checkout) -> str:
+    known = state.get("base")
     if isinstance(known, str) and known:
         return known
-    return gitops.merge_base(shop.root, branch, "HEAD") or fresh_base
+    if checkout.created:
+        return checkout.base  # where the branch was made just now
+    return gitops.merge_base(shop.root, branch, "HEAD") or checkout.base
 
 
-def _run_coder(shop: Shop, entry: Entry, workdir: Path, attempt: int) -> Step | Entry:
+def _run_coder(shop: Shop, entry: Entry, workdir: Path, attempt: int, base: str) -> Step | Entry:
     """The Coder run and the orchestrator's commit: a Step when the attempt ends here."""
     text = _text(shop, entry)
     values = {
@@ -393,8 +398,7 @@ def _run_coder(shop: Shop, entry: Entry, workdir: Path, attempt: int) -> Step | 
     sha = gitops.commit_all(workdir, message, trailers=trailers)
     if sha is None:
         return Step(Event.CODE_FAILED, run_line(run, "; coder changed nothing"))
-    base = load_state(shop, entry.id).get("base") or sha
-    stat = gitops.diff(workdir, str(base), stat=True).strip().splitlines()
+    stat = gitops.diff(workdir, base, stat=True).strip().splitlines()
     return note(shop, entry, run_line(run, f"; {stat[-1].strip() if stat else 'committed'}"))
 
 
@@ -540,7 +544,11 @@ def do_qa(shop: Shop, entry: Entry) -> Step:
     # QA reads its worktree, but a CLI that cannot be confined could reach the live tree too.
     marks = [treewatch.mark(workdir, "its worktree"), treewatch.mark(shop.root, "the live tree")]
     run = run_agent(shop, Role.QA, entry, workdir, values, attempt=attempt_of(entry))
-    seen = [treewatch.changes_since(m) for m in marks]  # before a verdict removes the worktree
+    live = treewatch.changes_since(marks[1])
+    if run.outcome in NOT_THE_TASKS_FAULT:  # no verdict: QA runs again in this worktree
+        seen = [treewatch.changes_since(marks[0]), live]
+    else:  # a verdict: the worktree goes, and the look its removal takes is the second mark
+        seen = [_drop_watched(shop, entry.id, marks[0]), live]
     return flag_tree_changes(shop, entry, _judge_review(shop, entry, run, report), run, seen)
 
 
@@ -571,17 +579,19 @@ def _remote_qa(shop: Shop, entry: Entry, state: dict[str, Any]) -> Step:
         shop, Role.QA, entry, values, attempt_of(entry), branch=branch, base=str(base)
     )
     entry = _note_lost(shop, entry, done)
+    if done.run.outcome not in NOT_THE_TASKS_FAULT:  # a verdict: a local checkout goes
+        _drop_worktree(shop, entry.id)
     return _on(_judge_review(shop, entry, done.run, report), entry)
 
 
 def _judge_review(shop: Shop, entry: Entry, run: AgentRun, report: ChecksReport) -> Step:
+    """The step QA's run amounts to (its caller dropped the worktree after a verdict)."""
     if run.outcome in NOT_THE_TASKS_FAULT:
         return agent_trouble(run)
     verdict = run.result.get("verdict") if run.ok else None
     if report.passed and verdict == "pass":
         return _passed(shop, entry, run)
     reason = _qa_reason(run, report, verdict)
-    _drop_worktree(shop, entry.id)
     sections = {"QA notes": f"Attempt {attempt_of(entry)}: {reason}"}
     line = run_line(run, f"; QA FAIL — {reason.splitlines()[0][:160]}")
     return Step(Event.QA_FAILED, line, Change(sections=sections, payload={"notes": reason[:500]}))
@@ -617,7 +627,6 @@ def _qa_reason(run: AgentRun, report: ChecksReport, verdict: str | None) -> str:
 
 def _passed(shop: Shop, entry: Entry, run: AgentRun) -> Step:
     branch = branch_name(entry.id)
-    _drop_worktree(shop, entry.id)
     land = shop.config.pipeline.land
     if land == "queue":  # done/ only once it landed (see `landing`)
         from shopfloor import landing
@@ -634,10 +643,23 @@ def _passed(shop: Shop, entry: Entry, run: AgentRun) -> Step:
     return Step(Event.QA_PASSED, line, Change(payload={"branch": branch}))
 
 
-def _drop_worktree(shop: Shop, task_id: str) -> None:
+def _drop_worktree(shop: Shop, task_id: str, look: gitops.Look | None = None) -> None:
     """The branch keeps the work; the checkout is not needed between attempts."""
-    gitops.remove_worktree(shop.root, worktree_path(shop, task_id))
+    gitops.remove_worktree(shop.root, worktree_path(shop, task_id), look=look)
     save_state(shop, task_id, checks=None, checks_run=None)
+
+
+def _drop_watched(shop: Shop, task_id: str, before: treewatch.Mark) -> treewatch.Changes:
+    """`_drop_worktree`, and what changed in the worktree since `before`: the removal's own
+    `git status` is the second mark."""
+    looked: list[treewatch.Mark] = []
+
+    def look(state: gitops.TreeState) -> None:
+        looked.append(treewatch.mark_of(before.tree, before.label, state))
+
+    _drop_worktree(shop, task_id, look)
+    gone = treewatch.Mark(before.tree, before.label, error=f"{before.tree} was gone")
+    return treewatch.changes_between(before, looked[0] if looked else gone)
 
 
 def land_pending(shop: Shop, entry: Entry, hotfix_waiting: bool) -> Entry:

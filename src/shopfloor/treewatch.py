@@ -91,18 +91,26 @@ class Changes:
 def mark(tree: Path, label: str) -> Mark:
     """The tree as it is now; a Mark with `error` set when git cannot look at it."""
     try:
-        head = gitops.head(tree)
-        entries = gitops.status_entries(tree)
+        state = gitops.tree_state(tree)  # HEAD and the paths from one git process
     except gitops.GitError as exc:
         return Mark(tree, label, error=str(exc))
-    files = {path: (code, *_size_and_mtime(tree / path)) for path, code in entries.items()}
-    return Mark(tree, label, head, files)
+    return mark_of(tree, label, state)
+
+
+def mark_of(tree: Path, label: str, state: gitops.TreeState) -> Mark:
+    """The Mark of what `git status` just saw in `tree` (its files still there)."""
+    files = {path: (code, *_size_and_mtime(tree / path)) for path, code in state.codes.items()}
+    return Mark(tree, label, state.head, files)
 
 
 def changes_since(before: Mark, alongside: Sequence[str] = ()) -> Changes:
     """What changed in `before.tree` since `before` was taken; `alongside` names the hotfixes
     that worked in that tree meanwhile."""
-    after = mark(before.tree, before.label)
+    return changes_between(before, mark(before.tree, before.label), alongside)
+
+
+def changes_between(before: Mark, after: Mark, alongside: Sequence[str] = ()) -> Changes:
+    """What differs between two marks of one tree."""
     error = before.error or after.error
     if error is not None:
         return Changes(before.label, error=error)
