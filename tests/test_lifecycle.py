@@ -120,11 +120,12 @@ def test_a_claim_then_a_failed_attempt_counts_one_attempt(hands: lifecycle.Hands
     assert "coder failed; back to backlog/" in entry.path.read_text()
 
 
-def test_a_rewrite_and_move_fsyncs_the_data_once_and_both_folders(
+def test_a_verdict_fsyncs_the_data_once_and_both_folders_and_a_claim_none(
     hands: lifecycle.Hands, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """fsyncs only where the crash protocol needs them: the new text's data, then the two
-    folders after the rename (docs/architecture.md, "Crash safety") — three, not five."""
+    """fsyncs only where the crash protocol needs them (docs/architecture.md, "Crash safety"):
+    a verdict that rewrites and moves fsyncs the new text's data, then the two folders after
+    the rename — three, not five; a claim none (one a power loss undoes was never made)."""
     entry = new(hands)
     synced: list[str] = []
     real_fsync = os.fsync
@@ -134,13 +135,15 @@ def test_a_rewrite_and_move_fsyncs_the_data_once_and_both_folders(
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", counted)
-    moved = lifecycle.apply(hands, entry, Event.CLAIMED, "coder claimed")
+    claimed = lifecycle.apply(hands, entry, Event.CLAIMED, "coder claimed")
+    assert claimed.lane is Lane.ACTIVE and synced == [], synced
+    coded = lifecycle.apply(hands, claimed, Event.CODED, "coded")
     monkeypatch.undo()
-    backlog, active = hands.board.lane_dir(Lane.BACKLOG), hands.board.lane_dir(Lane.ACTIVE)
+    active, review = hands.board.lane_dir(Lane.ACTIVE), hands.board.lane_dir(Lane.REVIEW)
     assert len(synced) == 3, synced
-    assert synced[0].startswith(str(backlog / ".")), synced  # the temp file's data
-    assert synced[1:] == [str(active), str(backlog)], synced
-    assert moved.lane is Lane.ACTIVE and "status: running" in moved.path.read_text()
+    assert synced[0].startswith(str(active / ".")), synced  # the temp file's data
+    assert synced[1:] == [str(review), str(active)], synced
+    assert coded.lane is Lane.REVIEW and "coded" in coded.path.read_text()
 
 
 def test_past_max_attempts_a_verdict_ends_in_failed_closed_and_says_so(

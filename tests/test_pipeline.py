@@ -72,6 +72,24 @@ def test_qa_fail_then_pass_on_the_next_attempt(tmp_path: Path) -> None:
     assert log.rstrip().splitlines()[-1].startswith("- ") and "done" in log
 
 
+def test_each_coder_line_states_the_diff_against_the_base_over_every_attempt(
+    tmp_path: Path,
+) -> None:
+    """The first attempt's stat comes from git's commit summary (no `diff --stat`), a later
+    one's from the diff against the base: each is what `git diff --stat` says for it."""
+    root = demo.create(tmp_path / "demo")
+    assert run_once(root) == 0
+    words = next(e for e in Board(root).scan().entries if e.header.title == "Count words")
+    branch = f"shopfloor/{words.id}"
+    commits = git(root, "log", "--format=%H", "--reverse", f"main..{branch}").split()
+    base = git(root, "merge-base", "main", branch).strip()
+    said = [ln for ln in tracker(root, words.id).splitlines() if " coder " in ln and "run R-" in ln]
+    assert len(commits) == 2 and len(said) == 2, (commits, said)
+    for line, commit in zip(said, commits, strict=True):
+        stat = git(root, "diff", "--stat", base, commit).strip().splitlines()[-1].strip()
+        assert line.endswith(f"; {stat}"), (line, stat)
+
+
 def test_max_attempts_ends_in_failed(tmp_path: Path) -> None:
     root = make_project(
         tmp_path,

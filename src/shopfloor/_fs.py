@@ -246,12 +246,19 @@ def durable_rename(src: Path, dst: Path, data_synced: bool = False) -> None:
     file's data is fsynced, and nothing else is ever opened. `data_synced`: the caller has
     just fsynced the file's data (a transition's write), so it is not fsynced again.
     """
-    if not data_synced and stat.S_ISREG(os.lstat(src).st_mode):
+    move_noreplace(src, dst, durable=True, data_synced=data_synced)
+
+
+def move_noreplace(src: Path, dst: Path, durable: bool, data_synced: bool = False) -> None:
+    """`durable_rename`, or with `durable=False` the rename alone: it survives a kill -9, and
+    a power loss may undo it (for a move whose loss the crash protocol treats as not made)."""
+    if durable and not data_synced and stat.S_ISREG(os.lstat(src).st_mode):
         _fsync_file(src)
     _rename_noreplace(src, dst)
-    fsync_dir(dst.parent)
-    if src.parent != dst.parent:
-        fsync_dir(src.parent)
+    if durable:
+        fsync_dir(dst.parent)
+        if src.parent != dst.parent:
+            fsync_dir(src.parent)
 
 
 def _fsync_file(path: Path) -> None:

@@ -465,6 +465,12 @@ def with_trailers(message: str, trailers: Mapping[str, str] | None) -> str:
     return message.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n"
 
 
+@dataclass(frozen=True)
+class Committed:
+    sha: str
+    stat: str  # git's "1 file changed, 2 insertions(+)" for this commit alone ("" if unsaid)
+
+
 def commit_all(
     workdir: Path, message: str, trailers: Mapping[str, str] | None = None
 ) -> str | None:
@@ -473,6 +479,15 @@ def commit_all(
     `trailers` (e.g. Shopfloor-Task, Shopfloor-Attempt, Shopfloor-Run) end the message, so
     `attempt_commit` finds the work after a crash. LockedError when an `index.lock` is in the way.
     """
+    done = commit_work(workdir, message, trailers)
+    return done.sha if done is not None else None
+
+
+def commit_work(
+    workdir: Path, message: str, trailers: Mapping[str, str] | None = None
+) -> Committed | None:
+    """`commit_all`, with the commit's own diffstat line from git's summary (the stat against
+    its parent: no `git diff --stat` needed when the parent is the base)."""
     text = with_trailers(message, trailers)
     git(workdir, "add", "--all", "--", ".", *_EXCLUDE)
     # Not --quiet: the summary's first line names the new commit ("[branch <sha>] subject"),
@@ -484,12 +499,16 @@ def commit_all(
             return None  # nothing staged: asked only now, as a commit almost always has work
         raise _failure(("commit", "--no-verify"), proc.stderr.strip() or proc.stdout.strip())
     named = _SUMMARY.match(proc.stdout)
-    return named.group(1) if named else git(workdir, "rev-parse", "HEAD").strip()
+    sha = named.group(1) if named else git(workdir, "rev-parse", "HEAD").strip()
+    stat = _STAT.search(proc.stdout)
+    return Committed(sha, stat.group(1) if stat else "")
 
 
 #: The first line of `git commit`'s summary: `[main (root-commit) <sha>] subject`; the first
 #: such sha (a branch name has no space; the subject may hold anything).
 _SUMMARY = re.compile(r"\[[^\n]*? ([0-9a-f]{40}|[0-9a-f]{64})\] ")
+#: The summary's diffstat line (git's messages are in English: see `_environment`).
+_STAT = re.compile(r"^ (\d+ files? changed[^\n]*)$", re.MULTILINE)
 #: Every how many of our commits git checks whether the repository needs a `gc`.
 _MAINTENANCE_EVERY = 16
 _commits = itertools.count()

@@ -60,7 +60,9 @@ class Row:
     requires: frozenset[Status] | None = None  # None: any status
     notify: str | None = None
     exhausted: bool = False  # past max_attempts the task goes to failed/ instead
-    durable: bool = True  # False only where speed beats a power loss (the hotfix claim)
+    # False for claims: a claim a power loss undoes is a claim not made (the crash protocol's
+    # "interrupted, no attempt used"), and its fsyncs held up every claim of the main thread.
+    durable: bool = True
     tracked: bool = True  # False: no tracker line (claims; the journal's history has them)
 
 
@@ -87,9 +89,9 @@ AP, HAH = "agent_problem", "hotfix_awaiting_human"
 #: (lane, event) -> what happens. docs/architecture.md has the same table; a test walks both.
 TRANSITIONS: dict[tuple[Lane, Event], Row] = {
     # claims: a job owns the task from here
-    (I, Event.CLAIMED): _row(SAME, R, requires=(Q,), tracked=False),
-    (B, Event.CLAIMED): _row(A, R, requires=(Q,), tracked=False),
-    (RV, Event.CLAIMED): _row(SAME, R, requires=(Q,), tracked=False),
+    (I, Event.CLAIMED): _row(SAME, R, requires=(Q,), durable=False, tracked=False),
+    (B, Event.CLAIMED): _row(A, R, requires=(Q,), durable=False, tracked=False),
+    (RV, Event.CLAIMED): _row(SAME, R, requires=(Q,), durable=False, tracked=False),
     (H, Event.CLAIMED): _row(SAME, R, requires=(Q,), durable=False, tracked=False),
     # PM
     (I, Event.SPEC_WRITTEN): _row(B, Q, Attempts.RESET, (R,)),
@@ -320,7 +322,7 @@ def _apply_once(
     if target is not entry.lane:
         _fault_point("move", event)
         try:
-            moved = _move(board, moved, target, data_synced=row.durable)
+            moved = _move(board, moved, target, durable=row.durable)
         except (TaskMoved, ConflictError):  # a person's move or file won: not carried out
             _end(keeper, intent, "abandoned")
             raise
@@ -395,10 +397,11 @@ def _notification(
     return event, {**payload, **change.payload}
 
 
-def _move(board: Board, entry: Entry, target: Lane, data_synced: bool = False) -> Entry:
+def _move(board: Board, entry: Entry, target: Lane, durable: bool) -> Entry:
+    """The transition's rename; its write fsynced the data already when `durable`."""
     destination = board.lane_dir(target) / entry.name
     try:
-        _fs.durable_rename(entry.path, destination, data_synced=data_synced)
+        _fs.move_noreplace(entry.path, destination, durable=durable, data_synced=durable)
     except FileNotFoundError:
         raise TaskMoved(f"{entry.id} was moved away while the daemon moved it") from None
     except FileExistsError:

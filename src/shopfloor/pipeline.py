@@ -281,7 +281,9 @@ def do_code(shop: Shop, entry: Entry) -> Step:
     if sha is not None:  # a crash came after the commit: its work is not done again
         entry = note(shop, entry, f"coder attempt {attempt} already committed ({sha[:10]})")
     else:
-        outcome = _run_coder(shop, entry, workdir, attempt, base)
+        # On a branch made just now at the base, the commit's own stat is the whole diff's.
+        first = checkout.created and base == checkout.base
+        outcome = _run_coder(shop, entry, workdir, attempt, base, first)
         if isinstance(outcome, Step):
             return outcome
         entry = outcome
@@ -375,8 +377,11 @@ def _base_commit(shop: Shop, state: dict[str, Any], branch: str, checkout: gitop
     return gitops.merge_base(shop.root, branch, "HEAD") or checkout.base
 
 
-def _run_coder(shop: Shop, entry: Entry, workdir: Path, attempt: int, base: str) -> Step | Entry:
-    """The Coder run and the orchestrator's commit: a Step when the attempt ends here."""
+def _run_coder(
+    shop: Shop, entry: Entry, workdir: Path, attempt: int, base: str, on_base: bool = False
+) -> Step | Entry:
+    """The Coder run and the orchestrator's commit: a Step when the attempt ends here.
+    `on_base`: the branch's tip is `base`, so the commit's own stat is the diff's."""
     text = _text(shop, entry)
     values = {
         "task_text": text,
@@ -395,11 +400,14 @@ def _run_coder(shop: Shop, entry: Entry, workdir: Path, attempt: int, base: str)
         "Shopfloor-Run": run.run_id,
     }
     message = f"{entry.id}: {entry.header.title} (attempt {attempt})"
-    sha = gitops.commit_all(workdir, message, trailers=trailers)
-    if sha is None:
+    done = gitops.commit_work(workdir, message, trailers=trailers)
+    if done is None:
         return Step(Event.CODE_FAILED, run_line(run, "; coder changed nothing"))
-    stat = gitops.diff(workdir, base, stat=True).strip().splitlines()
-    return note(shop, entry, run_line(run, f"; {stat[-1].strip() if stat else 'committed'}"))
+    said = done.stat if on_base else ""
+    if not said:
+        stat = gitops.diff(workdir, base, stat=True).strip().splitlines()
+        said = stat[-1].strip() if stat else "committed"
+    return note(shop, entry, run_line(run, f"; {said}"))
 
 
 def _keep_unfinished_work(shop: Shop, task_id: str, workdir: Path, run_id: str) -> None:

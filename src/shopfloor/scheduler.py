@@ -135,7 +135,8 @@ class Daemon:
         self._said: dict[str, str] = {}
         self._resume_at: float | None = None
         self._cache: dict[Lane, list[Entry]] = {}
-        self._dirty: set[Lane] = set()
+        # What the next tick reads again, per lane: these file names, or all of it (None).
+        self._dirty: dict[Lane, set[str] | None] = {}
         self._wake = threading.Event()
         self._hotfix_wake = threading.Event()
         # What the hotfix thread reads next: these files of hotfix/, or all of it (full).
@@ -239,23 +240,27 @@ class Daemon:
         restart = [name for name in ("notify", "web") if getattr(old, name) != getattr(fresh, name)]
         self.shop.log("config.reloaded", restart_needed=",".join(restart) or None)
 
-    def mark_dirty(self, lane: Lane) -> None:
+    def mark_dirty(self, lane: Lane, name: str | None = None) -> None:
+        """The next tick reads `name` of `lane` again (the whole lane when None)."""
         self.status.mark_dirty(lane)
         if lane is Lane.HOTFIX and not self.once:
-            self._hotfix_dirty(None)
+            self._hotfix_dirty(name)
             return
         with self._lock:
-            self._dirty.add(lane)
+            names = self._dirty.get(lane, set())
+            if name is None or names is None:
+                self._dirty[lane] = None
+            else:
+                names.add(name)
+                self._dirty[lane] = names
         self._wake.set()
 
     def file_changed(self, lane: Lane, name: str | None) -> None:
-        """The watcher's word: `name` in `lane` changed (None: the lane folder itself). The
-        hotfix lane reads just that file; any other lane is rescanned."""
-        if lane is Lane.HOTFIX and not self.once:
-            if name is None or not is_temp_name(name):  # a temp file's rename names the file
-                self._hotfix_dirty(name)
-            return
-        self.mark_dirty(lane)
+        """The watcher's word: `name` in `lane` changed (None: the lane folder itself). Only
+        that file is read again, not its lane: a 1,000-task done/ is not listed per move."""
+        if name is not None and is_temp_name(name):
+            return  # our own writes' temp files: their rename names the file itself
+        self.mark_dirty(lane, name)
 
     def _hotfix_dirty(self, name: str | None) -> None:
         """Wake the hotfix thread (the main loop is not even woken) to read `name`, or the
@@ -389,12 +394,15 @@ class Daemon:
             if full:
                 next_full = now + self.reconcile_every
             try:
-                claimed = self.tick(full=full or self.once)
+                claimed = self.tick(full=full)
             except (InfrastructureError, OSError, sqlite3.Error) as exc:
                 self._fault("-", exc)  # a full disk or a lost journal pauses, never kills
                 claimed = 0
             if self.once and not claimed and not self._running_jobs() and not self._faulted():
-                break
+                if full:
+                    break
+                next_full = 0.0  # the pass ends on a look at the whole board, not the view
+                continue
             timeout = max(0.0, min(next_full - time.monotonic(), 1.0 if self.once else 3600.0))
             if self._resume_at is not None:  # wake when a paused agent may run again
                 timeout = max(0.0, min(timeout, self._resume_at - time.time() + 0.05))
@@ -430,9 +438,13 @@ class Daemon:
         """Rescan dirty lanes, recover stale claims, land, dispatch; returns jobs started."""
         self._check_surroundings()
         with self._lock:
-            lanes = set(Lane) if full else set(self._dirty)
+            dirty = {lane: None for lane in Lane} if full else dict(self._dirty)
             self._dirty.clear()
-        lanes.discard(Lane.INVALID)
+        dirty.pop(Lane.INVALID, None)
+        lanes = {lane for lane, names in dirty.items() if names is None}
+        lanes |= self._reread(
+            {lane: names for lane, names in dirty.items() if names is not None and names}
+        )
         if lanes:
             self._rescan(lanes, full)
         entries = [e for lane_entries in self._cache.values() for e in lane_entries]
@@ -461,6 +473,22 @@ class Daemon:
         found = scan.by_lane(lanes)
         with self._lock:
             self._cache.update(found)
+
+    def _reread(self, names: dict[Lane, set[str]]) -> set[Lane]:
+        """Bring the cached view up to date with the files the watcher (or a job) named;
+        returns the lanes to rescan whole: one with a file that is there but unreadable (the
+        scan reports and quarantines it)."""
+        board, whole = self._listing, set()
+        for lane, changed in names.items():
+            read = {name: board.read_entry(lane, name) for name in changed}
+            if any(e is None and (board.lane_dir(lane) / n).exists() for n, e in read.items()):
+                whole.add(lane)
+                continue
+            with self._lock:
+                view = {e.name: e for e in self._cache.get(lane, []) if e.name not in read}
+                view.update({name: e for name, e in read.items() if e is not None})
+                self._cache[lane] = sorted(view.values(), key=lambda e: e.name)
+        return whole
 
     def _conflicts(self, entries: list[Entry]) -> set[str]:
         seen: Counter[str] = Counter(e.id for e in entries)
@@ -567,9 +595,15 @@ class Daemon:
     def _job_main(self, role: Role, entry: Entry) -> None:
         """Run the stage, apply what it returns; whatever goes wrong, no attempt is burned
         that the agent did not use, and the daemon goes on."""
+        # What the loop reads again when the job ends: the job's lane whole (it may have
+        # ended anywhere), or just the file where it was and where its verdict put it.
+        seen: list[tuple[Lane, str | None]] = [(entry.lane, None)]
         try:
             step = _STAGES[role](self.shop, entry)
-            lifecycle.apply(self.shop, step.entry or entry, step.event, step.line, step.change)
+            moved = lifecycle.apply(
+                self.shop, step.entry or entry, step.event, step.line, step.change
+            )
+            seen = [(entry.lane, entry.name), (moved.lane, moved.name)]
             # The stage's verdict, as the tracker has it (a run can end `ok` and its stage fail).
             self.shop.log("stage.end", task=entry.id, role=role, step=step.event.value)
             self._fault_cleared()
@@ -591,7 +625,8 @@ class Daemon:
             with self._lock:
                 self._jobs.pop(entry.id, None)
                 self.shop.clear_stop(entry.id)  # under the lock: see _stop_cancelled
-            self.mark_dirty(entry.lane)
+            for lane, name in seen:
+                self.mark_dirty(lane, name)
 
     def _moved_away(self, role: Role, entry: Entry) -> None:
         """A person moved the file while its run went on: say so where the file is now."""
