@@ -50,6 +50,13 @@ class Precedence:
                 self.held = False
                 self._open.set()
 
+    def open(self) -> None:
+        """Every holder dropped at once (the daemon is stopping: nothing more starts)."""
+        with self._guard:
+            self._holders.clear()
+            self.held = False
+            self._open.set()
+
     def give_way(self) -> None:
         """Called between units of bulk work: wait while a hotfix starts (bounded)."""
         if not self.held:

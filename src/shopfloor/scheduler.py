@@ -311,6 +311,7 @@ class Daemon:
             self._stop_started = self._signals.signalled_at or time.monotonic()
             self.shop.log("daemon.stopping")
         self.shop.stopping.set()
+        self._precedence.open()  # no hotfix starts now: nothing may wait for one
         self.shop.stop_all("daemon stopping")
         self._wake.set()
         self._hotfix_wake.set()
