@@ -462,7 +462,11 @@ class Daemon:
     # ------------------------------------------------------------------ one pass
 
     def tick(self, full: bool = False) -> int:
-        """Rescan dirty lanes, recover stale claims, land, dispatch; returns jobs started."""
+        """Rescan dirty lanes, recover stale claims, land, dispatch; returns jobs started.
+
+        Each step over the whole board gives way to a hotfix starting (see precedence.py)."""
+        give_way = self._precedence.give_way
+        give_way()
         self._check_surroundings()
         with self._lock:
             lanes = set(Lane) if full else set(self._dirty)
@@ -470,12 +474,15 @@ class Daemon:
         lanes.discard(Lane.INVALID)
         if lanes:
             self._rescan(lanes, full)
+        give_way()
         entries = [e for lane_entries in self._cache.values() for e in lane_entries]
         conflicted = self._conflicts(entries)
+        give_way()
         usable = [e for e in entries if e.id not in conflicted]
         self._stop_cancelled()
         if not self._faulted():  # a fault's back-off holds every write, recovery's too
             self._recover_stale(usable)
+            give_way()
             moved = self._land(usable)
             if moved:  # the queue moved tasks (done/, backlog/): look again before the end
                 self.request_full_reconcile()
@@ -536,6 +543,7 @@ class Daemon:
         # Downstream first: finishing work beats starting new work.
         for lane in (Lane.REVIEW, Lane.BACKLOG, Lane.INBOX):
             role = _ROLE_BY_LANE[lane]
+            self._precedence.give_way()  # each lane's candidates: a pass over the board
             for entry in self._candidates(entries, lane, done, taken):
                 if busy[role] >= getattr(limits, role):
                     break
@@ -618,7 +626,12 @@ class Daemon:
         thread = threading.Thread(
             target=self._hotfix_main, args=(entry, claim), name=entry.id, daemon=True
         )
-        thread.start()
+        try:
+            thread.start()
+        except RuntimeError as exc:  # no thread to be had (a process limit): nothing claimed
+            self._precedence.release(entry.id)
+            self._fault(entry.id, exc)
+            return False
         claimed: Entry | None = None
         opened: tuple[str, Path] | None = None
         try:
@@ -860,12 +873,14 @@ class Daemon:
         attempt is used for them."""
         with self._lock:
             live = set(self._jobs)
+        precedence = self._precedence
         for entry in entries:
+            if precedence.held:  # a hotfix starting: the walk over the board waits
+                precedence.give_way()
             if self.shop.stopping.is_set():
                 return  # the rest is recovered at the next start
             if lifecycle.reconcile_event(entry, entry.id in live) is None:
                 continue
-            self._precedence.give_way()
             try:
                 self._recover_one(entry)
             except (lifecycle.TaskMoved, lifecycle.TransitionRefused):

@@ -124,8 +124,9 @@ def start(
     """Start the observers (the hotfix lane's first); the caller stops them.
 
     `on_file`, when given, is told which file each event was about (the daemon's hotfix lane
-    reads just that file) and is called instead of `on_dirty`. `give_way` is called before
-    each event of the other lanes is handled (never the hotfix lane's)."""
+    reads just that file) and is called instead of `on_dirty`; the hotfix lane is then read
+    by a thread of our own (`hotfix_watch`, Linux), not by a watchdog observer. `give_way` is
+    called before each event of the other lanes is handled (never the hotfix lane's)."""
     from watchdog.events import FileSystemEventHandler
     from watchdog.observers import Observer
 
@@ -137,13 +138,34 @@ def start(
 
     told = on_file or (lambda lane, _name: on_dirty(lane))
     first, handler = Handler(board.tasks_dir, told), Handler(board.tasks_dir, told, give_way)
-    lanes, hotfix = Observer(), Observer()  # the hotfix lane never queues behind a burst
+    direct = _hotfix_watch(board, on_file, on_overflow) if on_file is not None else None
+    lanes = Observer()
+    hotfix: Any = direct or Observer()  # the hotfix lane never queues behind a burst
     wanted = event_filter()
     for lane in Lane:
-        target, told_by = (hotfix, first) if lane is Lane.HOTFIX else (lanes, handler)
-        target.schedule(told_by, str(board.lane_dir(lane)), recursive=False, event_filter=wanted)
+        if lane is Lane.HOTFIX:
+            if direct is None:
+                folder = str(board.lane_dir(lane))
+                hotfix.schedule(first, folder, recursive=False, event_filter=wanted)
+            continue
+        lanes.schedule(handler, str(board.lane_dir(lane)), recursive=False, event_filter=wanted)
     lanes.schedule(handler, str(board.tasks_dir), recursive=False, event_filter=wanted)
-    for observer in (hotfix, lanes):
-        observer.daemon = True
-        observer.start()
+    if direct is None:
+        hotfix.daemon = True
+    lanes.daemon = True
+    hotfix.start()
+    lanes.start()
     return [hotfix, lanes]
+
+
+def _hotfix_watch(board: Board, on_file: OnFile, on_overflow: Callable[[], None]) -> Any:
+    """The hotfix lane's own inotify reader (hotfix_watch.py); None where it cannot be had
+    (not Linux, no inotify left): watchdog's observer then watches the lane."""
+    from shopfloor.hotfix_watch import HotfixWatch
+
+    try:
+        return HotfixWatch(
+            board.lane_dir(Lane.HOTFIX), lambda name: on_file(Lane.HOTFIX, name), on_overflow
+        )
+    except OSError:
+        return None
