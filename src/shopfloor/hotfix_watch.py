@@ -67,6 +67,8 @@ class HotfixWatch:
         self._on_overflow = on_overflow
         self._fd = _inotify_watch(folder)
         self._wake_r, self._wake_w = os.pipe()
+        self._guard = threading.Lock()
+        self._closed = False  # the descriptors, closed by the thread as it ends
         self._thread = threading.Thread(target=self._run, name="hotfix-watch", daemon=True)
 
     def start(self) -> None:
@@ -74,8 +76,11 @@ class HotfixWatch:
 
     def stop(self) -> None:
         """Wake the thread to end; it closes the descriptors (never under its feet)."""
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"x")
+        with self._guard:
+            if self._closed:
+                return  # the number may belong to another file by now: never written to
+            with contextlib.suppress(OSError):
+                os.write(self._wake_w, b"x")
 
     def _run(self) -> None:
         try:
@@ -87,13 +92,18 @@ class HotfixWatch:
                     data = os.read(self._fd, _BUFFER)
                 except BlockingIOError:
                     continue
-                self._handle(data)
-        except Exception:  # never a silent end: the daemon's reconciles still cover the lane
+                try:
+                    self._handle(data)
+                except Exception:  # a batch not handed on: the whole board is looked at
+                    self._on_overflow()
+        except OSError:  # the descriptor failed: never a silent end (reconciles still run)
             self._on_overflow()
         finally:
-            for fd in (self._fd, self._wake_r, self._wake_w):
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+            with self._guard:
+                self._closed = True
+                for fd in (self._fd, self._wake_r, self._wake_w):
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
 
     def _handle(self, data: bytes) -> None:
         names: list[str] = []
