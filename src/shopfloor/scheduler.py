@@ -160,7 +160,8 @@ class Daemon:
         self._wake = threading.Event()
         self._hotfix_wake = threading.Event()
         # From a hotfix-lane event until the hotfix's agent runs, the main thread's scans and
-        # claims and the status server's listings wait (bounded): the GIL is the hotfix's.
+        # claims, the status server's listings and the other lanes' events wait (bounded):
+        # the GIL is the hotfix's (see precedence.py).
         self._precedence = Precedence()
         self.shop.spawned = self._precedence.release
         # What the hotfix thread reads next: these files of hotfix/, or all of it (full).
@@ -294,7 +295,8 @@ class Daemon:
                 self._hotfix_full = True
             else:
                 self._hotfix_names.add(name)
-            self._precedence.hold(_READING)
+            if not self.shop.stopping.is_set():  # a stopping daemon starts no hotfix
+                self._precedence.hold(_READING)
         self._hotfix_wake.set()
 
     def request_full_reconcile(self) -> None:
