@@ -28,7 +28,7 @@ from shopfloor.board import Board, Lane
 from shopfloor.errors import ShopfloorError
 from shopfloor.journal import Journal
 from tests.conftest import wait_until
-from tests.invariants import Expected, assert_board_sound, kill_leftovers
+from tests.invariants import Expected, assert_board_sound, board_violations, kill_leftovers
 from tests.support import (
     agent_command,
     git,
@@ -142,6 +142,38 @@ def test_a_kill_at_any_hotfix_write_leaves_it_for_the_human(tmp_path: Path, faul
         assert_board_sound(root, Expected(hotfixes=(hotfix,)))
         ran = [m for m in marks(mark) if m[0] == "hotfix"]
         assert len(ran) == 1, ran  # killed before its claim: run once after; else never again
+    finally:
+        kill_leftovers(root)
+
+
+def test_a_kill_right_after_the_hotfix_snapshot_loses_nothing(tmp_path: Path) -> None:
+    """The daemon takes the live tree's snapshot while it writes the hotfix's claim; killed
+    the moment the snapshot is taken (`snapshot:claimed`), whether the claim was written by
+    then or not: the human's uncommitted work is untouched and kept under the snapshot ref,
+    the next daemon leaves a sound board, and the agent ran at most once — once when the
+    claim was not written (still queued: it runs), never when it was (interrupted before
+    its agent started: parked for the human, as any claimed hotfix a crash cut)."""
+    mark = tmp_path / "marks.txt"
+    root = make_project(tmp_path, agents={"a": command_agent(f"*:mark={mark}", "hotfix:patch")})
+    (root / "notes.txt").write_text("the human's unsaved work\n")
+    hotfix = actions.create_hotfix(Board(root), "prod is down").id
+    try:
+        die_by_fault(root, "snapshot:claimed")
+        claimed = status_of(root, hotfix) == "running"
+        kept = git(root, "show", f"refs/shopfloor/snapshots/{hotfix}:notes.txt")
+        assert kept == "the human's unsaved work\n"
+        assert not marks(mark)  # killed before any agent could start
+        final = run_once(root)
+        assert final.returncode == 0, final.stderr
+        bad = board_violations(root, Expected(hotfixes=(hotfix,)))
+        if claimed:  # its agent never ran: there are no verification steps to keep
+            bad = [b for b in bad if not b.endswith("lost its ## Verification")]
+        assert not bad, bad
+        ran = [m for m in marks(mark) if m[0] == "hotfix"]
+        assert len(ran) == (0 if claimed else 1), (claimed, ran)
+        if claimed:
+            assert "hotfix run interrupted" in tracker(root, hotfix)
+        assert (root / "notes.txt").read_text() == "the human's unsaved work\n"
     finally:
         kill_leftovers(root)
 

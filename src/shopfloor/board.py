@@ -9,7 +9,7 @@ import re
 import stat
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -288,15 +288,17 @@ class Board:
         lanes: Iterable[Lane] = TASK_LANES,
         stop: threading.Event | None = None,
         save_cache: bool = True,
+        pause: Callable[[], None] | None = None,
     ) -> Scan:
         """Read every lane's front matter; problems are reported, nothing is moved.
 
         Raises ScanStopped as soon as `stop` is set: a half-read board is never returned.
-        `save_cache=False` keeps what the header cache learnt in memory only (for now)."""
+        `save_cache=False` keeps what the header cache learnt in memory only (for now).
+        `pause` is called before each file (the daemon's: a hotfix starting goes first)."""
         result = Scan()
         wanted = set(lanes)
         for lane in sorted(wanted, key=_by_value):  # each lane's entries come sorted by name
-            self._scan_lane(lane, result, stop)
+            self._scan_lane(lane, result, stop, pause)
         if save_cache:
             self._headers.save()
         if Lane.INVALID in wanted or wanted == set(TASK_LANES):
@@ -310,7 +312,13 @@ class Board:
             )
         return result
 
-    def _scan_lane(self, lane: Lane, result: Scan, stop: threading.Event | None = None) -> None:
+    def _scan_lane(
+        self,
+        lane: Lane,
+        result: Scan,
+        stop: threading.Event | None = None,
+        pause: Callable[[], None] | None = None,
+    ) -> None:
         directory = self.lane_dir(lane)
         try:
             it = os.scandir(directory)
@@ -326,6 +334,8 @@ class Board:
             for dirent in it:
                 if stop is not None and stop.is_set():
                     raise ScanStopped(f"stopped while scanning {lane.value}/")
+                if pause is not None:
+                    pause()
                 name = dirent.name
                 rec = old.get(name)  # only regular, settled task files are ever recorded
                 if rec is not None and not dirent.is_symlink():

@@ -217,6 +217,11 @@ def _task_lock(task_id: str) -> Iterator[None]:
 fault_hook: Callable[[str, Event], None] | None = None
 
 
+def fault_point(point: str, event: Event) -> None:
+    """The same test seam at a point outside `apply` (the daemon's hotfix snapshot)."""
+    _fault_point(point, event)
+
+
 def _fault_point(point: str, event: Event) -> None:
     if fault_hook is not None:
         fault_hook(point, event)

@@ -692,7 +692,12 @@ def land_pending(shop: Shop, entry: Entry, hotfix_waiting: bool) -> Entry:
 snapshot_ref = hotfix_report.snapshot_ref
 
 
-def do_hotfix(shop: Shop, entry: Entry) -> Step:
+def do_hotfix(
+    shop: Shop,
+    entry: Entry,
+    begun: hotfix_report.Start | None = None,
+    opened: tuple[str, Path] | None = None,
+) -> Step:
     """The Hotfix Protocol: patch the live tree, record verification, stay in hotfix/.
 
     Before the agent starts, the human's uncommitted work is kept as a snapshot commit (see
@@ -701,8 +706,12 @@ def do_hotfix(shop: Shop, entry: Entry) -> Step:
     (journal) keeps `hotfix_snapshot` (None when the tree was clean), `hotfix_base` (what the
     agent started from: the snapshot, else HEAD), `hotfix_head_before`, `hotfix_branch_before`,
     `hotfix_human_paths`, `hotfix_started_at`, then `hotfix_head_after` and `hotfix_paths`.
+
+    `begun`: the snapshot already taken (`hotfix_report.begin`; the daemon takes it while it
+    writes the claim), else taken here; `opened`: the run's id and folder, made already
+    (`Shop.open_run`, while the snapshot is taken).
     """
-    start = hotfix_report.begin(shop.root, entry.id)
+    start = begun if begun is not None else hotfix_report.begin(shop.root, entry.id)
     try:
         _remember(shop, entry.id, start.state())
         said = hotfix_report.started_line(start)
@@ -712,7 +721,7 @@ def do_hotfix(shop: Shop, entry: Entry) -> Step:
         shop.notify("hotfix_started", task_id=entry.id, title=entry.header.title, **payload)
         values = {"task_text": _text(shop, entry), "checks": _checks_for_prompt(shop)}
         with shop.live_tree.working(entry.id):
-            run = run_agent(shop, Role.HOTFIX, entry, shop.root, values)
+            run = run_agent(shop, Role.HOTFIX, entry, shop.root, values, opened=opened)
         return _hotfix_ran(shop, entry, start, run)
     finally:
         hotfix_report.end(shop.root, entry.id)

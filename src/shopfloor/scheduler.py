@@ -35,6 +35,7 @@ from shopfloor.config import Config
 from shopfloor.errors import ConfigError, InfrastructureError, ShopfloorError
 from shopfloor.journal import open_journal
 from shopfloor.lock import DaemonLockedError, daemon_lock
+from shopfloor.precedence import Precedence
 from shopfloor.shop import Shop, log_line
 from shopfloor.statusd import StatusServer
 from shopfloor.stopping import OVERDUE_EXIT, SignalStop
@@ -56,6 +57,8 @@ FAULT_FIRST = 1.0
 FAULT_MAX = 60.0
 #: While the scale engine is unreachable, claims are tried again this often (seconds).
 ENGINE_RETRY = 2.0
+#: The precedence key of the hotfix thread's pass over the files its watcher named.
+_READING = "hotfix-lane-event"
 _ROLE_BY_LANE = {Lane.INBOX: Role.PM, Lane.BACKLOG: Role.CODER, Lane.REVIEW: Role.QA}
 _STAGES: dict[Role, Callable[[Shop, Entry], pipeline.Step]] = {
     Role.PM: pipeline.do_pm,
@@ -90,6 +93,24 @@ def check_agents(config: Config) -> None:
                 f"{config.role_source(role)}, but [agents.{name}] is not defined "
                 "(`shopfloor doctor` explains the config)"
             )
+
+
+class _Claim:
+    """A hotfix claim in flight, as its job's thread waits for it: the claimed entry (None
+    when the claim was not written) and the run folder made for it meanwhile, if any."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._entry: Entry | None = None
+        self.opened: tuple[str, Path] | None = None
+
+    def settle(self, entry: Entry | None, opened: tuple[str, Path] | None = None) -> None:
+        self._entry, self.opened = entry, opened
+        self._done.set()
+
+    def wait(self) -> Entry | None:
+        self._done.wait()
+        return self._entry
 
 
 @dataclass
@@ -139,6 +160,11 @@ class Daemon:
         self._dirty: dict[Lane, set[str] | None] = {}
         self._wake = threading.Event()
         self._hotfix_wake = threading.Event()
+        # From a hotfix-lane event until the hotfix's agent runs, the main thread's scans and
+        # claims, the status server's listings and the other lanes' events wait (bounded):
+        # the GIL is the hotfix's (see precedence.py).
+        self._precedence = Precedence()
+        self.shop.spawned = self._precedence.release
         # What the hotfix thread reads next: these files of hotfix/, or all of it (full).
         # Full at first: hotfixes filed while no daemon ran.
         self._hotfix_guard = threading.Lock()
@@ -152,7 +178,11 @@ class Daemon:
         self._lander = landing.Lander(self.shop, self._landed)
         self._background: dict[str, threading.Thread] = {}  # by name: one thread each
         self.status = StatusServer(  # statusd
-            root, lambda: self.shop.journal, self.shop.log, wait_for_board=True
+            root,
+            lambda: self.shop.journal,
+            self.shop.log,
+            wait_for_board=True,
+            give_way=self._precedence.give_way,
         )
         self._stop_started: float | None = None
         self._signals = SignalStop(self.stop, self.stop_deadline, self._stop_overdue)
@@ -270,6 +300,8 @@ class Daemon:
                 self._hotfix_full = True
             else:
                 self._hotfix_names.add(name)
+            if not self.shop.stopping.is_set():  # a stopping daemon starts no hotfix
+                self._precedence.hold(_READING)
         self._hotfix_wake.set()
 
     def request_full_reconcile(self) -> None:
@@ -286,6 +318,7 @@ class Daemon:
             self._stop_started = self._signals.signalled_at or time.monotonic()
             self.shop.log("daemon.stopping")
         self.shop.stopping.set()
+        self._precedence.open()  # no hotfix starts now: nothing may wait for one
         self.shop.stop_all("daemon stopping")
         self._wake.set()
         self._hotfix_wake.set()
@@ -429,13 +462,21 @@ class Daemon:
 
     def _start_watchers(self) -> list[Any]:
         return watch.start(
-            self.shop.board, self.mark_dirty, self.request_full_reconcile, self.file_changed
+            self.shop.board,
+            self.mark_dirty,
+            self.request_full_reconcile,
+            self.file_changed,
+            give_way=self._precedence.give_way,
         )
 
     # ------------------------------------------------------------------ one pass
 
     def tick(self, full: bool = False) -> int:
-        """Rescan dirty lanes, recover stale claims, land, dispatch; returns jobs started."""
+        """Rescan dirty lanes, recover stale claims, land, dispatch; returns jobs started.
+
+        Each step over the whole board gives way to a hotfix starting (see precedence.py)."""
+        give_way = self._precedence.give_way
+        give_way()
         self._check_surroundings()
         with self._lock:
             dirty = {lane: None for lane in Lane} if full else dict(self._dirty)
@@ -447,12 +488,15 @@ class Daemon:
         )
         if lanes:
             self._rescan(lanes, full)
+        give_way()
         entries = [e for lane_entries in self._cache.values() for e in lane_entries]
         conflicted = self._conflicts(entries)
+        give_way()
         usable = [e for e in entries if e.id not in conflicted]
         self._stop_cancelled()
         if not self._faulted():  # a fault's back-off holds every write, recovery's too
             self._recover_stale(usable)
+            give_way()
             moved = self._land(usable)
             if moved:  # the queue moved tasks (done/, backlog/): look again before the end
                 self.request_full_reconcile()
@@ -463,7 +507,12 @@ class Daemon:
     def _rescan(self, lanes: set[Lane], full: bool = False) -> None:
         board = self._listing
         # A stop ends a 50,000-file scan at the next file, not at its end.
-        scan = board.scan(sorted(lanes), stop=self.shop.stopping, save_cache=full)
+        scan = board.scan(
+            sorted(lanes),
+            stop=self.shop.stopping,
+            save_cache=full,
+            pause=self._precedence.give_way,
+        )
         if scan.problems:
             for problem in scan.problems:
                 self.shop.log(
@@ -524,11 +573,13 @@ class Daemon:
         # Downstream first: finishing work beats starting new work.
         for lane in (Lane.REVIEW, Lane.BACKLOG, Lane.INBOX):
             role = _ROLE_BY_LANE[lane]
+            self._precedence.give_way()  # each lane's candidates: a pass over the board
             for entry in self._candidates(entries, lane, done, taken):
                 if busy[role] >= getattr(limits, role):
                     break
                 if paused and self._agent_name(role, entry) in paused:
                     continue  # rate-limited: the task waits without using an attempt
+                self._precedence.give_way()
                 if self._start(role, entry):
                     busy[role] += 1
                     started += 1
@@ -570,6 +621,8 @@ class Daemon:
         """Claim on the board (the lifecycle's CLAIMED), then start the job's thread."""
         if self.shop.stopping.is_set():
             return False  # a stop came in the middle of a claiming pass: nothing more starts
+        if role is Role.HOTFIX:
+            return self._start_hotfix(entry)
         try:
             entry = lifecycle.apply(self.shop, entry, Event.CLAIMED, f"{role.value} claimed")
         except (lifecycle.TaskMoved, lifecycle.TransitionRefused) as exc:
@@ -592,14 +645,95 @@ class Daemon:
         thread.start()
         return True
 
-    def _job_main(self, role: Role, entry: Entry) -> None:
+    def _start_hotfix(self, entry: Entry) -> bool:
+        """A hotfix's claim, with its job's thread started first: the snapshot of the live
+        tree (`git status`, a process of its own) is taken while the claim is written, not
+        after it. The job goes on only once the claim is on the board (see `_hotfix_main`);
+        a claim that fails ends it. Until its agent runs, the daemon's busy loops give way
+        to it (see precedence.py)."""
+        self._precedence.hold(entry.id)  # released once its agent runs (Shop.spawned)
+        claim = _Claim()
+        thread = threading.Thread(
+            target=self._hotfix_main, args=(entry, claim), name=entry.id, daemon=True
+        )
+        try:
+            thread.start()
+        except RuntimeError as exc:  # no thread to be had (a process limit): nothing claimed
+            self._precedence.release(entry.id)
+            self._fault(entry.id, exc)
+            return False
+        claimed: Entry | None = None
+        opened: tuple[str, Path] | None = None
+        try:
+            claimed = lifecycle.apply(self.shop, entry, Event.CLAIMED, "hotfix claimed")
+            opened = self._open_hotfix_run(claimed)
+        except (lifecycle.TaskMoved, lifecycle.TransitionRefused) as exc:
+            self.shop.log("claim.skipped", task=entry.id, reason=str(exc))
+        except (ShopfloorError, OSError, sqlite3.Error) as exc:
+            self._fault(entry.id, exc)
+        finally:
+            if claimed is not None:  # registered before the job may go on (see _job_main)
+                with self._lock:
+                    self._jobs[entry.id] = Job(Role.HOTFIX, entry.id, thread, claimed.path)
+            else:
+                self._precedence.release(entry.id)
+            claim.settle(claimed, opened)
+        if claimed is None:
+            return False
+        self.shop.log(
+            "claim", task=entry.id, role=Role.HOTFIX, attempt=pipeline.attempt_of(claimed)
+        )
+        return True
+
+    def _open_hotfix_run(self, entry: Entry) -> tuple[str, Path] | None:
+        """The run's id and folder, made while the snapshot is taken; None leaves it to the
+        run itself (which then says what is wrong: an unknown agent, no folder at all)."""
+        try:
+            agent, _ = self.shop.agent_for(Role.HOTFIX, entry)
+            return self.shop.open_run(entry.id, Role.HOTFIX, agent)
+        except (ShopfloorError, OSError):
+            return None
+
+    def _hotfix_main(self, entry: Entry, claim: _Claim) -> None:
+        """A hotfix job: the live tree's snapshot at once, then, once the claim is written,
+        the run (`_job_main`); nothing more if the claim failed."""
+        from shopfloor import hotfix_report
+
+        begun: hotfix_report.Start | Exception
+        try:
+            begun = hotfix_report.begin(self.shop.root, entry.id)
+        except Exception as exc:  # said by the job, once claimed, as do_hotfix would say it
+            begun = exc
+        lifecycle.fault_point("snapshot", Event.CLAIMED)  # the crash tests' seam
+        claimed = claim.wait()
+        if claimed is None:
+            if not isinstance(begun, Exception):
+                hotfix_report.end(self.shop.root, entry.id)
+            return
+
+        def stage(shop: Shop, entry: Entry) -> pipeline.Step:
+            if isinstance(begun, Exception):
+                raise begun
+            return pipeline.do_hotfix(shop, entry, begun, claim.opened)
+
+        self._job_main(Role.HOTFIX, claimed, stage)
+
+    def _job_main(
+        self,
+        role: Role,
+        entry: Entry,
+        stage: Callable[[Shop, Entry], pipeline.Step] | None = None,
+    ) -> None:
         """Run the stage, apply what it returns; whatever goes wrong, no attempt is burned
         that the agent did not use, and the daemon goes on."""
         # What the loop reads again when the job ends: the job's lane whole (it may have
         # ended anywhere), or just the file where it was and where its verdict put it.
-        seen: list[tuple[Lane, str | None]] = [(entry.lane, None)]
+        # A hotfix stays in hotfix/: its own file again, never that whole lane.
+        seen: list[tuple[Lane, str | None]] = [
+            (entry.lane, entry.name if role is Role.HOTFIX else None)
+        ]
         try:
-            step = _STAGES[role](self.shop, entry)
+            step = (stage or _STAGES[role])(self.shop, entry)
             moved = lifecycle.apply(
                 self.shop, step.entry or entry, step.event, step.line, step.change
             )
@@ -622,6 +756,7 @@ class Daemon:
             self.shop.log("job.error", task=entry.id, role=role, error=repr(exc))
             self._park_after_error(role, entry, Event.ERRORED, f"internal error: {exc!r}")
         finally:
+            self._precedence.release(entry.id)  # the agent never started, if still held
             with self._lock:
                 self._jobs.pop(entry.id, None)
                 self.shop.clear_stop(entry.id)  # under the lock: see _stop_cancelled
@@ -712,6 +847,10 @@ class Daemon:
                 self._hotfix_names, self._hotfix_full = set(), False
             if not self.shop.stopping.is_set():
                 self._dispatch_hotfixes(None if full else names)
+            with self._hotfix_guard:  # unless more came meanwhile: the next pass is for them
+                if not self._hotfix_names and not self._hotfix_full:
+                    self._precedence.release(_READING)
+            if not self.shop.stopping.is_set():
                 self._stop_cancelled()  # a `cancel` only rewrites the file in hotfix/
 
     def _dispatch_hotfixes(self, names: set[str] | None = None) -> int:
@@ -771,7 +910,10 @@ class Daemon:
         attempt is used for them."""
         with self._lock:
             live = set(self._jobs)
+        precedence = self._precedence
         for entry in entries:
+            if precedence.held:  # a hotfix starting: the walk over the board waits
+                precedence.give_way()
             if self.shop.stopping.is_set():
                 return  # the rest is recovered at the next start
             if lifecycle.reconcile_event(entry, entry.id in live) is None:

@@ -149,6 +149,9 @@ class Shop:
     die_with_us: bool = False
     #: Run numbers this process reserved and has not used yet (see new_run_id).
     _run_numbers: list[int] = field(default_factory=list)
+    #: Called with the task id the moment a run's agent process exists (the daemon's hotfix
+    #: precedence ends there: see precedence.py).
+    spawned: Callable[[str], None] = lambda task_id: None
 
     def __post_init__(self) -> None:
         self.repo_id = repo_identity(self.root)
@@ -405,11 +408,14 @@ def run_agent(
     agent: str | None = None,
     budget_usd: float | _FromConfig | None = FROM_CONFIG,
     on_open: Callable[[str, Path], None] | None = None,
+    opened: tuple[str, Path] | None = None,
 ) -> AgentRun:
     """Carry out one agent run under the run contract and judge it.
 
     A worker running for a daemon names the `agent` and the `budget_usd` the daemon gave
-    (None: no limit) and learns the run folder from `on_open(run_id, run_dir)`."""
+    (None: no limit) and learns the run folder from `on_open(run_id, run_dir)`. `opened`: a
+    run id and folder `shop.open_run` made already (the daemon makes a hotfix's while its
+    snapshot is taken)."""
     if agent is None:
         agent_name, agent_cfg = shop.agent_for(role, entry)
     else:
@@ -419,7 +425,7 @@ def run_agent(
         limit = budget.remaining(shop.config, shop.journal, entry.id, role)
     else:
         limit = budget_usd
-    run_id, run_dir = shop.open_run(entry.id, role, agent_name)
+    run_id, run_dir = opened or shop.open_run(entry.id, role, agent_name)
     if on_open is not None:
         on_open(run_id, run_dir)
     if limit is not None and limit <= 0:
@@ -531,6 +537,7 @@ def _supervise(
     role = spec.env.get("SHOPFLOOR_ROLE", "")
 
     def started(pid: int, create_time: float) -> None:
+        shop.spawned(task_id)
         fields = {"pid": pid, "proc_started": create_time}
         shop.bookkeep(role, lambda: shop.journal.update_run(spec.run_id, **fields))
 

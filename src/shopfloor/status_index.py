@@ -25,6 +25,7 @@ import os
 import time
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from shopfloor import __version__
@@ -71,11 +72,17 @@ class StatusIndex:
 
     # ------------------------------------------------------------------ refreshing
 
-    def refresh(self, lanes: tuple[str, ...] | list[str] = TASK_LANES) -> None:
+    def refresh(
+        self,
+        lanes: tuple[str, ...] | list[str] = TASK_LANES,
+        pause: Callable[[], None] | None = None,
+    ) -> None:
+        """Re-list `lanes`; `pause` is called before each file (the daemon's: a hotfix
+        starting goes first)."""
         for lane in lanes:
-            self._refresh_lane(lane)
+            self._refresh_lane(lane, pause)
 
-    def _refresh_lane(self, lane: str) -> None:
+    def _refresh_lane(self, lane: str, pause: Callable[[], None] | None = None) -> None:
         old = self.lanes.get(lane, {})
         new: dict[str, Record] = {}
         problems: list[tuple[str, str]] = []
@@ -87,6 +94,8 @@ class StatusIndex:
         if it is not None:
             with it:
                 for dirent in it:
+                    if pause is not None:
+                        pause()
                     name = dirent.name
                     rec = old.get(name)  # a record: a task file when last seen, no temp name
                     if rec is None and (is_temp_name(name) or dirent.is_dir()):

@@ -177,11 +177,13 @@ class StatusServer:
         journal: Callable[[], Journal],
         log: Callable[..., object] | None = None,
         wait_for_board: bool = False,
+        give_way: Callable[[], None] | None = None,
     ) -> None:
         self.root = str(root.resolve())
         self.path = socket_path(self.root)
         self._journal = journal  # the daemon's own (see statusdoc.extras_of)
         self._log = log
+        self._give_way = give_way  # called between files of a listing (see precedence.py)
         self._index = StatusIndex(self.root)  # loaded in the thread: start-up waits not
         self._dirty: set[str] = set(TASK_LANES)
         self._lock = threading.Lock()
@@ -352,7 +354,7 @@ class StatusServer:
             self._dirty.clear()
         lanes.add("hotfix")  # a few files, and a hotfix watcher of its own may bypass us
         try:
-            self._index.refresh(sorted(lanes))
+            self._index.refresh(sorted(lanes), self._give_way)
         except BaseException:
             with self._lock:
                 self._dirty.update(lanes)

@@ -48,15 +48,20 @@ class _LaneEvents:
 
     Plain string work: a burst brings thousands of events, each once through here."""
 
-    def __init__(self, tasks_dir: Path, on_file: OnFile) -> None:
+    def __init__(
+        self, tasks_dir: Path, on_file: OnFile, give_way: Callable[[], None] | None = None
+    ) -> None:
         super().__init__()
         self.tasks_dir = tasks_dir
         self._tasks = os.fspath(tasks_dir)
         self.on_file = on_file
+        self.give_way = give_way
 
     def dispatch(self, event: Any) -> None:
         if event.event_type in _READ_ONLY_EVENTS:
             return  # our own scans open and read files: those must not trigger another scan
+        if self.give_way is not None:
+            self.give_way()  # a burst's events wait while a hotfix starts (precedence.py)
         for raw in (event.src_path, getattr(event, "dest_path", "")):
             if not raw:
                 continue
@@ -87,32 +92,80 @@ class _OverflowHook(logging.Handler):
             self.on_overflow()
 
 
+def _no_move_pairing_delay() -> None:
+    """watchdog holds each IN_MOVED_FROM back for half a second to pair it with its
+    IN_MOVED_TO, and its reader sleeps out that half second whenever one is first in its
+    queue — even once the pair arrived — with every event behind it waiting too. Each
+    atomic write of the daemon (a temp file renamed over the task) makes such a pair, so a
+    hotfix filed just after one could wait 500 ms (seen in benchmarks/bench_hotfix.py).
+    Unpaired, a rename is a deletion of the temp name and a creation of the task's name:
+    the same two files to look at, which is all an event means here (level-triggered)."""
+    import importlib
+
+    # Where the half second lives: watchdog 7's grouper, else the older versions' buffer.
+    for module, name in (
+        ("watchdog.observers.inotify_move_event_grouper", "InotifyMoveEventGrouper"),
+        ("watchdog.observers.inotify_buffer", "InotifyBuffer"),
+    ):
+        with contextlib.suppress(ImportError, AttributeError):
+            holder = getattr(importlib.import_module(module), name)
+            if hasattr(holder, "delay"):
+                holder.delay = 0.0
+                return
+
+
 def start(
     board: Board,
     on_dirty: Callable[[Lane], None],
     on_overflow: Callable[[], None],
     on_file: OnFile | None = None,
+    give_way: Callable[[], None] | None = None,
 ) -> list[Any]:
     """Start the observers (the hotfix lane's first); the caller stops them.
 
     `on_file`, when given, is told which file each event was about (the daemon's hotfix lane
-    reads just that file) and is called instead of `on_dirty`."""
+    reads just that file) and is called instead of `on_dirty`; the hotfix lane is then read
+    by a thread of our own (`hotfix_watch`, Linux), not by a watchdog observer. `give_way` is
+    called before each event of the other lanes is handled (never the hotfix lane's)."""
     from watchdog.events import FileSystemEventHandler
     from watchdog.observers import Observer
 
     logging.getLogger("watchdog").addHandler(_OverflowHook(on_overflow))  # all its loggers
+    _no_move_pairing_delay()
 
     class Handler(_LaneEvents, FileSystemEventHandler):
         pass
 
-    handler = Handler(board.tasks_dir, on_file or (lambda lane, _name: on_dirty(lane)))
-    lanes, hotfix = Observer(), Observer()  # the hotfix lane never queues behind a burst
+    told = on_file or (lambda lane, _name: on_dirty(lane))
+    first, handler = Handler(board.tasks_dir, told), Handler(board.tasks_dir, told, give_way)
+    direct = _hotfix_watch(board, on_file, on_overflow) if on_file is not None else None
+    lanes = Observer()
+    hotfix: Any = direct or Observer()  # the hotfix lane never queues behind a burst
     wanted = event_filter()
     for lane in Lane:
-        target = hotfix if lane is Lane.HOTFIX else lanes
-        target.schedule(handler, str(board.lane_dir(lane)), recursive=False, event_filter=wanted)
+        if lane is Lane.HOTFIX:
+            if direct is None:
+                folder = str(board.lane_dir(lane))
+                hotfix.schedule(first, folder, recursive=False, event_filter=wanted)
+            continue
+        lanes.schedule(handler, str(board.lane_dir(lane)), recursive=False, event_filter=wanted)
     lanes.schedule(handler, str(board.tasks_dir), recursive=False, event_filter=wanted)
-    for observer in (hotfix, lanes):
-        observer.daemon = True
-        observer.start()
+    if direct is None:
+        hotfix.daemon = True
+    lanes.daemon = True
+    hotfix.start()
+    lanes.start()
     return [hotfix, lanes]
+
+
+def _hotfix_watch(board: Board, on_file: OnFile, on_overflow: Callable[[], None]) -> Any:
+    """The hotfix lane's own inotify reader (hotfix_watch.py); None where it cannot be had
+    (not Linux, no inotify left): watchdog's observer then watches the lane."""
+    from shopfloor.hotfix_watch import HotfixWatch
+
+    try:
+        return HotfixWatch(
+            board.lane_dir(Lane.HOTFIX), lambda name: on_file(Lane.HOTFIX, name), on_overflow
+        )
+    except OSError:
+        return None
